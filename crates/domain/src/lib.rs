@@ -1,0 +1,21 @@
+//! The pure domain core of the TDB-ESMS platform: FINESS numbers, structures, campaigns,
+//! the questionnaire as data (items, answers, fill rate, coherence rules, indicators), rights,
+//! and a synthetic campaign generator.
+//!
+//! Nothing here knows AWS, Lambda or DataFusion: the functions call it, the adapters store
+//! what it produces.
+
+pub mod campaign;
+pub mod category;
+pub mod finess;
+pub mod generator;
+pub mod geo;
+pub mod questionnaire;
+pub mod rights;
+pub mod structure;
+
+pub use campaign::{Activity, Calendar, Campaign, CampaignYear, Phase, QuestionnaireStatus, StatusChange};
+pub use category::{Category, RespondentKind};
+pub use finess::{Finess, FinessError};
+pub use geo::{Departement, Region};
+pub use structure::{Capacity, Establishment, LegalEntity, Referential, ReferentialError, Respondent};

@@ -1,0 +1,202 @@
+//! Evaluating a questionnaire: fill rate, coherence rules and indicators, in one pass that
+//! allocates only its report.
+
+use super::answer::{AnswerSet, Slot, Value};
+use super::definition::{Definition, Missing, Severity, Unit};
+use super::expr::Scope;
+use crate::category::RespondentKind;
+use serde::Serialize;
+use time::Date;
+
+/// Answered applicable items over applicable items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct FillRate {
+    pub answered: u32,
+    pub applicable: u32,
+}
+
+impl FillRate {
+    /// The rate as a fraction; a questionnaire with nothing applicable is complete.
+    pub fn ratio(&self) -> f64 {
+        if self.applicable == 0 { 1.0 } else { self.answered as f64 / self.applicable as f64 }
+    }
+}
+
+/// The fill rate overall and per section.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FillReport<'d> {
+    pub overall: FillRate,
+    pub sections: Vec<(&'d str, FillRate)>,
+}
+
+/// A rule that does not hold, with the items it reads.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation<'d> {
+    pub rule: &'d str,
+    pub severity: Severity,
+    pub message: &'d str,
+    pub items: &'d [String],
+    /// True when the rule fails because an input is missing (`missing = "violation"`).
+    pub missing_input: bool,
+}
+
+/// Why an indicator has no value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum NotComputable<'d> {
+    MissingInputs { items: Vec<&'d str> },
+    ZeroDenominator,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IndicatorValue<'d> {
+    Value(f64),
+    NotComputable(NotComputable<'d>),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndicatorResult<'d> {
+    pub indicator: &'d str,
+    pub unit: Unit,
+    pub value: IndicatorValue<'d>,
+}
+
+/// Everything the platform needs to know about a questionnaire's answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evaluation<'d> {
+    pub fill: FillReport<'d>,
+    pub fill_threshold: f64,
+    /// Required applicable items without an answer.
+    pub missing_required: Vec<&'d str>,
+    pub violations: Vec<Violation<'d>>,
+    pub indicators: Vec<IndicatorResult<'d>>,
+}
+
+impl Evaluation<'_> {
+    pub fn blocking_violations(&self) -> impl Iterator<Item = &Violation<'_>> {
+        self.violations.iter().filter(|v| v.severity == Severity::Blocking)
+    }
+
+    /// Validation needs the fill threshold, every required item and no blocking violation.
+    pub fn can_validate(&self) -> bool {
+        self.fill.overall.ratio() >= self.fill_threshold && self.missing_required.is_empty() && self.blocking_violations().next().is_none()
+    }
+}
+
+impl Definition {
+    /// Whether an item is asked of this respondent, given its tarification option if answered.
+    pub fn is_applicable(&self, item: usize, kind: RespondentKind, answers: &AnswerSet) -> bool {
+        let def = &self.items()[item];
+        if def.mask & kind.bit() == 0 {
+            return false;
+        }
+        if def.tarification == 0 {
+            return true;
+        }
+        let Some(t) = self.tarification() else { return true };
+        match answers.slot(t.item) {
+            Slot::Value(Value::Choice(option)) => def.tarification & (1u64 << option) != 0,
+            // Until the option is known the item is asked: better one question too many.
+            _ => true,
+        }
+    }
+
+    /// The fill rate of a questionnaire, overall and per section. Not-applicable answers
+    /// count as answered (the structure has looked at the item); "unknown" does not.
+    pub fn fill_rate(&self, kind: RespondentKind, answers: &AnswerSet) -> FillReport<'_> {
+        let mut overall = FillRate::default();
+        let mut sections = Vec::with_capacity(self.sections().len());
+        for section in self.sections() {
+            let mut rate = FillRate::default();
+            for i in section.items.clone() {
+                if self.is_applicable(i, kind, answers) {
+                    rate.applicable += 1;
+                    if matches!(answers.slot(i), Slot::Value(_) | Slot::NotApplicable) {
+                        rate.answered += 1;
+                    }
+                }
+            }
+            if rate.applicable > 0 {
+                sections.push((section.id.as_str(), rate));
+            }
+            overall.answered += rate.answered;
+            overall.applicable += rate.applicable;
+        }
+        FillReport { overall, sections }
+    }
+
+    /// Fill rate, coherence rules and indicators of one questionnaire. `today` is the day of
+    /// the evaluation (rules such as "not in the future" read it).
+    pub fn evaluate(&self, kind: RespondentKind, answers: &AnswerSet, today: Date) -> Evaluation<'_> {
+        let bit = kind.bit();
+        let mut scope = Scope {
+            items: self.items(),
+            answers,
+            respondent_bit: bit,
+            missing_as_zero: false,
+            today: today.to_julian_day() as f64,
+            year_end: self.campaign().year.data_year_end().to_julian_day() as f64,
+        };
+
+        let mut violations = Vec::new();
+        for rule in self.rules().iter().filter(|r| r.mask & bit != 0) {
+            scope.missing_as_zero = rule.missing == Missing::Zero;
+            let applies = rule.when.as_ref().map_or(Some(1.0), |w| scope.eval(w));
+            if applies.is_none_or(|v| v == 0.0) {
+                continue;
+            }
+            let outcome = scope.eval(&rule.check);
+            let (violated, missing_input) = match outcome {
+                Some(v) => (v == 0.0, false),
+                None => (rule.missing == Missing::Violation, true),
+            };
+            if violated {
+                violations.push(Violation { rule: &rule.id, severity: rule.severity, message: &rule.message, items: &rule.items, missing_input });
+            }
+        }
+
+        let mut indicators = Vec::new();
+        for indicator in self.indicators().iter().filter(|i| i.mask & bit != 0) {
+            scope.missing_as_zero = indicator.missing == Missing::Zero;
+            let numerator = scope.eval(&indicator.numerator);
+            let denominator = indicator.denominator.as_ref().map_or(Some(1.0), |d| scope.eval(d));
+            let value = match (numerator, denominator) {
+                (Some(_), Some(d)) if d == 0.0 => IndicatorValue::NotComputable(NotComputable::ZeroDenominator),
+                (Some(n), Some(d)) => IndicatorValue::Value(n / d),
+                _ => {
+                    // Slow path, only when something is missing: name what is.
+                    let items = indicator
+                        .item_indices
+                        .iter()
+                        .filter(|&&i| self.items()[i as usize].mask & bit != 0 && !matches!(scope.answers.slot(i as usize), Slot::Value(_)))
+                        .map(|&i| self.items()[i as usize].id.as_str())
+                        .collect::<Vec<_>>();
+                    if items.is_empty() {
+                        // Every input is there: an inner division by zero made the value unknown.
+                        IndicatorValue::NotComputable(NotComputable::ZeroDenominator)
+                    } else {
+                        IndicatorValue::NotComputable(NotComputable::MissingInputs { items })
+                    }
+                }
+            };
+            indicators.push(IndicatorResult { indicator: &indicator.id, unit: indicator.unit, value });
+        }
+
+        let missing_required = self
+            .items()
+            .iter()
+            .enumerate()
+            .filter(|(i, def)| def.required && matches!(answers.slot(*i), Slot::Missing) && self.is_applicable(*i, kind, answers))
+            .map(|(_, def)| def.id.as_str())
+            .collect();
+
+        Evaluation {
+            fill: self.fill_rate(kind, answers),
+            fill_threshold: self.campaign().fill_threshold,
+            missing_required,
+            violations,
+            indicators,
+        }
+    }
+}
