@@ -16,7 +16,11 @@ pub struct CampaignYearError(u16);
 
 impl CampaignYear {
     pub fn new(year: u16) -> Result<CampaignYear, CampaignYearError> {
-        if (2016..=2100).contains(&year) { Ok(CampaignYear(year)) } else { Err(CampaignYearError(year)) }
+        if (2016..=2100).contains(&year) {
+            Ok(CampaignYear(year))
+        } else {
+            Err(CampaignYearError(year))
+        }
     }
 
     pub fn value(self) -> u16 {
@@ -30,7 +34,8 @@ impl CampaignYear {
 
     /// 31 December of the data year: "au 31.12" in the questionnaire.
     pub fn data_year_end(self) -> Date {
-        Date::from_calendar_date(self.data_year() as i32, time::Month::December, 31).expect("valid date")
+        Date::from_calendar_date(self.data_year() as i32, time::Month::December, 31)
+            .expect("valid date")
     }
 }
 
@@ -68,12 +73,24 @@ pub struct Calendar {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("calendar dates must be in order: collection opens ≤ collection deadline ≤ fiabilisation ends < restitutions open")]
+#[error(
+    "calendar dates must be in order: collection opens ≤ collection deadline ≤ fiabilisation ends < restitutions open"
+)]
 pub struct CalendarError;
 
 impl Calendar {
-    pub fn new(collection_opens: Date, collection_deadline: Date, fiabilisation_ends: Date, restitutions_open: Date) -> Result<Calendar, CalendarError> {
-        let c = Calendar { collection_opens, collection_deadline, fiabilisation_ends, restitutions_open };
+    pub fn new(
+        collection_opens: Date,
+        collection_deadline: Date,
+        fiabilisation_ends: Date,
+        restitutions_open: Date,
+    ) -> Result<Calendar, CalendarError> {
+        let c = Calendar {
+            collection_opens,
+            collection_deadline,
+            fiabilisation_ends,
+            restitutions_open,
+        };
         c.check().map(|_| c)
     }
 
@@ -134,7 +151,9 @@ impl Phase {
         use Activity::*;
         match activity {
             ManageAccounts => true,
-            EnterData | Validate | Remind => matches!(self, Phase::Collection | Phase::Fiabilisation),
+            EnterData | Validate | Remind => {
+                matches!(self, Phase::Collection | Phase::Fiabilisation)
+            }
             Reopen => self == Phase::Fiabilisation,
             ViewRestitutions => self == Phase::Restitution,
         }
@@ -210,7 +229,10 @@ impl QuestionnaireStatus {
             (Validated, C::Reopen) => Some(Reopened),
             _ => None,
         };
-        next.ok_or(StatusError { status: self, change })
+        next.ok_or(StatusError {
+            status: self,
+            change,
+        })
     }
 }
 
@@ -220,7 +242,8 @@ pub mod iso_date {
     use time::Date;
     use time::macros::format_description;
 
-    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'static>] =
+        format_description!("[year]-[month]-[day]");
 
     pub fn parse(s: &str) -> Result<Date, time::error::Parse> {
         Date::parse(s, FORMAT)
@@ -236,7 +259,8 @@ pub mod iso_date {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Date, D::Error> {
         let s = String::deserialize(d)?;
-        parse(&s).map_err(|e| serde::de::Error::custom(format!("date `{s}` is not YYYY-MM-DD: {e}")))
+        parse(&s)
+            .map_err(|e| serde::de::Error::custom(format!("date `{s}` is not YYYY-MM-DD: {e}")))
     }
 }
 
@@ -246,7 +270,13 @@ mod tests {
     use time::macros::date;
 
     fn calendar_2025() -> Calendar {
-        Calendar::new(date!(2025 - 05 - 05), date!(2025 - 06 - 30), date!(2025 - 08 - 31), date!(2025 - 10 - 01)).unwrap()
+        Calendar::new(
+            date!(2025 - 05 - 05),
+            date!(2025 - 06 - 30),
+            date!(2025 - 08 - 31),
+            date!(2025 - 10 - 01),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -270,21 +300,42 @@ mod tests {
 
     #[test]
     fn a_calendar_out_of_order_is_refused() {
-        assert!(Calendar::new(date!(2025 - 07 - 01), date!(2025 - 06 - 30), date!(2025 - 08 - 31), date!(2025 - 10 - 01)).is_err());
+        assert!(
+            Calendar::new(
+                date!(2025 - 07 - 01),
+                date!(2025 - 06 - 30),
+                date!(2025 - 08 - 31),
+                date!(2025 - 10 - 01)
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn each_phase_allows_only_its_activities() {
         use Activity::*;
         let table = [
-            (Phase::Preparation, [true, false, false, false, false, false]),
+            (
+                Phase::Preparation,
+                [true, false, false, false, false, false],
+            ),
             (Phase::Collection, [true, true, true, false, true, false]),
             (Phase::Fiabilisation, [true, true, true, true, true, false]),
             (Phase::Closed, [true, false, false, false, false, false]),
             (Phase::Restitution, [true, false, false, false, false, true]),
         ];
         for (phase, expected) in table {
-            for (activity, allowed) in [ManageAccounts, EnterData, Validate, Reopen, Remind, ViewRestitutions].into_iter().zip(expected) {
+            for (activity, allowed) in [
+                ManageAccounts,
+                EnterData,
+                Validate,
+                Reopen,
+                Remind,
+                ViewRestitutions,
+            ]
+            .into_iter()
+            .zip(expected)
+            {
                 assert_eq!(phase.allows(activity), allowed, "{phase:?} {activity:?}");
             }
         }
@@ -297,13 +348,19 @@ mod tests {
         assert_eq!(s, InProgress);
         let s = s.apply(StatusChange::Validate).unwrap();
         assert_eq!(s, Validated);
-        assert!(s.apply(StatusChange::SaveAnswers).is_err(), "a validated questionnaire is not edited");
+        assert!(
+            s.apply(StatusChange::SaveAnswers).is_err(),
+            "a validated questionnaire is not edited"
+        );
         let s = s.apply(StatusChange::Reopen).unwrap();
         assert_eq!(s, Reopened);
         assert_eq!(s.apply(StatusChange::Validate).unwrap(), Validated);
         assert!(NotStarted.apply(StatusChange::Validate).is_err());
         let closed = s.apply(StatusChange::Close).unwrap();
-        assert!(closed.apply(StatusChange::SaveAnswers).is_err(), "values are frozen after closure");
+        assert!(
+            closed.apply(StatusChange::SaveAnswers).is_err(),
+            "values are frozen after closure"
+        );
         assert!(closed.apply(StatusChange::Reopen).is_err());
     }
 }

@@ -65,27 +65,174 @@ const CATEGORIES: [CategoryInfo; 21] = {
     use Category::*;
     use Public::*;
     [
-        CategoryInfo { category: Ehpad, key: "EHPAD", label: "Établissement d'hébergement pour personnes âgées dépendantes", finess_codes: &[500], public: Elderly, residential: true },
-        CategoryInfo { category: Ssiad, key: "SSIAD", label: "Service de soins infirmiers à domicile", finess_codes: &[354], public: Elderly, residential: false },
-        CategoryInfo { category: Spasad, key: "SPASAD", label: "Service polyvalent d'aide et de soins à domicile", finess_codes: &[209], public: Elderly, residential: false },
-        CategoryInfo { category: Saa, key: "SAA", label: "Service d'aide et d'accompagnement à domicile", finess_codes: &[460], public: Elderly, residential: false },
-        CategoryInfo { category: Ime, key: "IME", label: "Institut médico-éducatif", finess_codes: &[183], public: DisabledChildren, residential: true },
-        CategoryInfo { category: Itep, key: "ITEP", label: "Institut thérapeutique, éducatif et pédagogique", finess_codes: &[186], public: DisabledChildren, residential: true },
-        CategoryInfo { category: Eeap, key: "EEAP", label: "Établissement pour enfants ou adolescents polyhandicapés", finess_codes: &[188], public: DisabledChildren, residential: true },
-        CategoryInfo { category: Iem, key: "IEM", label: "Institut d'éducation motrice", finess_codes: &[192], public: DisabledChildren, residential: true },
-        CategoryInfo { category: InstitutDeficientsAuditifs, key: "IDA", label: "Institut pour déficients auditifs", finess_codes: &[195], public: DisabledChildren, residential: true },
-        CategoryInfo { category: InstitutDeficientsVisuels, key: "IDV", label: "Institut pour déficients visuels", finess_codes: &[194], public: DisabledChildren, residential: true },
-        CategoryInfo { category: Ies, key: "IES", label: "Institut d'éducation sensorielle pour enfants sourds-aveugles", finess_codes: &[196], public: DisabledChildren, residential: true },
-        CategoryInfo { category: Sessad, key: "SESSAD", label: "Service d'éducation spéciale et de soins à domicile", finess_codes: &[182], public: DisabledChildren, residential: false },
-        CategoryInfo { category: Camsp, key: "CAMSP", label: "Centre d'action médico-sociale précoce", finess_codes: &[190], public: DisabledChildren, residential: false },
-        CategoryInfo { category: Cmpp, key: "CMPP", label: "Centre médico-psycho-pédagogique", finess_codes: &[189], public: DisabledChildren, residential: false },
-        CategoryInfo { category: Esat, key: "ESAT", label: "Établissement et service d'accompagnement par le travail", finess_codes: &[246], public: DisabledAdults, residential: false },
-        CategoryInfo { category: Crp, key: "CRP", label: "Centre de rééducation professionnelle", finess_codes: &[249], public: DisabledAdults, residential: true },
-        CategoryInfo { category: Mas, key: "MAS", label: "Maison d'accueil spécialisée", finess_codes: &[255], public: DisabledAdults, residential: true },
-        CategoryInfo { category: Eam, key: "EAM", label: "Établissement d'accueil médicalisé (ex-FAM)", finess_codes: &[448, 437], public: DisabledAdults, residential: true },
-        CategoryInfo { category: Eanm, key: "EANM", label: "Établissement d'accueil non médicalisé (foyers de vie, d'hébergement)", finess_codes: &[449, 382, 252, 253], public: DisabledAdults, residential: true },
-        CategoryInfo { category: Savs, key: "SAVS", label: "Service d'accompagnement à la vie sociale", finess_codes: &[446], public: DisabledAdults, residential: false },
-        CategoryInfo { category: Samsah, key: "SAMSAH", label: "Service d'accompagnement médico-social pour adultes handicapés", finess_codes: &[445], public: DisabledAdults, residential: false },
+        CategoryInfo {
+            category: Ehpad,
+            key: "EHPAD",
+            label: "Établissement d'hébergement pour personnes âgées dépendantes",
+            finess_codes: &[500],
+            public: Elderly,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Ssiad,
+            key: "SSIAD",
+            label: "Service de soins infirmiers à domicile",
+            finess_codes: &[354],
+            public: Elderly,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Spasad,
+            key: "SPASAD",
+            label: "Service polyvalent d'aide et de soins à domicile",
+            finess_codes: &[209],
+            public: Elderly,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Saa,
+            key: "SAA",
+            label: "Service d'aide et d'accompagnement à domicile",
+            finess_codes: &[460],
+            public: Elderly,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Ime,
+            key: "IME",
+            label: "Institut médico-éducatif",
+            finess_codes: &[183],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Itep,
+            key: "ITEP",
+            label: "Institut thérapeutique, éducatif et pédagogique",
+            finess_codes: &[186],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Eeap,
+            key: "EEAP",
+            label: "Établissement pour enfants ou adolescents polyhandicapés",
+            finess_codes: &[188],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Iem,
+            key: "IEM",
+            label: "Institut d'éducation motrice",
+            finess_codes: &[192],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: InstitutDeficientsAuditifs,
+            key: "IDA",
+            label: "Institut pour déficients auditifs",
+            finess_codes: &[195],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: InstitutDeficientsVisuels,
+            key: "IDV",
+            label: "Institut pour déficients visuels",
+            finess_codes: &[194],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Ies,
+            key: "IES",
+            label: "Institut d'éducation sensorielle pour enfants sourds-aveugles",
+            finess_codes: &[196],
+            public: DisabledChildren,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Sessad,
+            key: "SESSAD",
+            label: "Service d'éducation spéciale et de soins à domicile",
+            finess_codes: &[182],
+            public: DisabledChildren,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Camsp,
+            key: "CAMSP",
+            label: "Centre d'action médico-sociale précoce",
+            finess_codes: &[190],
+            public: DisabledChildren,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Cmpp,
+            key: "CMPP",
+            label: "Centre médico-psycho-pédagogique",
+            finess_codes: &[189],
+            public: DisabledChildren,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Esat,
+            key: "ESAT",
+            label: "Établissement et service d'accompagnement par le travail",
+            finess_codes: &[246],
+            public: DisabledAdults,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Crp,
+            key: "CRP",
+            label: "Centre de rééducation professionnelle",
+            finess_codes: &[249],
+            public: DisabledAdults,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Mas,
+            key: "MAS",
+            label: "Maison d'accueil spécialisée",
+            finess_codes: &[255],
+            public: DisabledAdults,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Eam,
+            key: "EAM",
+            label: "Établissement d'accueil médicalisé (ex-FAM)",
+            finess_codes: &[448, 437],
+            public: DisabledAdults,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Eanm,
+            key: "EANM",
+            label: "Établissement d'accueil non médicalisé (foyers de vie, d'hébergement)",
+            finess_codes: &[449, 382, 252, 253],
+            public: DisabledAdults,
+            residential: true,
+        },
+        CategoryInfo {
+            category: Savs,
+            key: "SAVS",
+            label: "Service d'accompagnement à la vie sociale",
+            finess_codes: &[446],
+            public: DisabledAdults,
+            residential: false,
+        },
+        CategoryInfo {
+            category: Samsah,
+            key: "SAMSAH",
+            label: "Service d'accompagnement médico-social pour adultes handicapés",
+            finess_codes: &[445],
+            public: DisabledAdults,
+            residential: false,
+        },
     ]
 };
 
@@ -109,12 +256,18 @@ impl Category {
 
     /// The category of a FINESS category code (`categetab`), or `None` when out of scope.
     pub fn from_finess_code(code: u16) -> Option<Category> {
-        CATEGORIES.iter().find(|c| c.finess_codes.contains(&code)).map(|c| c.category)
+        CATEGORIES
+            .iter()
+            .find(|c| c.finess_codes.contains(&code))
+            .map(|c| c.category)
     }
 
     /// Looks a category up by its short key (`EHPAD`, `SESSAD`...), as definition files write it.
     pub fn from_key(key: &str) -> Option<Category> {
-        CATEGORIES.iter().find(|c| c.key.eq_ignore_ascii_case(key)).map(|c| c.category)
+        CATEGORIES
+            .iter()
+            .find(|c| c.key.eq_ignore_ascii_case(key))
+            .map(|c| c.category)
     }
 
     pub fn key(self) -> &'static str {
@@ -168,7 +321,12 @@ impl fmt::Display for Category {
 /// Resolves a key of an applicability list: a category key, `OG`, or a group
 /// (`TOUT_ESMS`, `PA`, `PH`, `PH_ENFANTS`, `PH_ADULTES`, `HEBERGEMENT`, `SERVICES`).
 pub fn applicability_mask(key: &str) -> Option<u32> {
-    let of = |pred: &dyn Fn(Category) -> bool| Category::ALL.iter().filter(|c| pred(**c)).fold(0, |m, c| m | c.bit());
+    let of = |pred: &dyn Fn(Category) -> bool| {
+        Category::ALL
+            .iter()
+            .filter(|c| pred(**c))
+            .fold(0, |m, c| m | c.bit())
+    };
     let mask = match key.to_ascii_uppercase().as_str() {
         "OG" => OG_BIT,
         "TOUT_ESMS" => of(&|_| true),
@@ -211,7 +369,10 @@ mod tests {
         });
         assert_eq!(all & OG_BIT, 0);
         assert_eq!(applicability_mask("tout_esms"), Some(all));
-        assert_eq!(applicability_mask("PA").unwrap() | applicability_mask("PH").unwrap(), all);
+        assert_eq!(
+            applicability_mask("PA").unwrap() | applicability_mask("PH").unwrap(),
+            all
+        );
         assert_eq!(applicability_mask("NOPE"), None);
     }
 }

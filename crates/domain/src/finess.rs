@@ -19,7 +19,11 @@ pub enum FinessError {
     #[error("a FINESS number has 9 characters, this one has {0}")]
     Length(usize),
     #[error("character {position} (`{found}`) is not allowed: expected {expected}")]
-    Character { position: usize, found: char, expected: &'static str },
+    Character {
+        position: usize,
+        found: char,
+        expected: &'static str,
+    },
     #[error("`{0}` is not a département or overseas prefix known to FINESS")]
     Departement(String),
     #[error("wrong key: the last digit should be {expected} for this number")]
@@ -50,13 +54,25 @@ impl Finess {
         for (i, &c) in chars.iter().enumerate() {
             let ok = c.is_ascii_digit() || (i == 1 && (c == b'A' || c == b'B') && chars[0] == b'2');
             if !ok {
-                let expected = if i == 1 { "a digit, or A/B after 2 (Corsica)" } else { "a digit" };
-                return Err(FinessError::Character { position: i + 1, found: c as char, expected });
+                let expected = if i == 1 {
+                    "a digit, or A/B after 2 (Corsica)"
+                } else {
+                    "a digit"
+                };
+                return Err(FinessError::Character {
+                    position: i + 1,
+                    found: c as char,
+                    expected,
+                });
             }
         }
         let text = std::str::from_utf8(&chars).expect("ASCII checked above");
         if Departement::from_finess_digits(text).is_none() {
-            let shown = if text.starts_with("97") || text.starts_with("98") { &text[..4] } else { &text[..2] };
+            let shown = if text.starts_with("97") || text.starts_with("98") {
+                &text[..4]
+            } else {
+                &text[..2]
+            };
             return Err(FinessError::Departement(shown.to_string()));
         }
         let expected = Self::key_for(&chars[..8]);
@@ -92,7 +108,12 @@ impl Finess {
         if bytes.len() != 8 {
             return Err(FinessError::Length(bytes.len() + 1));
         }
-        let key = Self::key_for(&bytes.iter().map(|b| b.to_ascii_uppercase()).collect::<Vec<_>>());
+        let key = Self::key_for(
+            &bytes
+                .iter()
+                .map(|b| b.to_ascii_uppercase())
+                .collect::<Vec<_>>(),
+        );
         Finess::parse(&format!("{first_eight}{key}"))
     }
 
@@ -164,13 +185,22 @@ mod tests {
         assert_eq!(south.departement().insee_code(), "2A");
         let north = Finess::with_key("2b000001").unwrap();
         assert_eq!(north.departement().insee_code(), "2B");
-        assert_eq!(north.as_str(), &format!("2B000001{}", Finess::key_for(b"22000001")));
+        assert_eq!(
+            north.as_str(),
+            &format!("2B000001{}", Finess::key_for(b"22000001"))
+        );
     }
 
     #[test]
     fn overseas_prefixes_map_to_their_finess_departement_codes() {
-        let cases = [("9701", "9A", "971"), ("9702", "9B", "972"), ("9703", "9C", "973"),
-            ("9704", "9D", "974"), ("9805", "9F", "976"), ("9806", "9G", "986")];
+        let cases = [
+            ("9701", "9A", "971"),
+            ("9702", "9B", "972"),
+            ("9703", "9C", "973"),
+            ("9704", "9D", "974"),
+            ("9805", "9F", "976"),
+            ("9806", "9G", "986"),
+        ];
         for (prefix, finess_code, insee) in cases {
             let f = Finess::with_key(&format!("{prefix}0012")).unwrap();
             assert_eq!(f.departement().finess_code(), finess_code, "{prefix}");
@@ -182,11 +212,30 @@ mod tests {
     fn errors_say_why_the_number_is_invalid() {
         assert_eq!(Finess::parse("75071218"), Err(FinessError::Length(8)));
         assert_eq!(Finess::parse("7507121845"), Err(FinessError::Length(10)));
-        assert!(matches!(Finess::parse("75071x184"), Err(FinessError::Character { position: 6, found: 'X', .. })));
-        assert!(matches!(Finess::parse("3A0712184"), Err(FinessError::Character { position: 2, .. })));
-        assert_eq!(Finess::parse("750712185"), Err(FinessError::Key { expected: 4 }));
-        assert_eq!(Finess::parse("200000000"), Err(FinessError::Departement("20".into())));
-        assert_eq!(Finess::parse("970900000"), Err(FinessError::Departement("9709".into())));
+        assert!(matches!(
+            Finess::parse("75071x184"),
+            Err(FinessError::Character {
+                position: 6,
+                found: 'X',
+                ..
+            })
+        ));
+        assert!(matches!(
+            Finess::parse("3A0712184"),
+            Err(FinessError::Character { position: 2, .. })
+        ));
+        assert_eq!(
+            Finess::parse("750712185"),
+            Err(FinessError::Key { expected: 4 })
+        );
+        assert_eq!(
+            Finess::parse("200000000"),
+            Err(FinessError::Departement("20".into()))
+        );
+        assert_eq!(
+            Finess::parse("970900000"),
+            Err(FinessError::Departement("9709".into()))
+        );
         let message = Finess::parse("750712185").unwrap_err().to_string();
         assert!(message.contains("key"), "{message}");
     }

@@ -32,7 +32,12 @@ pub struct GeneratorConfig {
 
 impl Default for GeneratorConfig {
     fn default() -> Self {
-        GeneratorConfig { establishments: 1000, seed: 2025, incomplete_share: 0.15, incoherent_share: 0.10 }
+        GeneratorConfig {
+            establishments: 1000,
+            seed: 2025,
+            incomplete_share: 0.15,
+            incoherent_share: 0.10,
+        }
     }
 }
 
@@ -60,12 +65,27 @@ pub struct GeneratedCampaign {
 
 /// Rough shares of the ~22,000 ESMS in scope, by category (per ten thousand).
 const CATEGORY_MIX: [(Category, u32); 21] = [
-    (Category::Ehpad, 3400), (Category::Ssiad, 950), (Category::Spasad, 100), (Category::Saa, 450),
-    (Category::Ime, 550), (Category::Itep, 200), (Category::Eeap, 90), (Category::Iem, 60),
-    (Category::InstitutDeficientsAuditifs, 30), (Category::InstitutDeficientsVisuels, 20), (Category::Ies, 10),
-    (Category::Sessad, 800), (Category::Camsp, 150), (Category::Cmpp, 150), (Category::Esat, 700),
-    (Category::Crp, 40), (Category::Mas, 300), (Category::Eam, 400), (Category::Eanm, 900),
-    (Category::Savs, 500), (Category::Samsah, 170),
+    (Category::Ehpad, 3400),
+    (Category::Ssiad, 950),
+    (Category::Spasad, 100),
+    (Category::Saa, 450),
+    (Category::Ime, 550),
+    (Category::Itep, 200),
+    (Category::Eeap, 90),
+    (Category::Iem, 60),
+    (Category::InstitutDeficientsAuditifs, 30),
+    (Category::InstitutDeficientsVisuels, 20),
+    (Category::Ies, 10),
+    (Category::Sessad, 800),
+    (Category::Camsp, 150),
+    (Category::Cmpp, 150),
+    (Category::Esat, 700),
+    (Category::Crp, 40),
+    (Category::Mas, 300),
+    (Category::Eam, 400),
+    (Category::Eanm, 900),
+    (Category::Savs, 500),
+    (Category::Samsah, 170),
 ];
 
 /// Generates the referential only.
@@ -76,31 +96,60 @@ pub fn generate_referential(config: &GeneratorConfig) -> Referential {
 
 /// Generates a referential and one questionnaire per respondent (principal ESMS and OG).
 /// `progress` is called with the number of questionnaires done so far.
-pub fn generate(definition: &Definition, config: &GeneratorConfig, mut progress: impl FnMut(usize, usize)) -> GeneratedCampaign {
+pub fn generate(
+    definition: &Definition,
+    config: &GeneratorConfig,
+    mut progress: impl FnMut(usize, usize),
+) -> GeneratedCampaign {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let referential = build_referential(config, &mut rng);
     let respondents: Vec<Respondent> = referential.respondents().collect();
     let total = respondents.len();
+    let mut managed_by: HashMap<Finess, usize> = HashMap::new();
+    for e in referential.establishments() {
+        *managed_by.entry(e.legal_entity).or_default() += 1;
+    }
     let mut questionnaires = Vec::with_capacity(total);
     for (n, respondent) in respondents.into_iter().enumerate() {
-        let capacity = referential.establishment(&respondent.finess).map(|e| e.capacity).unwrap_or_default();
-        let managed = referential.establishments_of(&respondent.finess).count();
+        let capacity = referential
+            .establishment(&respondent.finess)
+            .map(|e| e.capacity)
+            .unwrap_or_default();
+        let managed = managed_by.get(&respondent.finess).copied().unwrap_or(0);
         let draw: f64 = rng.random();
         let quality = if draw < config.incomplete_share {
             Quality::Incomplete
         } else if draw < config.incomplete_share + config.incoherent_share {
             // The OG questionnaire has no coherence rule to break: it is left incomplete instead.
-            if respondent.kind == RespondentKind::Og { Quality::Incomplete } else { Quality::Incoherent }
+            if respondent.kind == RespondentKind::Og {
+                Quality::Incomplete
+            } else {
+                Quality::Incoherent
+            }
         } else {
             Quality::Complete
         };
-        let answers = answers_for(definition, respondent.kind, capacity, managed, quality, &mut rng);
-        questionnaires.push(GeneratedQuestionnaire { respondent, quality, answers });
+        let answers = answers_for(
+            definition,
+            respondent.kind,
+            capacity,
+            managed,
+            quality,
+            &mut rng,
+        );
+        questionnaires.push(GeneratedQuestionnaire {
+            respondent,
+            quality,
+            answers,
+        });
         if n % 1000 == 999 || n + 1 == total {
             progress(n + 1, total);
         }
     }
-    GeneratedCampaign { referential, questionnaires }
+    GeneratedCampaign {
+        referential,
+        questionnaires,
+    }
 }
 
 /// Hands out unique FINESS numbers per département.
@@ -145,18 +194,32 @@ fn capacity_for(category: Category, rng: &mut ChaCha8Rng) -> Capacity {
         Category::Camsp | Category::Cmpp => (0, 0),
         _ => (10, 80),
     };
-    let permanent = if hi == 0 { 0 } else { rng.random_range(lo..=hi) };
+    let permanent = if hi == 0 {
+        0
+    } else {
+        rng.random_range(lo..=hi)
+    };
     let residential = category.is_residential();
     Capacity {
         permanent,
-        temporary: if residential && rng.random_bool(0.5) { rng.random_range(1..=6) } else { 0 },
-        day_care: if residential && rng.random_bool(0.3) { rng.random_range(2..=12) } else { 0 },
+        temporary: if residential && rng.random_bool(0.5) {
+            rng.random_range(1..=6)
+        } else {
+            0
+        },
+        day_care: if residential && rng.random_bool(0.3) {
+            rng.random_range(2..=12)
+        } else {
+            0
+        },
     }
 }
 
 fn build_referential(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Referential {
     let departements: Vec<Departement> = Departement::in_regions().collect();
-    let mut pool = FinessPool { next: HashMap::new() };
+    let mut pool = FinessPool {
+        next: HashMap::new(),
+    };
     let mut entities = Vec::new();
     let mut establishments: Vec<Establishment> = Vec::new();
     let mut made = 0;
@@ -173,21 +236,36 @@ fn build_referential(config: &GeneratorConfig, rng: &mut ChaCha8Rng) -> Referent
         .max(1);
         let ej = pool.take(home, true);
         // Some single-site entities also run a hospital site outside the dashboard: an OG all the same.
-        let outside_scope = if size == 1 && rng.random_bool(0.1) { 1 } else { 0 };
-        entities.push(LegalEntity { finess: ej, name: format!("Gestionnaire {ej}"), managed_finess_count: (size + outside_scope) as u32 });
+        let outside_scope = if size == 1 && rng.random_bool(0.1) {
+            1
+        } else {
+            0
+        };
+        entities.push(LegalEntity {
+            finess: ej,
+            name: format!("Gestionnaire {ej}"),
+            managed_finess_count: (size + outside_scope) as u32,
+        });
         let first = establishments.len();
         for _ in 0..size {
             let dep = if rng.random_bool(0.7) {
                 home
             } else {
                 let region = home.region();
-                let same_region: Vec<_> = departements.iter().filter(|d| d.region() == region).collect();
+                let same_region: Vec<_> = departements
+                    .iter()
+                    .filter(|d| d.region() == region)
+                    .collect();
                 **same_region.choose(rng).expect("the home région")
             };
             let category = pick_category(rng);
             let finess = pool.take(dep, false);
             let principal = if establishments.len() > first && rng.random_bool(0.05) {
-                let candidates: Vec<_> = establishments[first..].iter().filter(|e| e.principal.is_none()).map(|e| e.finess).collect();
+                let candidates: Vec<_> = establishments[first..]
+                    .iter()
+                    .filter(|e| e.principal.is_none())
+                    .map(|e| e.finess)
+                    .collect();
                 candidates.choose(rng).copied()
             } else {
                 None
@@ -237,7 +315,13 @@ impl Filler<'_> {
 
     /// A decimal item given in hundredths (FTE, percentages, euros with cents).
     fn hundredths(&mut self, id: &str, v: i64) {
-        self.set(id, Value::Fixed(Fixed { mantissa: v, scale: 2 }));
+        self.set(
+            id,
+            Value::Fixed(Fixed {
+                mantissa: v,
+                scale: 2,
+            }),
+        );
     }
 
     fn euros(&mut self, id: &str, euros: i64) {
@@ -254,9 +338,13 @@ impl Filler<'_> {
 
     fn choice(&mut self, id: &str, code: &str) {
         if let Some(i) = self.index(id)
-            && let Some(c) = self.definition.items()[i].choices.iter().position(|c| c.code == code)
+            && let Some(c) = self.definition.items()[i]
+                .choices
+                .iter()
+                .position(|c| c.code == code)
         {
-            self.answers.set_slot(i, Slot::Value(Value::Choice(c as u16)));
+            self.answers
+                .set_slot(i, Slot::Value(Value::Choice(c as u16)));
         }
     }
 
@@ -272,7 +360,10 @@ impl Filler<'_> {
 fn split(total: i64, parts: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
     let weights: Vec<f64> = (0..parts).map(|_| rng.random_range(0.2..1.0)).collect();
     let sum: f64 = weights.iter().sum();
-    let mut out: Vec<i64> = weights.iter().map(|w| (total as f64 * w / sum).floor() as i64).collect();
+    let mut out: Vec<i64> = weights
+        .iter()
+        .map(|w| (total as f64 * w / sum).floor() as i64)
+        .collect();
     let given: i64 = out.iter().sum();
     if let Some(last) = out.last_mut() {
         *last += total - given;
@@ -286,9 +377,20 @@ fn any_date(rng: &mut ChaCha8Rng, from_year: i32, to: Date) -> Date {
     from + Duration::days(rng.random_range(0..span))
 }
 
-fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity, managed: usize, quality: Quality, rng: &mut ChaCha8Rng) -> AnswerSet {
+fn answers_for(
+    definition: &Definition,
+    kind: RespondentKind,
+    capacity: Capacity,
+    managed: usize,
+    quality: Quality,
+    rng: &mut ChaCha8Rng,
+) -> AnswerSet {
     let year_end = CampaignYear::data_year_end(definition.campaign().year);
-    let mut f = Filler { definition, bit: kind.bit(), answers: definition.empty_answers() };
+    let mut f = Filler {
+        definition,
+        bit: kind.bit(),
+        answers: definition.empty_answers(),
+    };
 
     // 1. Every applicable item gets a valid value of its type.
     for (i, item) in definition.items().iter().enumerate() {
@@ -300,12 +402,17 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
         let value = match &item.kind {
             ItemType::Integer => Value::Integer(rng.random_range(lo as i64..=hi as i64)),
             ItemType::Decimal { .. } | ItemType::Money { .. } | ItemType::Percentage { .. } => {
-                Value::Fixed(Fixed { mantissa: rng.random_range((lo * 100.0) as i64..=(hi * 100.0) as i64), scale: 2 })
+                Value::Fixed(Fixed {
+                    mantissa: rng.random_range((lo * 100.0) as i64..=(hi * 100.0) as i64),
+                    scale: 2,
+                })
             }
             ItemType::Date => Value::Date(any_date(rng, 2005, year_end)),
             ItemType::YesNo => Value::Bool(rng.random_bool(0.6)),
             ItemType::Choice => Value::Choice(rng.random_range(0..item.choices.len()) as u16),
-            ItemType::MultipleChoice => Value::Choices(rng.random_range(1..(1u64 << item.choices.len().min(16)))),
+            ItemType::MultipleChoice => {
+                Value::Choices(rng.random_range(1..(1u64 << item.choices.len().min(16))))
+            }
             ItemType::Text { .. } => Value::Text("Réponse libre".to_string()),
         };
         f.answers.set_slot(i, Slot::Value(value));
@@ -314,7 +421,11 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
     // 2. The facts the rules relate are made consistent with each other.
     let residential = matches!(kind, RespondentKind::Esms(c) if c.is_residential());
     let sessions = matches!(kind, RespondentKind::Esms(Category::Camsp | Category::Cmpp));
-    let days: i64 = if residential { 365 } else { rng.random_range(220..=260) };
+    let days: i64 = if residential {
+        365
+    } else {
+        rng.random_range(220..=260)
+    };
     f.int("jours_ouverture", days);
     let perm = capacity.permanent as i64;
     f.int("cap_inst_perm", perm);
@@ -322,8 +433,14 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
     f.int("cap_inst_temp", capacity.temporary as i64);
     f.int("cap_auth_temp", capacity.temporary as i64);
     f.int("cap_inst_aj", capacity.day_care as i64);
-    f.int("cap_auth_aj", capacity.day_care as i64 + rng.random_range(0..=1));
-    f.int("places_habilitees_ash", perm * rng.random_range(0..=100) / 100);
+    f.int(
+        "cap_auth_aj",
+        capacity.day_care as i64 + rng.random_range(0..=1),
+    );
+    f.int(
+        "places_habilitees_ash",
+        perm * rng.random_range(0..=100) / 100,
+    );
     let occupancy = rng.random_range(0.86..0.99);
     let absences_72h = (perm * days) as f64 * rng.random_range(0.0..0.02);
     let perm_days = ((perm * days) as f64 * occupancy - absences_72h).max(0.0) as i64;
@@ -333,19 +450,32 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
     let aj_days = (capacity.day_care as f64 * 250.0 * rng.random_range(0.5..0.9)) as i64;
     f.int("journees_temp", temp_days);
     f.int("journees_aj", aj_days);
-    f.int("journees_financees", ((perm_days + temp_days + aj_days) as f64 / rng.random_range(0.9..1.02)).max(1.0) as i64);
-    f.int("journees_hospitalisation", (perm_days as f64 * rng.random_range(0.0..0.03)) as i64);
+    f.int(
+        "journees_financees",
+        ((perm_days + temp_days + aj_days) as f64 / rng.random_range(0.9..1.02)).max(1.0) as i64,
+    );
+    f.int(
+        "journees_hospitalisation",
+        (perm_days as f64 * rng.random_range(0.0..0.03)) as i64,
+    );
     let seances = rng.random_range(2000..8000);
     f.int("seances_financees", seances);
-    f.int("seances_realisees", seances * rng.random_range(80..100) / 100);
+    f.int(
+        "seances_realisees",
+        seances * rng.random_range(80..100) / 100,
+    );
     let programmes = rng.random_range(1000..6000);
     f.int("actes_programmes", programmes);
-    f.int("actes_non_realises", programmes * rng.random_range(0..15) / 100);
+    f.int(
+        "actes_non_realises",
+        programmes * rng.random_range(0..15) / 100,
+    );
 
     let people = if sessions {
         rng.random_range(80..400)
     } else {
-        (perm + capacity.temporary as i64).max(1) * rng.random_range(90..=100) / 100 + if residential { 0 } else { perm / 10 }
+        (perm + capacity.temporary as i64).max(1) * rng.random_range(90..=100) / 100
+            + if residential { 0 } else { perm / 10 }
     }
     .max(1);
     f.int("personnes_31_12", people);
@@ -367,7 +497,10 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
         .filter(|i| i.id.starts_with("def_") && i.id.ends_with("_p") && i.mask & f.bit != 0)
         .map(|i| i.id.as_str())
         .collect();
-    for (id, n) in principal_ids.iter().zip(split(people, principal_ids.len().max(1), rng)) {
+    for (id, n) in principal_ids
+        .iter()
+        .zip(split(people, principal_ids.len().max(1), rng))
+    {
         f.int(id, n);
     }
     f.hundredths("gmp_valide", rng.random_range(60_000..82_000));
@@ -383,9 +516,38 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
     f.int("personnes_absentes", absent);
     f.int("journees_absence", absent * rng.random_range(2..20));
     for (ids, parts) in [
-        (&["provenance_domicile", "provenance_sante", "provenance_medico_social", "provenance_inconnue"][..], 4),
-        (&["sortie_deces", "sortie_hospitalisation", "sortie_domicile", "sortie_reorientation", "sortie_inconnue"][..], 5),
-        (&["pyramide_moins_20", "pyramide_20_29", "pyramide_30_39", "pyramide_40_49", "pyramide_50_54", "pyramide_55_59", "pyramide_60_64", "pyramide_65_plus"][..], 8),
+        (
+            &[
+                "provenance_domicile",
+                "provenance_sante",
+                "provenance_medico_social",
+                "provenance_inconnue",
+            ][..],
+            4,
+        ),
+        (
+            &[
+                "sortie_deces",
+                "sortie_hospitalisation",
+                "sortie_domicile",
+                "sortie_reorientation",
+                "sortie_inconnue",
+            ][..],
+            5,
+        ),
+        (
+            &[
+                "pyramide_moins_20",
+                "pyramide_20_29",
+                "pyramide_30_39",
+                "pyramide_40_49",
+                "pyramide_50_54",
+                "pyramide_55_59",
+                "pyramide_60_64",
+                "pyramide_65_plus",
+            ][..],
+            8,
+        ),
     ] {
         for (id, v) in ids.iter().zip(split(10_000, parts, rng)) {
             f.hundredths(id, v);
@@ -422,13 +584,52 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
             f.hundredths(id, v);
         }
     };
-    dont(&mut f, rng, functions[0].1, &["etp_direction_medical", "etp_direction_autre"]);
-    dont(&mut f, rng, functions[4].1, &["etp_se_aes", "etp_se_animateur", "etp_se_moniteur_educateur", "etp_se_educateur_specialise", "etp_se_assistant_social", "etp_se_autre"]);
-    dont(&mut f, rng, functions[5].1, &["etp_pm_infirmier", "etp_pm_aes", "etp_pm_aide_soignant", "etp_pm_kinesitherapeute", "etp_pm_psychomotricien", "etp_pm_ergotherapeute", "etp_pm_orthophoniste", "etp_pm_autre"]);
+    dont(
+        &mut f,
+        rng,
+        functions[0].1,
+        &["etp_direction_medical", "etp_direction_autre"],
+    );
+    dont(
+        &mut f,
+        rng,
+        functions[4].1,
+        &[
+            "etp_se_aes",
+            "etp_se_animateur",
+            "etp_se_moniteur_educateur",
+            "etp_se_educateur_specialise",
+            "etp_se_assistant_social",
+            "etp_se_autre",
+        ],
+    );
+    dont(
+        &mut f,
+        rng,
+        functions[5].1,
+        &[
+            "etp_pm_infirmier",
+            "etp_pm_aes",
+            "etp_pm_aide_soignant",
+            "etp_pm_kinesitherapeute",
+            "etp_pm_psychomotricien",
+            "etp_pm_ergotherapeute",
+            "etp_pm_orthophoniste",
+            "etp_pm_autre",
+        ],
+    );
     if f.index("etp_med_coordonnateur").is_some() {
-        dont(&mut f, rng, functions[8].1, &["etp_med_coordonnateur", "etp_med_autre"]);
+        dont(
+            &mut f,
+            rng,
+            functions[8].1,
+            &["etp_med_coordonnateur", "etp_med_autre"],
+        );
     } else {
-        f.hundredths("etp_med_autre", functions[8].1 * rng.random_range(50..100) / 100);
+        f.hundredths(
+            "etp_med_autre",
+            functions[8].1 * rng.random_range(50..100) / 100,
+        );
     }
     f.hundredths("etp_management", total * rng.random_range(5..12) / 100);
     let vacant = total * rng.random_range(0..6) / 100;
@@ -444,7 +645,14 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
     f.hundredths("etp_reels_annee", total);
     let absence_days = (total as f64 / 100.0 * 365.0 * rng.random_range(0.04..0.14)) as i64;
     f.int("absence_total", absence_days);
-    let motives = ["absence_maladie_ordinaire", "absence_maladie_moyenne", "absence_maladie_longue", "absence_maternite", "absence_at_mp", "absence_conges_speciaux"];
+    let motives = [
+        "absence_maladie_ordinaire",
+        "absence_maladie_moyenne",
+        "absence_maladie_longue",
+        "absence_maternite",
+        "absence_at_mp",
+        "absence_conges_speciaux",
+    ];
     for (id, v) in motives.iter().zip(split(absence_days, motives.len(), rng)) {
         f.int(id, v);
     }
@@ -458,37 +666,73 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
     f.euros("produits_775_777_7781", cessions);
     f.euros("produits_78", reprises);
     f.euros("rabais_709_713", rabais);
-    f.euros("caf", (budget - cessions - reprises - rabais) * rng.random_range(3..9) / 100);
+    f.euros(
+        "caf",
+        (budget - cessions - reprises - rabais) * rng.random_range(3..9) / 100,
+    );
     let staff = budget * rng.random_range(55..75) / 100;
     f.euros("charges_personnel", staff);
     f.euros("depenses_groupe_2", staff);
     f.euros("depenses_groupe_1", budget * rng.random_range(8..15) / 100);
     f.euros("depenses_groupe_3", budget * rng.random_range(8..15) / 100);
-    for id in ["compte_6111", "compte_6112", "compte_621_soins", "compte_6223", "compte_6226"] {
+    for id in [
+        "compte_6111",
+        "compte_6112",
+        "compte_621_soins",
+        "compte_6223",
+        "compte_6226",
+    ] {
         f.euros(id, budget * rng.random_range(0..3) / 100);
     }
-    for (amort, gross) in [("amortissements_constructions", "valeur_brute_constructions"), ("amortissements_equipements", "valeur_brute_equipements")] {
+    for (amort, gross) in [
+        ("amortissements_constructions", "valeur_brute_constructions"),
+        ("amortissements_equipements", "valeur_brute_equipements"),
+    ] {
         let value = budget * rng.random_range(50..200) / 100;
         f.euros(gross, value);
         f.euros(amort, value * rng.random_range(10..90) / 100);
     }
     let permanent_capital = budget * rng.random_range(80..200) / 100;
     f.euros("capitaux_permanents", permanent_capital);
-    f.euros("actif_immobilise", permanent_capital * rng.random_range(60..98) / 100);
-    f.euros("charges_courantes", budget * rng.random_range(90..100) / 100);
-    f.euros("dettes_financieres", permanent_capital * rng.random_range(10..60) / 100);
+    f.euros(
+        "actif_immobilise",
+        permanent_capital * rng.random_range(60..98) / 100,
+    );
+    f.euros(
+        "charges_courantes",
+        budget * rng.random_range(90..100) / 100,
+    );
+    f.euros(
+        "dettes_financieres",
+        permanent_capital * rng.random_range(10..60) / 100,
+    );
     f.euros("recettes_prevues", budget);
-    f.euros("recettes_realisees", budget * rng.random_range(95..105) / 100);
+    f.euros(
+        "recettes_realisees",
+        budget * rng.random_range(95..105) / 100,
+    );
     f.euros("depenses_prevues", budget);
-    f.euros("depenses_realisees", budget * rng.random_range(95..105) / 100);
+    f.euros(
+        "depenses_realisees",
+        budget * rng.random_range(95..105) / 100,
+    );
     let care = budget * rng.random_range(25..40) / 100;
     f.euros("dotation_soins", care);
-    f.euros("dotation_soins_utilisee", care * rng.random_range(90..105) / 100);
-    f.euros("si_budget_exploitation", budget * rng.random_range(1..3) / 100);
+    f.euros(
+        "dotation_soins_utilisee",
+        care * rng.random_range(90..105) / 100,
+    );
+    f.euros(
+        "si_budget_exploitation",
+        budget * rng.random_range(1..3) / 100,
+    );
 
     // Dates in order, none after the end of the data year.
     let opened = any_date(rng, 1975, year_end - Duration::days(30));
-    f.date("date_autorisation", opened - Duration::days(rng.random_range(30..700)));
+    f.date(
+        "date_autorisation",
+        opened - Duration::days(rng.random_range(30..700)),
+    );
     f.date("date_ouverture", opened);
     let cpom = rng.random_bool(0.6);
     f.flag("cpom_en_cours", cpom);
@@ -500,14 +744,38 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
             f.put(id, Slot::NotApplicable);
         }
     }
-    let signed = any_date(rng, 2008, Date::from_calendar_date(2016, time::Month::December, 31).expect("valid"));
+    let signed = any_date(
+        rng,
+        2008,
+        Date::from_calendar_date(2016, time::Month::December, 31).expect("valid"),
+    );
     f.date("convention_tripartite_signature", signed);
-    f.date("convention_tripartite_echeance", signed + Duration::days(5 * 365));
+    f.date(
+        "convention_tripartite_echeance",
+        signed + Duration::days(5 * 365),
+    );
     f.int("chambres_total", perm + capacity.temporary as i64);
-    f.int("chambres_individuelles", (perm + capacity.temporary as i64) * rng.random_range(70..=100) / 100);
-    f.int("dossiers_administratifs_informatises", people * rng.random_range(0..=100) / 100);
-    f.int("projets_personnalises_informatises", people * rng.random_range(0..=100) / 100);
-    let option = ["global_pui", "global_sans_pui", "partiel_pui", "partiel_sans_pui"].choose(rng).copied().unwrap_or("partiel_sans_pui");
+    f.int(
+        "chambres_individuelles",
+        (perm + capacity.temporary as i64) * rng.random_range(70..=100) / 100,
+    );
+    f.int(
+        "dossiers_administratifs_informatises",
+        people * rng.random_range(0..=100) / 100,
+    );
+    f.int(
+        "projets_personnalises_informatises",
+        people * rng.random_range(0..=100) / 100,
+    );
+    let option = [
+        "global_pui",
+        "global_sans_pui",
+        "partiel_pui",
+        "partiel_sans_pui",
+    ]
+    .choose(rng)
+    .copied()
+    .unwrap_or("partiel_sans_pui");
     f.choice("option_tarifaire", option);
     if option.starts_with("partiel") {
         f.put("depenses_materiel_medical", Slot::Missing);
@@ -519,7 +787,9 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
         Quality::Complete => {}
         Quality::Incomplete => {
             let share = rng.random_range(0.15..0.6);
-            let asked: Vec<usize> = (0..definition.items().len()).filter(|&i| definition.items()[i].mask & f.bit != 0).collect();
+            let asked: Vec<usize> = (0..definition.items().len())
+                .filter(|&i| definition.items()[i].mask & f.bit != 0)
+                .collect();
             // At least one item goes missing, even in a short questionnaire.
             let surely_gone = asked.choose(rng).copied();
             for &i in &asked {
@@ -538,7 +808,12 @@ fn answers_for(definition: &Definition, kind: RespondentKind, capacity: Capacity
                 let total = f.number("absence_total").unwrap_or(0.0) as i64;
                 f.int("absence_total", total + 40);
             } else {
-                f.hundredths("pyramide_moins_20", f.number("pyramide_moins_20").map_or(0, |v| (v * 100.0) as i64) + 300);
+                f.hundredths(
+                    "pyramide_moins_20",
+                    f.number("pyramide_moins_20")
+                        .map_or(0, |v| (v * 100.0) as i64)
+                        + 300,
+                );
             }
         }
     }

@@ -18,24 +18,78 @@ pub struct RegionInfo {
 }
 
 const REGIONS: [RegionInfo; 18] = [
-    RegionInfo { code: 1, name: "Guadeloupe" },
-    RegionInfo { code: 2, name: "Martinique" },
-    RegionInfo { code: 3, name: "Guyane" },
-    RegionInfo { code: 4, name: "La Réunion" },
-    RegionInfo { code: 6, name: "Mayotte" },
-    RegionInfo { code: 11, name: "Île-de-France" },
-    RegionInfo { code: 24, name: "Centre-Val de Loire" },
-    RegionInfo { code: 27, name: "Bourgogne-Franche-Comté" },
-    RegionInfo { code: 28, name: "Normandie" },
-    RegionInfo { code: 32, name: "Hauts-de-France" },
-    RegionInfo { code: 44, name: "Grand Est" },
-    RegionInfo { code: 52, name: "Pays de la Loire" },
-    RegionInfo { code: 53, name: "Bretagne" },
-    RegionInfo { code: 75, name: "Nouvelle-Aquitaine" },
-    RegionInfo { code: 76, name: "Occitanie" },
-    RegionInfo { code: 84, name: "Auvergne-Rhône-Alpes" },
-    RegionInfo { code: 93, name: "Provence-Alpes-Côte d'Azur" },
-    RegionInfo { code: 94, name: "Corse" },
+    RegionInfo {
+        code: 1,
+        name: "Guadeloupe",
+    },
+    RegionInfo {
+        code: 2,
+        name: "Martinique",
+    },
+    RegionInfo {
+        code: 3,
+        name: "Guyane",
+    },
+    RegionInfo {
+        code: 4,
+        name: "La Réunion",
+    },
+    RegionInfo {
+        code: 6,
+        name: "Mayotte",
+    },
+    RegionInfo {
+        code: 11,
+        name: "Île-de-France",
+    },
+    RegionInfo {
+        code: 24,
+        name: "Centre-Val de Loire",
+    },
+    RegionInfo {
+        code: 27,
+        name: "Bourgogne-Franche-Comté",
+    },
+    RegionInfo {
+        code: 28,
+        name: "Normandie",
+    },
+    RegionInfo {
+        code: 32,
+        name: "Hauts-de-France",
+    },
+    RegionInfo {
+        code: 44,
+        name: "Grand Est",
+    },
+    RegionInfo {
+        code: 52,
+        name: "Pays de la Loire",
+    },
+    RegionInfo {
+        code: 53,
+        name: "Bretagne",
+    },
+    RegionInfo {
+        code: 75,
+        name: "Nouvelle-Aquitaine",
+    },
+    RegionInfo {
+        code: 76,
+        name: "Occitanie",
+    },
+    RegionInfo {
+        code: 84,
+        name: "Auvergne-Rhône-Alpes",
+    },
+    RegionInfo {
+        code: 93,
+        name: "Provence-Alpes-Côte d'Azur",
+    },
+    RegionInfo {
+        code: 94,
+        name: "Corse",
+    },
 ];
 
 impl Region {
@@ -46,7 +100,10 @@ impl Region {
 
     /// The region with this INSEE code, if it is one of the 18.
     pub fn from_code(code: u8) -> Option<Region> {
-        REGIONS.iter().any(|r| r.code == code).then_some(Region(code))
+        REGIONS
+            .iter()
+            .any(|r| r.code == code)
+            .then_some(Region(code))
     }
 
     pub fn code(self) -> u8 {
@@ -54,7 +111,10 @@ impl Region {
     }
 
     pub fn name(self) -> &'static str {
-        REGIONS.iter().find(|r| r.code == self.0).map_or("?", |r| r.name)
+        REGIONS
+            .iter()
+            .find(|r| r.code == self.0)
+            .map_or("?", |r| r.name)
     }
 
     /// The départements of this region.
@@ -85,54 +145,176 @@ pub struct DepartementInfo {
 
 macro_rules! metro {
     ($code:literal, $name:literal, $region:literal) => {
-        DepartementInfo { insee: $code, finess: $code, finess_prefix: $code, name: $name, region: Some($region) }
+        DepartementInfo {
+            insee: $code,
+            finess: $code,
+            finess_prefix: $code,
+            name: $name,
+            region: Some($region),
+        }
     };
 }
 
 const DEPARTEMENTS: [DepartementInfo; 105] = [
-    metro!("01", "Ain", 84), metro!("02", "Aisne", 32), metro!("03", "Allier", 84),
-    metro!("04", "Alpes-de-Haute-Provence", 93), metro!("05", "Hautes-Alpes", 93),
-    metro!("06", "Alpes-Maritimes", 93), metro!("07", "Ardèche", 84), metro!("08", "Ardennes", 44),
-    metro!("09", "Ariège", 76), metro!("10", "Aube", 44), metro!("11", "Aude", 76),
-    metro!("12", "Aveyron", 76), metro!("13", "Bouches-du-Rhône", 93), metro!("14", "Calvados", 28),
-    metro!("15", "Cantal", 84), metro!("16", "Charente", 75), metro!("17", "Charente-Maritime", 75),
-    metro!("18", "Cher", 24), metro!("19", "Corrèze", 75), metro!("21", "Côte-d'Or", 27),
-    metro!("22", "Côtes-d'Armor", 53), metro!("23", "Creuse", 75), metro!("24", "Dordogne", 75),
-    metro!("25", "Doubs", 27), metro!("26", "Drôme", 84), metro!("27", "Eure", 28),
-    metro!("28", "Eure-et-Loir", 24), metro!("29", "Finistère", 53), metro!("2A", "Corse-du-Sud", 94),
-    metro!("2B", "Haute-Corse", 94), metro!("30", "Gard", 76), metro!("31", "Haute-Garonne", 76),
-    metro!("32", "Gers", 76), metro!("33", "Gironde", 75), metro!("34", "Hérault", 76),
-    metro!("35", "Ille-et-Vilaine", 53), metro!("36", "Indre", 24), metro!("37", "Indre-et-Loire", 24),
-    metro!("38", "Isère", 84), metro!("39", "Jura", 27), metro!("40", "Landes", 75),
-    metro!("41", "Loir-et-Cher", 24), metro!("42", "Loire", 84), metro!("43", "Haute-Loire", 84),
-    metro!("44", "Loire-Atlantique", 52), metro!("45", "Loiret", 24), metro!("46", "Lot", 76),
-    metro!("47", "Lot-et-Garonne", 75), metro!("48", "Lozère", 76), metro!("49", "Maine-et-Loire", 52),
-    metro!("50", "Manche", 28), metro!("51", "Marne", 44), metro!("52", "Haute-Marne", 44),
-    metro!("53", "Mayenne", 52), metro!("54", "Meurthe-et-Moselle", 44), metro!("55", "Meuse", 44),
-    metro!("56", "Morbihan", 53), metro!("57", "Moselle", 44), metro!("58", "Nièvre", 27),
-    metro!("59", "Nord", 32), metro!("60", "Oise", 32), metro!("61", "Orne", 28),
-    metro!("62", "Pas-de-Calais", 32), metro!("63", "Puy-de-Dôme", 84),
-    metro!("64", "Pyrénées-Atlantiques", 75), metro!("65", "Hautes-Pyrénées", 76),
-    metro!("66", "Pyrénées-Orientales", 76), metro!("67", "Bas-Rhin", 44), metro!("68", "Haut-Rhin", 44),
-    metro!("69", "Rhône", 84), metro!("70", "Haute-Saône", 27), metro!("71", "Saône-et-Loire", 27),
-    metro!("72", "Sarthe", 52), metro!("73", "Savoie", 84), metro!("74", "Haute-Savoie", 84),
-    metro!("75", "Paris", 11), metro!("76", "Seine-Maritime", 28), metro!("77", "Seine-et-Marne", 11),
-    metro!("78", "Yvelines", 11), metro!("79", "Deux-Sèvres", 75), metro!("80", "Somme", 32),
-    metro!("81", "Tarn", 76), metro!("82", "Tarn-et-Garonne", 76), metro!("83", "Var", 93),
-    metro!("84", "Vaucluse", 93), metro!("85", "Vendée", 52), metro!("86", "Vienne", 75),
-    metro!("87", "Haute-Vienne", 75), metro!("88", "Vosges", 44), metro!("89", "Yonne", 27),
-    metro!("90", "Territoire de Belfort", 27), metro!("91", "Essonne", 11),
-    metro!("92", "Hauts-de-Seine", 11), metro!("93", "Seine-Saint-Denis", 11),
-    metro!("94", "Val-de-Marne", 11), metro!("95", "Val-d'Oise", 11),
-    DepartementInfo { insee: "971", finess: "9A", finess_prefix: "9701", name: "Guadeloupe", region: Some(1) },
-    DepartementInfo { insee: "972", finess: "9B", finess_prefix: "9702", name: "Martinique", region: Some(2) },
-    DepartementInfo { insee: "973", finess: "9C", finess_prefix: "9703", name: "Guyane", region: Some(3) },
-    DepartementInfo { insee: "974", finess: "9D", finess_prefix: "9704", name: "La Réunion", region: Some(4) },
-    DepartementInfo { insee: "975", finess: "9E", finess_prefix: "9705", name: "Saint-Pierre-et-Miquelon", region: None },
-    DepartementInfo { insee: "976", finess: "9F", finess_prefix: "9805", name: "Mayotte", region: Some(6) },
-    DepartementInfo { insee: "986", finess: "9G", finess_prefix: "9806", name: "Wallis-et-Futuna", region: None },
-    DepartementInfo { insee: "987", finess: "9H", finess_prefix: "9807", name: "Polynésie française", region: None },
-    DepartementInfo { insee: "988", finess: "9J", finess_prefix: "9808", name: "Nouvelle-Calédonie", region: None },
+    metro!("01", "Ain", 84),
+    metro!("02", "Aisne", 32),
+    metro!("03", "Allier", 84),
+    metro!("04", "Alpes-de-Haute-Provence", 93),
+    metro!("05", "Hautes-Alpes", 93),
+    metro!("06", "Alpes-Maritimes", 93),
+    metro!("07", "Ardèche", 84),
+    metro!("08", "Ardennes", 44),
+    metro!("09", "Ariège", 76),
+    metro!("10", "Aube", 44),
+    metro!("11", "Aude", 76),
+    metro!("12", "Aveyron", 76),
+    metro!("13", "Bouches-du-Rhône", 93),
+    metro!("14", "Calvados", 28),
+    metro!("15", "Cantal", 84),
+    metro!("16", "Charente", 75),
+    metro!("17", "Charente-Maritime", 75),
+    metro!("18", "Cher", 24),
+    metro!("19", "Corrèze", 75),
+    metro!("21", "Côte-d'Or", 27),
+    metro!("22", "Côtes-d'Armor", 53),
+    metro!("23", "Creuse", 75),
+    metro!("24", "Dordogne", 75),
+    metro!("25", "Doubs", 27),
+    metro!("26", "Drôme", 84),
+    metro!("27", "Eure", 28),
+    metro!("28", "Eure-et-Loir", 24),
+    metro!("29", "Finistère", 53),
+    metro!("2A", "Corse-du-Sud", 94),
+    metro!("2B", "Haute-Corse", 94),
+    metro!("30", "Gard", 76),
+    metro!("31", "Haute-Garonne", 76),
+    metro!("32", "Gers", 76),
+    metro!("33", "Gironde", 75),
+    metro!("34", "Hérault", 76),
+    metro!("35", "Ille-et-Vilaine", 53),
+    metro!("36", "Indre", 24),
+    metro!("37", "Indre-et-Loire", 24),
+    metro!("38", "Isère", 84),
+    metro!("39", "Jura", 27),
+    metro!("40", "Landes", 75),
+    metro!("41", "Loir-et-Cher", 24),
+    metro!("42", "Loire", 84),
+    metro!("43", "Haute-Loire", 84),
+    metro!("44", "Loire-Atlantique", 52),
+    metro!("45", "Loiret", 24),
+    metro!("46", "Lot", 76),
+    metro!("47", "Lot-et-Garonne", 75),
+    metro!("48", "Lozère", 76),
+    metro!("49", "Maine-et-Loire", 52),
+    metro!("50", "Manche", 28),
+    metro!("51", "Marne", 44),
+    metro!("52", "Haute-Marne", 44),
+    metro!("53", "Mayenne", 52),
+    metro!("54", "Meurthe-et-Moselle", 44),
+    metro!("55", "Meuse", 44),
+    metro!("56", "Morbihan", 53),
+    metro!("57", "Moselle", 44),
+    metro!("58", "Nièvre", 27),
+    metro!("59", "Nord", 32),
+    metro!("60", "Oise", 32),
+    metro!("61", "Orne", 28),
+    metro!("62", "Pas-de-Calais", 32),
+    metro!("63", "Puy-de-Dôme", 84),
+    metro!("64", "Pyrénées-Atlantiques", 75),
+    metro!("65", "Hautes-Pyrénées", 76),
+    metro!("66", "Pyrénées-Orientales", 76),
+    metro!("67", "Bas-Rhin", 44),
+    metro!("68", "Haut-Rhin", 44),
+    metro!("69", "Rhône", 84),
+    metro!("70", "Haute-Saône", 27),
+    metro!("71", "Saône-et-Loire", 27),
+    metro!("72", "Sarthe", 52),
+    metro!("73", "Savoie", 84),
+    metro!("74", "Haute-Savoie", 84),
+    metro!("75", "Paris", 11),
+    metro!("76", "Seine-Maritime", 28),
+    metro!("77", "Seine-et-Marne", 11),
+    metro!("78", "Yvelines", 11),
+    metro!("79", "Deux-Sèvres", 75),
+    metro!("80", "Somme", 32),
+    metro!("81", "Tarn", 76),
+    metro!("82", "Tarn-et-Garonne", 76),
+    metro!("83", "Var", 93),
+    metro!("84", "Vaucluse", 93),
+    metro!("85", "Vendée", 52),
+    metro!("86", "Vienne", 75),
+    metro!("87", "Haute-Vienne", 75),
+    metro!("88", "Vosges", 44),
+    metro!("89", "Yonne", 27),
+    metro!("90", "Territoire de Belfort", 27),
+    metro!("91", "Essonne", 11),
+    metro!("92", "Hauts-de-Seine", 11),
+    metro!("93", "Seine-Saint-Denis", 11),
+    metro!("94", "Val-de-Marne", 11),
+    metro!("95", "Val-d'Oise", 11),
+    DepartementInfo {
+        insee: "971",
+        finess: "9A",
+        finess_prefix: "9701",
+        name: "Guadeloupe",
+        region: Some(1),
+    },
+    DepartementInfo {
+        insee: "972",
+        finess: "9B",
+        finess_prefix: "9702",
+        name: "Martinique",
+        region: Some(2),
+    },
+    DepartementInfo {
+        insee: "973",
+        finess: "9C",
+        finess_prefix: "9703",
+        name: "Guyane",
+        region: Some(3),
+    },
+    DepartementInfo {
+        insee: "974",
+        finess: "9D",
+        finess_prefix: "9704",
+        name: "La Réunion",
+        region: Some(4),
+    },
+    DepartementInfo {
+        insee: "975",
+        finess: "9E",
+        finess_prefix: "9705",
+        name: "Saint-Pierre-et-Miquelon",
+        region: None,
+    },
+    DepartementInfo {
+        insee: "976",
+        finess: "9F",
+        finess_prefix: "9805",
+        name: "Mayotte",
+        region: Some(6),
+    },
+    DepartementInfo {
+        insee: "986",
+        finess: "9G",
+        finess_prefix: "9806",
+        name: "Wallis-et-Futuna",
+        region: None,
+    },
+    DepartementInfo {
+        insee: "987",
+        finess: "9H",
+        finess_prefix: "9807",
+        name: "Polynésie française",
+        region: None,
+    },
+    DepartementInfo {
+        insee: "988",
+        finess: "9J",
+        finess_prefix: "9808",
+        name: "Nouvelle-Calédonie",
+        region: None,
+    },
 ];
 
 /// A département (or overseas collectivity) known to FINESS.
@@ -161,9 +343,16 @@ impl Departement {
 
     /// The département whose FINESS prefix starts `number` (already checked for shape).
     pub(crate) fn from_finess_digits(number: &str) -> Option<Departement> {
-        let prefix_len = if number.starts_with("97") || number.starts_with("98") { 4 } else { 2 };
+        let prefix_len = if number.starts_with("97") || number.starts_with("98") {
+            4
+        } else {
+            2
+        };
         let prefix = number.get(..prefix_len)?;
-        DEPARTEMENTS.iter().position(|d| d.finess_prefix == prefix).map(|i| Departement(i as u8))
+        DEPARTEMENTS
+            .iter()
+            .position(|d| d.finess_prefix == prefix)
+            .map(|i| Departement(i as u8))
     }
 
     pub fn info(self) -> &'static DepartementInfo {
@@ -216,7 +405,11 @@ mod tests {
         assert_eq!(Departement::in_regions().count(), 101);
         assert_eq!(Region::all().count(), 18);
         for region in Region::all() {
-            assert!(region.departements().count() >= 1, "{} has no département", region.name());
+            assert!(
+                region.departements().count() >= 1,
+                "{} has no département",
+                region.name()
+            );
         }
     }
 
@@ -224,7 +417,14 @@ mod tests {
     fn departements_are_found_by_insee_and_finess_codes() {
         assert_eq!(Departement::from_code("971"), Departement::from_code("9A"));
         assert_eq!(Departement::from_code("2a").unwrap().name(), "Corse-du-Sud");
-        assert_eq!(Departement::from_code("69").unwrap().region().unwrap().name(), "Auvergne-Rhône-Alpes");
+        assert_eq!(
+            Departement::from_code("69")
+                .unwrap()
+                .region()
+                .unwrap()
+                .name(),
+            "Auvergne-Rhône-Alpes"
+        );
         assert!(Departement::from_code("20").is_none());
         assert!(Departement::from_code("96").is_none());
     }

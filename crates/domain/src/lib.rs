@@ -14,8 +14,12 @@ pub mod questionnaire;
 pub mod rights;
 pub mod structure;
 
-pub use campaign::{Activity, Calendar, Campaign, CampaignYear, Phase, QuestionnaireStatus, StatusChange};
+pub use campaign::{
+    Activity, Calendar, Campaign, CampaignYear, Phase, QuestionnaireStatus, StatusChange,
+};
 pub use category::{Category, RespondentKind};
 pub use finess::{Finess, FinessError};
 pub use geo::{Departement, Region};
-pub use structure::{Capacity, Establishment, LegalEntity, Referential, ReferentialError, Respondent};
+pub use structure::{
+    Capacity, Establishment, LegalEntity, Referential, ReferentialError, Respondent,
+};

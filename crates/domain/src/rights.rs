@@ -24,14 +24,23 @@ pub enum Profile {
 pub enum Role {
     NationalAdmin,
     /// ARS administrator.
-    RegionalAdmin { region: Region },
+    RegionalAdmin {
+        region: Region,
+    },
     /// Departmental council (CD) administrator.
-    DepartementalAdmin { departement: Departement },
+    DepartementalAdmin {
+        departement: Departement,
+    },
     /// Administrateur principal d'établissement of a structure (ESMS or OG): the rights of a
     /// Gestionnaire, plus the administration of the structure's users.
-    Ape { structure: Finess },
+    Ape {
+        structure: Finess,
+    },
     /// A user with a profile on a structure.
-    Member { structure: Finess, profile: Profile },
+    Member {
+        structure: Finess,
+        profile: Profile,
+    },
 }
 
 /// Whether a structure is an establishment or a managing organisation.
@@ -120,7 +129,13 @@ enum Relation {
 /// Decides whether `role` may do `action` on `target`.
 pub fn authorize(role: &Role, action: Action, target: &Target) -> Result<(), Denied> {
     use Action::*;
-    let allow = |ok: bool| if ok { Ok(()) } else { Err(Denied::ActionNotAllowed) };
+    let allow = |ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            Err(Denied::ActionNotAllowed)
+        }
+    };
     match role {
         Role::NationalAdmin => allow(!matches!(action, EnterData(_) | Validate(_) | ManageUsers)),
         Role::RegionalAdmin { region } => {
@@ -143,22 +158,55 @@ pub fn authorize(role: &Role, action: Action, target: &Target) -> Result<(), Den
         Role::Ape { structure } => {
             let relation = relation(structure, target)?;
             match relation {
-                Relation::Own => allow(matches!(action, Consult | EnterData(_) | Validate(_) | FollowProgress | ViewRestitutions | ManageUsers | Export)),
+                Relation::Own => allow(matches!(
+                    action,
+                    Consult
+                        | EnterData(_)
+                        | Validate(_)
+                        | FollowProgress
+                        | ViewRestitutions
+                        | ManageUsers
+                        | Export
+                )),
                 Relation::ManagedByOurOg => allow(matches!(
                     action,
-                    Consult | EnterData(DataScope::Subsidiarity) | Validate(DataScope::Subsidiarity) | FollowProgress | Remind | ViewRestitutions | ManageApe | Export
+                    Consult
+                        | EnterData(DataScope::Subsidiarity)
+                        | Validate(DataScope::Subsidiarity)
+                        | FollowProgress
+                        | Remind
+                        | ViewRestitutions
+                        | ManageApe
+                        | Export
                 )),
             }
         }
         Role::Member { structure, profile } => {
             let relation = relation(structure, target)?;
             match (profile, relation) {
-                (Profile::Gestionnaire, Relation::Own) => allow(matches!(action, Consult | EnterData(_) | Validate(_) | FollowProgress | ViewRestitutions | Export)),
+                (Profile::Gestionnaire, Relation::Own) => allow(matches!(
+                    action,
+                    Consult
+                        | EnterData(_)
+                        | Validate(_)
+                        | FollowProgress
+                        | ViewRestitutions
+                        | Export
+                )),
                 (Profile::Gestionnaire, Relation::ManagedByOurOg) => allow(matches!(
                     action,
-                    Consult | EnterData(DataScope::Subsidiarity) | Validate(DataScope::Subsidiarity) | FollowProgress | Remind | ViewRestitutions | Export
+                    Consult
+                        | EnterData(DataScope::Subsidiarity)
+                        | Validate(DataScope::Subsidiarity)
+                        | FollowProgress
+                        | Remind
+                        | ViewRestitutions
+                        | Export
                 )),
-                (Profile::Lecteur, _) => allow(matches!(action, Consult | FollowProgress | ViewRestitutions)),
+                (Profile::Lecteur, _) => allow(matches!(
+                    action,
+                    Consult | FollowProgress | ViewRestitutions
+                )),
             }
         }
     }
@@ -177,13 +225,21 @@ fn territorial(action: Action, target: &Target, inside: bool) -> Result<(), Deni
         FollowProgress | Remind | ViewRestitutions | Export => true,
         EnterData(_) | Validate(_) | ManageUsers | ImportReferential | CloseCampaign => false,
     };
-    if ok { Ok(()) } else { Err(Denied::ActionNotAllowed) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Denied::ActionNotAllowed)
+    }
 }
 
 fn relation(structure: &Finess, target: &Target) -> Result<Relation, Denied> {
     match target {
         Target::Structure(t) if t.finess == *structure => Ok(Relation::Own),
-        Target::Structure(t) if t.kind == StructureKind::Esms && t.managing_og == Some(*structure) => Ok(Relation::ManagedByOurOg),
+        Target::Structure(t)
+            if t.kind == StructureKind::Esms && t.managing_og == Some(*structure) =>
+        {
+            Ok(Relation::ManagedByOurOg)
+        }
         _ => Err(Denied::OutsideStructure),
     }
 }
@@ -203,7 +259,12 @@ mod tests {
         f("69000001")
     }
     fn esms(n: &str, dep: &str, og: Option<Finess>) -> Target {
-        Target::Structure(StructureTarget { finess: f(n), kind: StructureKind::Esms, departement: Departement::from_code(dep).unwrap(), managing_og: og })
+        Target::Structure(StructureTarget {
+            finess: f(n),
+            kind: StructureKind::Esms,
+            departement: Departement::from_code(dep).unwrap(),
+            managing_og: og,
+        })
     }
     fn esms_a() -> Target {
         esms("69100001", "69", Some(og()))
@@ -215,7 +276,12 @@ mod tests {
         esms("75100003", "75", None)
     }
     fn og_target() -> Target {
-        Target::Structure(StructureTarget { finess: og(), kind: StructureKind::Og, departement: Departement::from_code("69").unwrap(), managing_og: None })
+        Target::Structure(StructureTarget {
+            finess: og(),
+            kind: StructureKind::Og,
+            departement: Departement::from_code("69").unwrap(),
+            managing_og: None,
+        })
     }
     fn ara() -> Region {
         Region::from_code(84).unwrap()
@@ -244,7 +310,12 @@ mod tests {
         assert_eq!(expected.len(), ACTIONS.len());
         for (action, e) in ACTIONS.iter().zip(expected.chars()) {
             let got = authorize(&role, *action, &target).is_ok();
-            assert_eq!(got, e == 'y', "{role:?} {action:?} on {target:?}: expected {}", if e == 'y' { "allowed" } else { "denied" });
+            assert_eq!(
+                got,
+                e == 'y',
+                "{role:?} {action:?} on {target:?}: expected {}",
+                if e == 'y' { "allowed" } else { "denied" }
+            );
         }
     }
 
@@ -253,7 +324,10 @@ mod tests {
     // Export, ManageUsers, ManageApe, ImportReferential, CloseCampaign.
     #[test]
     fn esms_gestionnaire_consults_enters_and_validates_its_own_data_only() {
-        let role = Role::Member { structure: f("69100001"), profile: Profile::Gestionnaire };
+        let role = Role::Member {
+            structure: f("69100001"),
+            profile: Profile::Gestionnaire,
+        };
         row(role, esms_a(), "yyyyyy..yy....");
         row(role, esms_b(), "..............");
         row(role, og_target(), "..............");
@@ -261,14 +335,20 @@ mod tests {
 
     #[test]
     fn esms_lecteur_only_consults_its_own_data() {
-        let role = Role::Member { structure: f("69100001"), profile: Profile::Lecteur };
+        let role = Role::Member {
+            structure: f("69100001"),
+            profile: Profile::Lecteur,
+        };
         row(role, esms_a(), "y....y..y.....");
         row(role, esms_b(), "..............");
     }
 
     #[test]
     fn og_gestionnaire_enters_and_validates_only_subsidiary_data_of_its_esms() {
-        let role = Role::Member { structure: og(), profile: Profile::Gestionnaire };
+        let role = Role::Member {
+            structure: og(),
+            profile: Profile::Gestionnaire,
+        };
         row(role, og_target(), "yyyyyy..yy....");
         row(role, esms_a(), "y.y.yyy.yy....");
         row(role, esms_b(), "..............");
@@ -277,7 +357,10 @@ mod tests {
 
     #[test]
     fn og_lecteur_consults_the_og_and_its_esms_but_changes_nothing() {
-        let role = Role::Member { structure: og(), profile: Profile::Lecteur };
+        let role = Role::Member {
+            structure: og(),
+            profile: Profile::Lecteur,
+        };
         row(role, og_target(), "y....y..y.....");
         row(role, esms_a(), "y....y..y.....");
         row(role, esms_b(), "..............");
@@ -285,7 +368,9 @@ mod tests {
 
     #[test]
     fn esms_ape_has_gestionnaire_rights_and_manages_its_users() {
-        let role = Role::Ape { structure: f("69100002") };
+        let role = Role::Ape {
+            structure: f("69100002"),
+        };
         row(role, esms_b(), "yyyyyy..yyy...");
         row(role, esms_a(), "..............");
     }
@@ -305,17 +390,37 @@ mod tests {
         row(role, esms_b(), "y....yyyyy.y..");
         row(role, esms_c(), "..............");
         row(role, Target::Region { region: ara() }, ".....yy.yy....");
-        row(role, Target::Departement { departement: Departement::from_code("38").unwrap() }, ".....yy.yy....");
-        row(role, Target::Region { region: Region::from_code(11).unwrap() }, "..............");
+        row(
+            role,
+            Target::Departement {
+                departement: Departement::from_code("38").unwrap(),
+            },
+            ".....yy.yy....",
+        );
+        row(
+            role,
+            Target::Region {
+                region: Region::from_code(11).unwrap(),
+            },
+            "..............",
+        );
         row(role, Target::National, "..............");
     }
 
     #[test]
     fn departmental_administrator_steers_its_departement_only() {
-        let role = Role::DepartementalAdmin { departement: Departement::from_code("69").unwrap() };
+        let role = Role::DepartementalAdmin {
+            departement: Departement::from_code("69").unwrap(),
+        };
         row(role, esms_a(), "y....yyyyy.y..");
         row(role, esms("38100004", "38", None), "..............");
-        row(role, Target::Departement { departement: Departement::from_code("69").unwrap() }, ".....yy.yy....");
+        row(
+            role,
+            Target::Departement {
+                departement: Departement::from_code("69").unwrap(),
+            },
+            ".....yy.yy....",
+        );
         row(role, Target::Region { region: ara() }, "..............");
     }
 
@@ -329,9 +434,18 @@ mod tests {
     #[test]
     fn refusals_say_why() {
         let ars = Role::RegionalAdmin { region: ara() };
-        assert_eq!(authorize(&ars, Consult, &esms_c()), Err(Denied::OutsideTerritory));
-        assert_eq!(authorize(&ars, EnterData(DataScope::All), &esms_a()), Err(Denied::ActionNotAllowed));
+        assert_eq!(
+            authorize(&ars, Consult, &esms_c()),
+            Err(Denied::OutsideTerritory)
+        );
+        assert_eq!(
+            authorize(&ars, EnterData(DataScope::All), &esms_a()),
+            Err(Denied::ActionNotAllowed)
+        );
         let ape = Role::Ape { structure: og() };
-        assert_eq!(authorize(&ape, ManageApe, &esms_b()), Err(Denied::OutsideStructure));
+        assert_eq!(
+            authorize(&ape, ManageApe, &esms_b()),
+            Err(Denied::OutsideStructure)
+        );
     }
 }

@@ -75,14 +75,33 @@ impl Establishment {
 pub enum ReferentialError {
     #[error("establishment {0} appears twice")]
     DuplicateEstablishment(Finess),
-    #[error("establishment {establishment} refers to legal entity {legal_entity}, which is not in the referential")]
-    UnknownLegalEntity { establishment: Finess, legal_entity: Finess },
-    #[error("secondary establishment {secondary} refers to principal {principal}, which is not in the referential")]
-    UnknownPrincipal { secondary: Finess, principal: Finess },
+    #[error(
+        "establishment {establishment} refers to legal entity {legal_entity}, which is not in the referential"
+    )]
+    UnknownLegalEntity {
+        establishment: Finess,
+        legal_entity: Finess,
+    },
+    #[error(
+        "secondary establishment {secondary} refers to principal {principal}, which is not in the referential"
+    )]
+    UnknownPrincipal {
+        secondary: Finess,
+        principal: Finess,
+    },
     #[error("secondary establishment {secondary} refers to {principal}, which is itself secondary")]
-    PrincipalIsSecondary { secondary: Finess, principal: Finess },
-    #[error("legal entity {legal_entity} manages {counted} establishments of the referential but declares only {declared} FINESS")]
-    ManagedCountTooLow { legal_entity: Finess, counted: u32, declared: u32 },
+    PrincipalIsSecondary {
+        secondary: Finess,
+        principal: Finess,
+    },
+    #[error(
+        "legal entity {legal_entity} manages {counted} establishments of the referential but declares only {declared} FINESS"
+    )]
+    ManagedCountTooLow {
+        legal_entity: Finess,
+        counted: u32,
+        declared: u32,
+    },
 }
 
 /// The structures of a campaign: legal entities and the establishments they manage.
@@ -110,7 +129,10 @@ impl Referential {
         let mut counted: BTreeMap<Finess, u32> = BTreeMap::new();
         for e in establishments {
             if !entities.contains_key(&e.legal_entity) {
-                return Err(ReferentialError::UnknownLegalEntity { establishment: e.finess, legal_entity: e.legal_entity });
+                return Err(ReferentialError::UnknownLegalEntity {
+                    establishment: e.finess,
+                    legal_entity: e.legal_entity,
+                });
             }
             *counted.entry(e.legal_entity).or_default() += 1;
             if let Some(previous) = by_finess.insert(e.finess, e) {
@@ -120,9 +142,17 @@ impl Referential {
         for e in by_finess.values() {
             if let Some(principal) = e.principal {
                 match by_finess.get(&principal) {
-                    None => return Err(ReferentialError::UnknownPrincipal { secondary: e.finess, principal }),
+                    None => {
+                        return Err(ReferentialError::UnknownPrincipal {
+                            secondary: e.finess,
+                            principal,
+                        });
+                    }
                     Some(p) if p.is_secondary() => {
-                        return Err(ReferentialError::PrincipalIsSecondary { secondary: e.finess, principal });
+                        return Err(ReferentialError::PrincipalIsSecondary {
+                            secondary: e.finess,
+                            principal,
+                        });
                     }
                     Some(_) => {}
                 }
@@ -131,10 +161,17 @@ impl Referential {
         for (ej, &n) in &counted {
             let declared = entities[ej].managed_finess_count;
             if declared < n {
-                return Err(ReferentialError::ManagedCountTooLow { legal_entity: *ej, counted: n, declared });
+                return Err(ReferentialError::ManagedCountTooLow {
+                    legal_entity: *ej,
+                    counted: n,
+                    declared,
+                });
             }
         }
-        Ok(Referential { entities, establishments: by_finess })
+        Ok(Referential {
+            entities,
+            establishments: by_finess,
+        })
     }
 
     pub fn legal_entity(&self, finess: &Finess) -> Option<&LegalEntity> {
@@ -165,13 +202,23 @@ impl Referential {
     }
 
     /// The establishments in scope managed by a legal entity.
-    pub fn establishments_of<'a>(&'a self, legal_entity: &'a Finess) -> impl Iterator<Item = &'a Establishment> + 'a {
-        self.establishments.values().filter(move |e| &e.legal_entity == legal_entity)
+    pub fn establishments_of<'a>(
+        &'a self,
+        legal_entity: &'a Finess,
+    ) -> impl Iterator<Item = &'a Establishment> + 'a {
+        self.establishments
+            .values()
+            .filter(move |e| &e.legal_entity == legal_entity)
     }
 
     /// The secondary establishments merged into a principal.
-    pub fn secondaries_of<'a>(&'a self, principal: &'a Finess) -> impl Iterator<Item = &'a Establishment> + 'a {
-        self.establishments.values().filter(move |e| e.principal.as_ref() == Some(principal))
+    pub fn secondaries_of<'a>(
+        &'a self,
+        principal: &'a Finess,
+    ) -> impl Iterator<Item = &'a Establishment> + 'a {
+        self.establishments
+            .values()
+            .filter(move |e| e.principal.as_ref() == Some(principal))
     }
 
     /// Everyone who answers a questionnaire: every principal establishment, and every OG.
@@ -180,8 +227,14 @@ impl Referential {
             .establishments
             .values()
             .filter(|e| e.gets_questionnaire())
-            .map(|e| Respondent { finess: e.finess, kind: RespondentKind::Esms(e.category) });
-        let ogs = self.ogs().map(|o| Respondent { finess: o.finess, kind: RespondentKind::Og });
+            .map(|e| Respondent {
+                finess: e.finess,
+                kind: RespondentKind::Esms(e.category),
+            });
+        let ogs = self.ogs().map(|o| Respondent {
+            finess: o.finess,
+            kind: RespondentKind::Og,
+        });
         esms.chain(ogs)
     }
 }
@@ -195,7 +248,11 @@ mod tests {
     }
 
     fn entity(n: &str, count: u32) -> LegalEntity {
-        LegalEntity { finess: f(n), name: format!("EJ {n}"), managed_finess_count: count }
+        LegalEntity {
+            finess: f(n),
+            name: format!("EJ {n}"),
+            managed_finess_count: count,
+        }
     }
 
     fn esms(n: &str, ej: &str, principal: Option<&str>) -> Establishment {
@@ -205,7 +262,11 @@ mod tests {
             category: Category::Ehpad,
             legal_entity: f(ej),
             principal: principal.map(f),
-            capacity: Capacity { permanent: 80, temporary: 2, day_care: 6 },
+            capacity: Capacity {
+                permanent: 80,
+                temporary: 2,
+                day_care: 6,
+            },
         }
     }
 
@@ -213,18 +274,29 @@ mod tests {
     fn a_ccas_managing_one_ehpad_is_not_an_og_but_a_hospital_managing_two_is() {
         let referential = Referential::new(
             [entity("69000001", 1), entity("69000002", 3)],
-            [esms("69100001", "69000001", None), esms("69100002", "69000002", None), esms("69100003", "69000002", None)],
+            [
+                esms("69100001", "69000001", None),
+                esms("69100002", "69000002", None),
+                esms("69100003", "69000002", None),
+            ],
         )
         .unwrap();
         assert!(referential.og_of(&f("69100001")).is_none());
-        assert_eq!(referential.og_of(&f("69100002")).unwrap().finess, f("69000002"));
+        assert_eq!(
+            referential.og_of(&f("69100002")).unwrap().finess,
+            f("69000002")
+        );
         assert_eq!(referential.ogs().count(), 1);
     }
 
     #[test]
     fn finess_outside_the_dashboard_still_count_for_the_og_rule() {
         // One EHPAD in scope plus a hospital site not in the referential: declared count 2.
-        let referential = Referential::new([entity("69000002", 2)], [esms("69100002", "69000002", None)]).unwrap();
+        let referential = Referential::new(
+            [entity("69000002", 2)],
+            [esms("69100002", "69000002", None)],
+        )
+        .unwrap();
         assert!(referential.og_of(&f("69100002")).is_some());
     }
 
@@ -232,7 +304,10 @@ mod tests {
     fn secondaries_get_no_questionnaire_and_are_merged_into_their_principal() {
         let referential = Referential::new(
             [entity("69000001", 2)],
-            [esms("69100001", "69000001", None), esms("69100002", "69000001", Some("69100001"))],
+            [
+                esms("69100001", "69000001", None),
+                esms("69100002", "69000001", Some("69100001")),
+            ],
         )
         .unwrap();
         let respondents: Vec<_> = referential.respondents().collect();
@@ -243,16 +318,48 @@ mod tests {
 
     #[test]
     fn inconsistent_links_are_rejected() {
-        let unknown_ej = Referential::new([entity("69000001", 2)], [esms("69100001", "69000009", None)]);
-        assert!(matches!(unknown_ej, Err(ReferentialError::UnknownLegalEntity { .. })));
-        let unknown_principal = Referential::new([entity("69000001", 2)], [esms("69100001", "69000001", Some("69100009"))]);
-        assert!(matches!(unknown_principal, Err(ReferentialError::UnknownPrincipal { .. })));
+        let unknown_ej = Referential::new(
+            [entity("69000001", 2)],
+            [esms("69100001", "69000009", None)],
+        );
+        assert!(matches!(
+            unknown_ej,
+            Err(ReferentialError::UnknownLegalEntity { .. })
+        ));
+        let unknown_principal = Referential::new(
+            [entity("69000001", 2)],
+            [esms("69100001", "69000001", Some("69100009"))],
+        );
+        assert!(matches!(
+            unknown_principal,
+            Err(ReferentialError::UnknownPrincipal { .. })
+        ));
         let chained = Referential::new(
             [entity("69000001", 3)],
-            [esms("69100001", "69000001", None), esms("69100002", "69000001", Some("69100001")), esms("69100003", "69000001", Some("69100002"))],
+            [
+                esms("69100001", "69000001", None),
+                esms("69100002", "69000001", Some("69100001")),
+                esms("69100003", "69000001", Some("69100002")),
+            ],
         );
-        assert!(matches!(chained, Err(ReferentialError::PrincipalIsSecondary { .. })));
-        let undercounted = Referential::new([entity("69000001", 1)], [esms("69100001", "69000001", None), esms("69100002", "69000001", None)]);
-        assert!(matches!(undercounted, Err(ReferentialError::ManagedCountTooLow { counted: 2, declared: 1, .. })));
+        assert!(matches!(
+            chained,
+            Err(ReferentialError::PrincipalIsSecondary { .. })
+        ));
+        let undercounted = Referential::new(
+            [entity("69000001", 1)],
+            [
+                esms("69100001", "69000001", None),
+                esms("69100002", "69000001", None),
+            ],
+        );
+        assert!(matches!(
+            undercounted,
+            Err(ReferentialError::ManagedCountTooLow {
+                counted: 2,
+                declared: 1,
+                ..
+            })
+        ));
     }
 }

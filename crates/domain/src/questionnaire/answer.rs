@@ -25,16 +25,28 @@ impl Fixed {
         };
         let (whole, frac) = digits.split_once('.').unwrap_or((digits, ""));
         let frac = frac.trim_end_matches('0');
-        if whole.is_empty() || !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) || frac.len() > scale as usize {
+        if whole.is_empty()
+            || !whole.bytes().all(|b| b.is_ascii_digit())
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+            || frac.len() > scale as usize
+        {
             return None;
         }
         let mut mantissa: i64 = whole.parse().ok()?;
         for _ in 0..scale {
             mantissa = mantissa.checked_mul(10)?;
         }
-        let frac_value: i64 = if frac.is_empty() { 0 } else { frac.parse().ok()? };
-        mantissa = mantissa.checked_add(frac_value * 10i64.pow((scale as usize - frac.len()) as u32))?;
-        Some(Fixed { mantissa: if negative { -mantissa } else { mantissa }, scale })
+        let frac_value: i64 = if frac.is_empty() {
+            0
+        } else {
+            frac.parse().ok()?
+        };
+        mantissa =
+            mantissa.checked_add(frac_value * 10i64.pow((scale as usize - frac.len()) as u32))?;
+        Some(Fixed {
+            mantissa: if negative { -mantissa } else { mantissa },
+            scale,
+        })
     }
 
     pub fn to_f64(self) -> f64 {
@@ -50,7 +62,12 @@ impl fmt::Display for Fixed {
         let p = 10i64.pow(self.scale as u32);
         let sign = if self.mantissa < 0 { "-" } else { "" };
         let abs = self.mantissa.unsigned_abs();
-        let text = format!("{sign}{}.{:0width$}", abs / p as u64, abs % p as u64, width = self.scale as usize);
+        let text = format!(
+            "{sign}{}.{:0width$}",
+            abs / p as u64,
+            abs % p as u64,
+            width = self.scale as usize
+        );
         f.write_str(text.trim_end_matches('0').trim_end_matches('.'))
     }
 }
@@ -103,7 +120,9 @@ pub struct AnswerSet {
 
 impl AnswerSet {
     pub(crate) fn empty(len: usize) -> AnswerSet {
-        AnswerSet { slots: vec![Slot::Missing; len] }
+        AnswerSet {
+            slots: vec![Slot::Missing; len],
+        }
     }
 
     pub(crate) fn slot(&self, item: usize) -> &Slot {
@@ -120,7 +139,10 @@ impl AnswerSet {
 
     /// Number of items that are not missing.
     pub fn given(&self) -> usize {
-        self.slots.iter().filter(|s| !matches!(s, Slot::Missing)).count()
+        self.slots
+            .iter()
+            .filter(|s| !matches!(s, Slot::Missing))
+            .count()
     }
 }
 
@@ -163,26 +185,47 @@ impl Definition {
 
     /// Parses a JSON object `{item id: answer}` for a respondent, checking every answer.
     /// Every problem is reported, not only the first. `null` clears an answer.
-    pub fn parse_answers(&self, respondent: RespondentKind, json: &Map<String, Json>) -> Result<AnswerSet, Vec<AnswerError>> {
+    pub fn parse_answers(
+        &self,
+        respondent: RespondentKind,
+        json: &Map<String, Json>,
+    ) -> Result<AnswerSet, Vec<AnswerError>> {
         let mut answers = self.empty_answers();
         let errors: Vec<AnswerError> = json
             .iter()
             .filter_map(|(id, value)| self.set_answer(&mut answers, respondent, id, value).err())
             .collect();
-        if errors.is_empty() { Ok(answers) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(answers)
+        } else {
+            Err(errors)
+        }
     }
 
     /// Checks one answer against its item and stores it.
-    pub fn set_answer(&self, answers: &mut AnswerSet, respondent: RespondentKind, id: &str, json: &Json) -> Result<(), AnswerError> {
-        let error = |reason| AnswerError { item: id.to_string(), reason };
-        let index = self.item_index(id).ok_or_else(|| error(AnswerProblem::UnknownItem))?;
+    pub fn set_answer(
+        &self,
+        answers: &mut AnswerSet,
+        respondent: RespondentKind,
+        id: &str,
+        json: &Json,
+    ) -> Result<(), AnswerError> {
+        let error = |reason| AnswerError {
+            item: id.to_string(),
+            reason,
+        };
+        let index = self
+            .item_index(id)
+            .ok_or_else(|| error(AnswerProblem::UnknownItem))?;
         let def = &self.items()[index];
         if def.mask & respondent.bit() == 0 {
             let respondent = match respondent {
                 RespondentKind::Esms(c) => c.key().to_string(),
                 RespondentKind::Og => "OG".to_string(),
             };
-            return Err(error(AnswerProblem::NotApplicableToRespondent { respondent }));
+            return Err(error(AnswerProblem::NotApplicableToRespondent {
+                respondent,
+            }));
         }
         let slot = parse_slot(def, json).map_err(error)?;
         answers.set_slot(index, slot);
@@ -213,7 +256,12 @@ fn value_to_json(def: &ItemDef, value: &Value) -> Json {
         Value::Bool(b) => Json::from(*b),
         Value::Choice(c) => Json::from(def.choices[*c as usize].code.clone()),
         Value::Choices(set) => Json::from(
-            def.choices.iter().enumerate().filter(|(i, _)| set & (1u64 << i) != 0).map(|(_, c)| c.code.clone()).collect::<Vec<_>>(),
+            def.choices
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| set & (1u64 << i) != 0)
+                .map(|(_, c)| c.code.clone())
+                .collect::<Vec<_>>(),
         ),
         Value::Text(t) => Json::from(t.clone()),
     }
@@ -227,17 +275,30 @@ fn parse_slot(def: &ItemDef, json: &Json) -> Result<Slot, AnswerProblem> {
         return match obj.get("status").and_then(Json::as_str) {
             Some("not_applicable") => Ok(Slot::NotApplicable),
             Some("unknown") => Ok(Slot::Unknown),
-            other => Err(AnswerProblem::UnknownStatus { status: other.unwrap_or("").to_string() }),
+            other => Err(AnswerProblem::UnknownStatus {
+                status: other.unwrap_or("").to_string(),
+            }),
         };
     }
-    let wrong = || AnswerProblem::WrongType { expected: def.kind.expected() };
+    let wrong = || AnswerProblem::WrongType {
+        expected: def.kind.expected(),
+    };
     let value = match &def.kind {
         ItemType::Integer => Value::Integer(json.as_i64().ok_or_else(wrong)?),
-        ItemType::Decimal { decimals } | ItemType::Money { decimals } | ItemType::Percentage { decimals } => {
+        ItemType::Decimal { decimals }
+        | ItemType::Money { decimals }
+        | ItemType::Percentage { decimals } => {
             let number = json.as_number().ok_or_else(wrong)?;
-            Value::Fixed(Fixed::parse(&number.to_string(), *decimals).ok_or(AnswerProblem::TooManyDecimals { max: *decimals })?)
+            Value::Fixed(
+                Fixed::parse(&number.to_string(), *decimals)
+                    .ok_or(AnswerProblem::TooManyDecimals { max: *decimals })?,
+            )
         }
-        ItemType::Date => Value::Date(json.as_str().and_then(|s| iso_date::parse(s).ok()).ok_or_else(wrong)?),
+        ItemType::Date => Value::Date(
+            json.as_str()
+                .and_then(|s| iso_date::parse(s).ok())
+                .ok_or_else(wrong)?,
+        ),
         ItemType::YesNo => Value::Bool(json.as_bool().ok_or_else(wrong)?),
         ItemType::Choice => {
             let code = json.as_str().ok_or_else(wrong)?;
@@ -259,7 +320,10 @@ fn parse_slot(def: &ItemDef, json: &Json) -> Result<Slot, AnswerProblem> {
             Value::Text(text.to_string())
         }
     };
-    if let Some(n) = value.as_number().filter(|_| !matches!(value, Value::Date(_) | Value::Bool(_))) {
+    if let Some(n) = value
+        .as_number()
+        .filter(|_| !matches!(value, Value::Date(_) | Value::Bool(_)))
+    {
         if let Some(min) = def.min.filter(|min| n < *min) {
             return Err(AnswerProblem::BelowMinimum { value: n, min });
         }
@@ -275,7 +339,9 @@ fn choice_of(def: &ItemDef, code: &str) -> Result<u16, AnswerProblem> {
         .iter()
         .position(|c| c.code == code)
         .map(|i| i as u16)
-        .ok_or_else(|| AnswerProblem::UnknownChoice { code: code.to_string() })
+        .ok_or_else(|| AnswerProblem::UnknownChoice {
+            code: code.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -284,13 +350,52 @@ mod tests {
 
     #[test]
     fn fixed_decimals_parse_exactly_and_refuse_extra_digits() {
-        assert_eq!(Fixed::parse("12.5", 2), Some(Fixed { mantissa: 1250, scale: 2 }));
-        assert_eq!(Fixed::parse("-0.07", 2), Some(Fixed { mantissa: -7, scale: 2 }));
-        assert_eq!(Fixed::parse("3", 2), Some(Fixed { mantissa: 300, scale: 2 }));
-        assert_eq!(Fixed::parse("1.250", 2), Some(Fixed { mantissa: 125, scale: 2 }), "trailing zeros are not decimals");
+        assert_eq!(
+            Fixed::parse("12.5", 2),
+            Some(Fixed {
+                mantissa: 1250,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            Fixed::parse("-0.07", 2),
+            Some(Fixed {
+                mantissa: -7,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            Fixed::parse("3", 2),
+            Some(Fixed {
+                mantissa: 300,
+                scale: 2
+            })
+        );
+        assert_eq!(
+            Fixed::parse("1.250", 2),
+            Some(Fixed {
+                mantissa: 125,
+                scale: 2
+            }),
+            "trailing zeros are not decimals"
+        );
         assert_eq!(Fixed::parse("1.234", 2), None);
         assert_eq!(Fixed::parse("1e3", 2), None);
-        assert_eq!(Fixed { mantissa: 123450, scale: 2 }.to_string(), "1234.5");
-        assert_eq!(Fixed { mantissa: -5, scale: 2 }.to_string(), "-0.05");
+        assert_eq!(
+            Fixed {
+                mantissa: 123450,
+                scale: 2
+            }
+            .to_string(),
+            "1234.5"
+        );
+        assert_eq!(
+            Fixed {
+                mantissa: -5,
+                scale: 2
+            }
+            .to_string(),
+            "-0.05"
+        );
     }
 }

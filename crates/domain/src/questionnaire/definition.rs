@@ -16,16 +16,24 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ItemType {
     Integer,
-    Decimal { decimals: u8 },
+    Decimal {
+        decimals: u8,
+    },
     /// Euros, with cents at most.
-    Money { decimals: u8 },
+    Money {
+        decimals: u8,
+    },
     /// Entered as a percentage (0-100), with two decimals at most.
-    Percentage { decimals: u8 },
+    Percentage {
+        decimals: u8,
+    },
     Date,
     YesNo,
     Choice,
     MultipleChoice,
-    Text { max_length: u32 },
+    Text {
+        max_length: u32,
+    },
 }
 
 impl ItemType {
@@ -59,7 +67,10 @@ impl ItemType {
 
     /// Whether expressions may read the item as a number.
     pub fn is_numeric(&self) -> bool {
-        !matches!(self, ItemType::Choice | ItemType::MultipleChoice | ItemType::Text { .. })
+        !matches!(
+            self,
+            ItemType::Choice | ItemType::MultipleChoice | ItemType::Text { .. }
+        )
     }
 }
 
@@ -194,19 +205,34 @@ pub enum DefinitionProblem {
     #[error("item `{item}`: unknown type `{kind}`")]
     UnknownType { item: String, kind: String },
     #[error("{what} `{id}`: `{key}` is not a category, group or OG")]
-    UnknownApplicability { what: &'static str, id: String, key: String },
+    UnknownApplicability {
+        what: &'static str,
+        id: String,
+        key: String,
+    },
     #[error("{what} `{id}` applies to no respondent")]
     ImpossibleApplicability { what: &'static str, id: String },
     #[error("{what} `{id}` applies to {key}, where none of its items applies")]
-    ApplicabilityBeyondItems { what: &'static str, id: String, key: String },
-    #[error("item `{item}` is restricted by tarification option but applies to categories without one")]
+    ApplicabilityBeyondItems {
+        what: &'static str,
+        id: String,
+        key: String,
+    },
+    #[error(
+        "item `{item}` is restricted by tarification option but applies to categories without one"
+    )]
     TarificationOutsideCategories { item: String },
     #[error("item `{item}`: `{code}` is not a tarification option")]
     UnknownTarificationOption { item: String, code: String },
     #[error("item `{item}`: {problem}")]
     Item { item: String, problem: String },
     #[error("{what} `{id}`, {field}: {source}")]
-    Expression { what: &'static str, id: String, field: &'static str, source: ExprError },
+    Expression {
+        what: &'static str,
+        id: String,
+        field: &'static str,
+        source: ExprError,
+    },
     #[error("campaign: {0}")]
     Campaign(String),
 }
@@ -217,7 +243,11 @@ pub struct DefinitionError(pub Vec<DefinitionProblem>);
 
 impl fmt::Display for DefinitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "the questionnaire definition has {} problem(s):", self.0.len())?;
+        writeln!(
+            f,
+            "the questionnaire definition has {} problem(s):",
+            self.0.len()
+        )?;
         for p in &self.0 {
             writeln!(f, "- {p}")?;
         }
@@ -316,14 +346,24 @@ struct RawIndicator {
     applies: Option<Vec<String>>,
 }
 
-fn mask_of(keys: &[String], what: &'static str, id: &str, problems: &mut Vec<DefinitionProblem>) -> u32 {
-    keys.iter().fold(0, |mask, key| match applicability_mask(key) {
-        Some(m) => mask | m,
-        None => {
-            problems.push(DefinitionProblem::UnknownApplicability { what, id: id.to_string(), key: key.clone() });
-            mask
-        }
-    })
+fn mask_of(
+    keys: &[String],
+    what: &'static str,
+    id: &str,
+    problems: &mut Vec<DefinitionProblem>,
+) -> u32 {
+    keys.iter()
+        .fold(0, |mask, key| match applicability_mask(key) {
+            Some(m) => mask | m,
+            None => {
+                problems.push(DefinitionProblem::UnknownApplicability {
+                    what,
+                    id: id.to_string(),
+                    key: key.clone(),
+                });
+                mask
+            }
+        })
 }
 
 fn first_key_of(mask: u32) -> String {
@@ -336,7 +376,8 @@ fn first_key_of(mask: u32) -> String {
 impl Definition {
     /// Reads and checks a definition file's text.
     pub fn from_toml(text: &str) -> Result<Definition, DefinitionError> {
-        let raw: RawDefinition = toml::from_str(text).map_err(|e| DefinitionError(vec![DefinitionProblem::Syntax(e.to_string())]))?;
+        let raw: RawDefinition = toml::from_str(text)
+            .map_err(|e| DefinitionError(vec![DefinitionProblem::Syntax(e.to_string())]))?;
         let mut problems = Vec::new();
 
         let campaign = match CampaignYear::new(raw.campaign.year) {
@@ -355,7 +396,9 @@ impl Definition {
             problems.push(DefinitionProblem::Campaign(e.to_string()));
         }
         if !(0.0..=1.0).contains(&raw.campaign.fill_threshold) {
-            problems.push(DefinitionProblem::Campaign("fill_threshold is a fraction between 0 and 1".into()));
+            problems.push(DefinitionProblem::Campaign(
+                "fill_threshold is a fraction between 0 and 1".into(),
+            ));
         }
 
         let mut sections = Vec::new();
@@ -365,32 +408,55 @@ impl Definition {
         let mut raw_tarifications = Vec::new();
         for (s, raw_section) in raw.sections.into_iter().enumerate() {
             if !section_ids.insert(raw_section.id.clone()) {
-                problems.push(DefinitionProblem::Duplicate { kind: "section", id: raw_section.id.clone() });
+                problems.push(DefinitionProblem::Duplicate {
+                    kind: "section",
+                    id: raw_section.id.clone(),
+                });
             }
             let start = items.len();
             for raw_item in raw_section.items {
                 let id = raw_item.id.clone();
                 if index.insert(id.clone(), items.len() as u16).is_some() {
-                    problems.push(DefinitionProblem::Duplicate { kind: "item", id: id.clone() });
+                    problems.push(DefinitionProblem::Duplicate {
+                        kind: "item",
+                        id: id.clone(),
+                    });
                 }
                 let applies = raw_item.applies.as_ref().or(raw_section.applies.as_ref());
                 let mask = applies.map_or(0, |keys| mask_of(keys, "item", &id, &mut problems));
                 if mask == 0 {
-                    problems.push(DefinitionProblem::ImpossibleApplicability { what: "item", id: id.clone() });
+                    problems.push(DefinitionProblem::ImpossibleApplicability {
+                        what: "item",
+                        id: id.clone(),
+                    });
                 }
-                let item_problem = |problem: &str| DefinitionProblem::Item { item: id.clone(), problem: problem.to_string() };
+                let item_problem = |problem: &str| DefinitionProblem::Item {
+                    item: id.clone(),
+                    problem: problem.to_string(),
+                };
                 let kind = match raw_item.kind.as_str() {
                     "integer" => ItemType::Integer,
-                    "decimal" => ItemType::Decimal { decimals: raw_item.decimals.unwrap_or(2) },
-                    "money" => ItemType::Money { decimals: raw_item.decimals.unwrap_or(2) },
-                    "percentage" => ItemType::Percentage { decimals: raw_item.decimals.unwrap_or(2) },
+                    "decimal" => ItemType::Decimal {
+                        decimals: raw_item.decimals.unwrap_or(2),
+                    },
+                    "money" => ItemType::Money {
+                        decimals: raw_item.decimals.unwrap_or(2),
+                    },
+                    "percentage" => ItemType::Percentage {
+                        decimals: raw_item.decimals.unwrap_or(2),
+                    },
                     "date" => ItemType::Date,
                     "yes_no" => ItemType::YesNo,
                     "choice" => ItemType::Choice,
                     "multiple_choice" => ItemType::MultipleChoice,
-                    "text" => ItemType::Text { max_length: raw_item.max_length.unwrap_or(2000) },
+                    "text" => ItemType::Text {
+                        max_length: raw_item.max_length.unwrap_or(2000),
+                    },
                     other => {
-                        problems.push(DefinitionProblem::UnknownType { item: id.clone(), kind: other.to_string() });
+                        problems.push(DefinitionProblem::UnknownType {
+                            item: id.clone(),
+                            kind: other.to_string(),
+                        });
                         ItemType::Text { max_length: 0 }
                     }
                 };
@@ -405,12 +471,20 @@ impl Definition {
                     problems.push(item_problem("at most 64 choices"));
                 }
                 let mut codes = HashSet::new();
-                if let Some((code, _)) = raw_item.choices.iter().find(|(code, _)| !codes.insert(code)) {
+                if let Some((code, _)) = raw_item
+                    .choices
+                    .iter()
+                    .find(|(code, _)| !codes.insert(code))
+                {
                     problems.push(item_problem(&format!("choice `{code}` appears twice")));
                 }
                 let (min, max) = match kind {
-                    ItemType::Percentage { .. } => (raw_item.min.or(Some(0.0)), raw_item.max.or(Some(100.0))),
-                    ItemType::Integer | ItemType::Decimal { .. } => (raw_item.min.or(Some(0.0)), raw_item.max),
+                    ItemType::Percentage { .. } => {
+                        (raw_item.min.or(Some(0.0)), raw_item.max.or(Some(100.0)))
+                    }
+                    ItemType::Integer | ItemType::Decimal { .. } => {
+                        (raw_item.min.or(Some(0.0)), raw_item.max)
+                    }
                     _ => (raw_item.min, raw_item.max),
                 };
                 if let (Some(lo), Some(hi)) = (min, max)
@@ -430,7 +504,11 @@ impl Definition {
                     unit: raw_item.unit,
                     min,
                     max,
-                    choices: raw_item.choices.into_iter().map(|(code, label)| ChoiceDef { code, label }).collect(),
+                    choices: raw_item
+                        .choices
+                        .into_iter()
+                        .map(|(code, label)| ChoiceDef { code, label })
+                        .collect(),
                     mask,
                     tarification: 0,
                     financial: raw_item.financial.unwrap_or(raw_section.financial),
@@ -439,15 +517,25 @@ impl Definition {
                     section: s as u16,
                 });
             }
-            sections.push(Section { id: raw_section.id, label: raw_section.label, items: start..items.len() });
+            sections.push(Section {
+                id: raw_section.id,
+                label: raw_section.label,
+                items: start..items.len(),
+            });
         }
 
         let tarification = raw.tarification.and_then(|t| {
             let mask = mask_of(&t.applies, "tarification", &t.item, &mut problems);
             match index.get(&t.item) {
-                Some(&i) if items[i as usize].kind == ItemType::Choice => Some(Tarification { item: i as usize, mask }),
+                Some(&i) if items[i as usize].kind == ItemType::Choice => Some(Tarification {
+                    item: i as usize,
+                    mask,
+                }),
                 _ => {
-                    problems.push(DefinitionProblem::Item { item: t.item, problem: "the tarification item must be a choice item".into() });
+                    problems.push(DefinitionProblem::Item {
+                        item: t.item,
+                        problem: "the tarification item must be a choice item".into(),
+                    });
                     None
                 }
             }
@@ -456,45 +544,88 @@ impl Definition {
             let Some(codes) = codes else { continue };
             let item = &items[i];
             let Some(t) = &tarification else {
-                problems.push(DefinitionProblem::TarificationOutsideCategories { item: item.id.clone() });
+                problems.push(DefinitionProblem::TarificationOutsideCategories {
+                    item: item.id.clone(),
+                });
                 continue;
             };
             if item.mask & !t.mask != 0 {
-                problems.push(DefinitionProblem::TarificationOutsideCategories { item: item.id.clone() });
+                problems.push(DefinitionProblem::TarificationOutsideCategories {
+                    item: item.id.clone(),
+                });
             }
             let options = &items[t.item].choices;
             let mut set = 0u64;
             for code in codes {
                 match options.iter().position(|c| c.code == code) {
                     Some(p) => set |= 1 << p,
-                    None => problems.push(DefinitionProblem::UnknownTarificationOption { item: item.id.clone(), code }),
+                    None => problems.push(DefinitionProblem::UnknownTarificationOption {
+                        item: item.id.clone(),
+                        code,
+                    }),
                 }
             }
             items[i].tarification = set;
         }
 
-        let compiler = Compiler { items: &items, index: &index };
-        let compile = |what: &'static str, id: &str, field: &'static str, src: &str, problems: &mut Vec<DefinitionProblem>| match compiler.compile(src) {
-            Ok(compiled) => Some(compiled),
-            Err(source) => {
-                problems.push(DefinitionProblem::Expression { what, id: id.to_string(), field, source });
-                None
-            }
+        let compiler = Compiler {
+            items: &items,
+            index: &index,
         };
+        let compile =
+            |what: &'static str,
+             id: &str,
+             field: &'static str,
+             src: &str,
+             problems: &mut Vec<DefinitionProblem>| match compiler.compile(src) {
+                Ok(compiled) => Some(compiled),
+                Err(source) => {
+                    problems.push(DefinitionProblem::Expression {
+                        what,
+                        id: id.to_string(),
+                        field,
+                        source,
+                    });
+                    None
+                }
+            };
 
         let mut rules = Vec::new();
         let mut rule_ids = HashSet::new();
         for raw_rule in raw.rules {
             if !rule_ids.insert(raw_rule.id.clone()) {
-                problems.push(DefinitionProblem::Duplicate { kind: "rule", id: raw_rule.id.clone() });
+                problems.push(DefinitionProblem::Duplicate {
+                    kind: "rule",
+                    id: raw_rule.id.clone(),
+                });
             }
-            let when = raw_rule.when.as_deref().map(|w| compile("rule", &raw_rule.id, "when", w, &mut problems));
-            let check = compile("rule", &raw_rule.id, "check", &raw_rule.check, &mut problems);
-            let (Some((check, mut refs)), Some(when)) = (check, when.unwrap_or(Some((Node::Num(1.0), vec![])))) else { continue };
+            let when = raw_rule
+                .when
+                .as_deref()
+                .map(|w| compile("rule", &raw_rule.id, "when", w, &mut problems));
+            let check = compile(
+                "rule",
+                &raw_rule.id,
+                "check",
+                &raw_rule.check,
+                &mut problems,
+            );
+            let (Some((check, mut refs)), Some(when)) =
+                (check, when.unwrap_or(Some((Node::Num(1.0), vec![]))))
+            else {
+                continue;
+            };
             refs.extend(when.1.iter().copied());
             refs.sort_unstable();
             refs.dedup();
-            let mask = applicability("rule", &raw_rule.id, raw_rule.applies.as_deref(), &refs, &items, &mut problems);
+            let mask = applicability(
+                "rule",
+                &raw_rule.id,
+                raw_rule.applies.as_deref(),
+                &refs,
+                &items,
+                &mut problems,
+            );
             let when = raw_rule.when.is_some().then_some(when.0);
             rules.push(Rule {
                 items: refs.iter().map(|&i| items[i as usize].id.clone()).collect(),
@@ -512,15 +643,39 @@ impl Definition {
         let mut indicator_ids = HashSet::new();
         for raw_ind in raw.indicators {
             if !indicator_ids.insert(raw_ind.id.clone()) {
-                problems.push(DefinitionProblem::Duplicate { kind: "indicator", id: raw_ind.id.clone() });
+                problems.push(DefinitionProblem::Duplicate {
+                    kind: "indicator",
+                    id: raw_ind.id.clone(),
+                });
             }
-            let numerator = compile("indicator", &raw_ind.id, "numerator", &raw_ind.numerator, &mut problems);
-            let denominator = raw_ind.denominator.as_deref().map(|d| compile("indicator", &raw_ind.id, "denominator", d, &mut problems));
-            let (Some((numerator, mut refs)), Some(denominator)) = (numerator, denominator.unwrap_or(Some((Node::Num(1.0), vec![])))) else { continue };
+            let numerator = compile(
+                "indicator",
+                &raw_ind.id,
+                "numerator",
+                &raw_ind.numerator,
+                &mut problems,
+            );
+            let denominator = raw_ind
+                .denominator
+                .as_deref()
+                .map(|d| compile("indicator", &raw_ind.id, "denominator", d, &mut problems));
+            let (Some((numerator, mut refs)), Some(denominator)) = (
+                numerator,
+                denominator.unwrap_or(Some((Node::Num(1.0), vec![]))),
+            ) else {
+                continue;
+            };
             refs.extend(denominator.1.iter().copied());
             refs.sort_unstable();
             refs.dedup();
-            let mask = applicability("indicator", &raw_ind.id, raw_ind.applies.as_deref(), &refs, &items, &mut problems);
+            let mask = applicability(
+                "indicator",
+                &raw_ind.id,
+                raw_ind.applies.as_deref(),
+                &refs,
+                &items,
+                &mut problems,
+            );
             indicators.push(Indicator {
                 items: refs.iter().map(|&i| items[i as usize].id.clone()).collect(),
                 item_indices: refs,
@@ -535,7 +690,15 @@ impl Definition {
         }
 
         match campaign {
-            Some(campaign) if problems.is_empty() => Ok(Definition { campaign, sections, items, index, tarification, rules, indicators }),
+            Some(campaign) if problems.is_empty() => Ok(Definition {
+                campaign,
+                sections,
+                items,
+                index,
+                tarification,
+                rules,
+                indicators,
+            }),
             _ => Err(DefinitionError(problems)),
         }
     }
@@ -580,14 +743,27 @@ impl Definition {
 }
 
 /// A rule's or indicator's applicability: the explicit list, or where all its items apply.
-fn applicability(what: &'static str, id: &str, explicit: Option<&[String]>, refs: &[u16], items: &[ItemDef], problems: &mut Vec<DefinitionProblem>) -> u32 {
-    let all = refs.iter().fold(u32::MAX, |m, &i| m & items[i as usize].mask);
+fn applicability(
+    what: &'static str,
+    id: &str,
+    explicit: Option<&[String]>,
+    refs: &[u16],
+    items: &[ItemDef],
+    problems: &mut Vec<DefinitionProblem>,
+) -> u32 {
+    let all = refs
+        .iter()
+        .fold(u32::MAX, |m, &i| m & items[i as usize].mask);
     let any = refs.iter().fold(0, |m, &i| m | items[i as usize].mask);
     let mask = match explicit {
         Some(keys) => {
             let mask = mask_of(keys, what, id, problems);
             if mask & !any != 0 {
-                problems.push(DefinitionProblem::ApplicabilityBeyondItems { what, id: id.to_string(), key: first_key_of(mask & !any) });
+                problems.push(DefinitionProblem::ApplicabilityBeyondItems {
+                    what,
+                    id: id.to_string(),
+                    key: first_key_of(mask & !any),
+                });
             }
             mask
         }
@@ -595,7 +771,10 @@ fn applicability(what: &'static str, id: &str, explicit: Option<&[String]>, refs
         None => all,
     };
     if mask == 0 {
-        problems.push(DefinitionProblem::ImpossibleApplicability { what, id: id.to_string() });
+        problems.push(DefinitionProblem::ImpossibleApplicability {
+            what,
+            id: id.to_string(),
+        });
     }
     mask
 }

@@ -18,7 +18,11 @@ pub struct FillRate {
 impl FillRate {
     /// The rate as a fraction; a questionnaire with nothing applicable is complete.
     pub fn ratio(&self) -> f64 {
-        if self.applicable == 0 { 1.0 } else { self.answered as f64 / self.applicable as f64 }
+        if self.applicable == 0 {
+            1.0
+        } else {
+            self.answered as f64 / self.applicable as f64
+        }
     }
 }
 
@@ -75,12 +79,16 @@ pub struct Evaluation<'d> {
 
 impl Evaluation<'_> {
     pub fn blocking_violations(&self) -> impl Iterator<Item = &Violation<'_>> {
-        self.violations.iter().filter(|v| v.severity == Severity::Blocking)
+        self.violations
+            .iter()
+            .filter(|v| v.severity == Severity::Blocking)
     }
 
     /// Validation needs the fill threshold, every required item and no blocking violation.
     pub fn can_validate(&self) -> bool {
-        self.fill.overall.ratio() >= self.fill_threshold && self.missing_required.is_empty() && self.blocking_violations().next().is_none()
+        self.fill.overall.ratio() >= self.fill_threshold
+            && self.missing_required.is_empty()
+            && self.blocking_violations().next().is_none()
     }
 }
 
@@ -94,7 +102,9 @@ impl Definition {
         if def.tarification == 0 {
             return true;
         }
-        let Some(t) = self.tarification() else { return true };
+        let Some(t) = self.tarification() else {
+            return true;
+        };
         match answers.slot(t.item) {
             Slot::Value(Value::Choice(option)) => def.tarification & (1u64 << option) != 0,
             // Until the option is known the item is asked: better one question too many.
@@ -128,7 +138,12 @@ impl Definition {
 
     /// Fill rate, coherence rules and indicators of one questionnaire. `today` is the day of
     /// the evaluation (rules such as "not in the future" read it).
-    pub fn evaluate(&self, kind: RespondentKind, answers: &AnswerSet, today: Date) -> Evaluation<'_> {
+    pub fn evaluate(
+        &self,
+        kind: RespondentKind,
+        answers: &AnswerSet,
+        today: Date,
+    ) -> Evaluation<'_> {
         let bit = kind.bit();
         let mut scope = Scope {
             items: self.items(),
@@ -152,7 +167,13 @@ impl Definition {
                 None => (rule.missing == Missing::Violation, true),
             };
             if violated {
-                violations.push(Violation { rule: &rule.id, severity: rule.severity, message: &rule.message, items: &rule.items, missing_input });
+                violations.push(Violation {
+                    rule: &rule.id,
+                    severity: rule.severity,
+                    message: &rule.message,
+                    items: &rule.items,
+                    missing_input,
+                });
             }
         }
 
@@ -160,16 +181,24 @@ impl Definition {
         for indicator in self.indicators().iter().filter(|i| i.mask & bit != 0) {
             scope.missing_as_zero = indicator.missing == Missing::Zero;
             let numerator = scope.eval(&indicator.numerator);
-            let denominator = indicator.denominator.as_ref().map_or(Some(1.0), |d| scope.eval(d));
+            let denominator = indicator
+                .denominator
+                .as_ref()
+                .map_or(Some(1.0), |d| scope.eval(d));
             let value = match (numerator, denominator) {
-                (Some(_), Some(d)) if d == 0.0 => IndicatorValue::NotComputable(NotComputable::ZeroDenominator),
+                (Some(_), Some(0.0)) => {
+                    IndicatorValue::NotComputable(NotComputable::ZeroDenominator)
+                }
                 (Some(n), Some(d)) => IndicatorValue::Value(n / d),
                 _ => {
                     // Slow path, only when something is missing: name what is.
                     let items = indicator
                         .item_indices
                         .iter()
-                        .filter(|&&i| self.items()[i as usize].mask & bit != 0 && !matches!(scope.answers.slot(i as usize), Slot::Value(_)))
+                        .filter(|&&i| {
+                            self.items()[i as usize].mask & bit != 0
+                                && !matches!(scope.answers.slot(i as usize), Slot::Value(_))
+                        })
                         .map(|&i| self.items()[i as usize].id.as_str())
                         .collect::<Vec<_>>();
                     if items.is_empty() {
@@ -180,14 +209,22 @@ impl Definition {
                     }
                 }
             };
-            indicators.push(IndicatorResult { indicator: &indicator.id, unit: indicator.unit, value });
+            indicators.push(IndicatorResult {
+                indicator: &indicator.id,
+                unit: indicator.unit,
+                value,
+            });
         }
 
         let missing_required = self
             .items()
             .iter()
             .enumerate()
-            .filter(|(i, def)| def.required && matches!(answers.slot(*i), Slot::Missing) && self.is_applicable(*i, kind, answers))
+            .filter(|(i, def)| {
+                def.required
+                    && matches!(answers.slot(*i), Slot::Missing)
+                    && self.is_applicable(*i, kind, answers)
+            })
             .map(|(_, def)| def.id.as_str())
             .collect();
 

@@ -79,7 +79,11 @@ pub enum ExprError {
     #[error("unknown item `{0}`")]
     UnknownItem(String),
     #[error("item `{item}` is {kind} and cannot be used {usage}")]
-    WrongType { item: String, kind: &'static str, usage: &'static str },
+    WrongType {
+        item: String,
+        kind: &'static str,
+        usage: &'static str,
+    },
     #[error("`{code}` is not a choice of `{item}`")]
     UnknownChoice { item: String, code: String },
     #[error("{0}")]
@@ -102,13 +106,20 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
         let c = bytes[i] as char;
         if c.is_ascii_whitespace() {
             i += 1;
-        } else if c.is_ascii_digit() || (c == '.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
+        } else if c.is_ascii_digit()
+            || (c == '.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit))
+        {
             let start = i;
-            while i < bytes.len() && (bytes[i].is_ascii_digit() || bytes[i] == b'.' || bytes[i] == b'_') {
+            while i < bytes.len()
+                && (bytes[i].is_ascii_digit() || bytes[i] == b'.' || bytes[i] == b'_')
+            {
                 i += 1;
             }
             let text: String = src[start..i].chars().filter(|c| *c != '_').collect();
-            tokens.push(Token::Num(text.parse().map_err(|_| ExprError::Unexpected(text.clone()))?));
+            tokens.push(Token::Num(
+                text.parse()
+                    .map_err(|_| ExprError::Unexpected(text.clone()))?,
+            ));
         } else if c.is_ascii_alphabetic() || c == '_' {
             let start = i;
             while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
@@ -154,7 +165,12 @@ struct Parser<'a, 'c> {
 impl Compiler<'_> {
     /// Compiles one expression; returns it with the items it references (sorted, unique).
     pub fn compile(&self, src: &str) -> Result<(Node, Vec<u16>), ExprError> {
-        let mut parser = Parser { tokens: lex(src)?, pos: 0, compiler: self, referenced: Vec::new() };
+        let mut parser = Parser {
+            tokens: lex(src)?,
+            pos: 0,
+            compiler: self,
+            referenced: Vec::new(),
+        };
         let node = parser.or()?;
         if let Some(t) = parser.tokens.get(parser.pos) {
             return Err(ExprError::Unexpected(format!("{t:?}")));
@@ -215,15 +231,25 @@ impl Parser<'_, '_> {
 
     fn cmp(&mut self) -> Result<Node, ExprError> {
         // `item == 'code'` is a choice test, not arithmetic.
-        if let (Some(Token::Ident(name)), Some(Token::Op(op @ ("==" | "!="))), Some(Token::Str(code))) =
-            (self.tokens.get(self.pos), self.tokens.get(self.pos + 1), self.tokens.get(self.pos + 2))
-        {
+        if let (
+            Some(Token::Ident(name)),
+            Some(Token::Op(op @ ("==" | "!="))),
+            Some(Token::Str(code)),
+        ) = (
+            self.tokens.get(self.pos),
+            self.tokens.get(self.pos + 1),
+            self.tokens.get(self.pos + 2),
+        ) {
             let (name, negate, code) = (name.clone(), *op == "!=", code.clone());
             self.pos += 3;
             let item = self.item(&name)?;
             let def = &self.compiler.items[item as usize];
             if !matches!(def.kind, ItemType::Choice) {
-                return Err(ExprError::WrongType { item: name, kind: def.kind.name(), usage: "with == 'code'" });
+                return Err(ExprError::WrongType {
+                    item: name,
+                    kind: def.kind.name(),
+                    usage: "with == 'code'",
+                });
             }
             return Ok(Node::ChoiceIs(item, choice_index(def, &code)?, negate));
         }
@@ -299,7 +325,11 @@ impl Parser<'_, '_> {
                 let item = self.item(&name)?;
                 let def = &self.compiler.items[item as usize];
                 if !def.kind.is_numeric() {
-                    return Err(ExprError::WrongType { item: name, kind: def.kind.name(), usage: "as a number" });
+                    return Err(ExprError::WrongType {
+                        item: name,
+                        kind: def.kind.name(),
+                        usage: "as a number",
+                    });
                 }
                 Ok(Node::Item(item))
             }
@@ -318,13 +348,19 @@ impl Parser<'_, '_> {
                 let item = self.item_argument()?;
                 self.expect_op(",")?;
                 let Some(Token::Str(code)) = self.tokens.get(self.pos).cloned() else {
-                    return Err(ExprError::Arity("has(item, 'code') takes a quoted code".into()));
+                    return Err(ExprError::Arity(
+                        "has(item, 'code') takes a quoted code".into(),
+                    ));
                 };
                 self.pos += 1;
                 self.expect_op(")")?;
                 let def = &self.compiler.items[item as usize];
                 if !matches!(def.kind, ItemType::MultipleChoice) {
-                    return Err(ExprError::WrongType { item: def.id.clone(), kind: def.kind.name(), usage: "with has()" });
+                    return Err(ExprError::WrongType {
+                        item: def.id.clone(),
+                        kind: def.kind.name(),
+                        usage: "with has()",
+                    });
                 }
                 Ok(Node::Has(item, choice_index(def, &code)?))
             }
@@ -339,7 +375,9 @@ impl Parser<'_, '_> {
                     "sum" => Ok(Node::Sum(args)),
                     "min" => Ok(Node::Min(args)),
                     "max" => Ok(Node::Max(args)),
-                    _ if args.len() == 1 => Ok(Node::Abs(Box::new(args.pop().expect("one argument")))),
+                    _ if args.len() == 1 => {
+                        Ok(Node::Abs(Box::new(args.pop().expect("one argument"))))
+                    }
                     _ => Err(ExprError::Arity("abs() takes one argument".into())),
                 }
             }
@@ -359,7 +397,11 @@ impl Parser<'_, '_> {
     }
 
     fn item(&mut self, name: &str) -> Result<u16, ExprError> {
-        let index = *self.compiler.index.get(name).ok_or_else(|| ExprError::UnknownItem(name.to_string()))?;
+        let index = *self
+            .compiler
+            .index
+            .get(name)
+            .ok_or_else(|| ExprError::UnknownItem(name.to_string()))?;
         self.referenced.push(index);
         Ok(index)
     }
@@ -370,7 +412,10 @@ fn choice_index(def: &ItemDef, code: &str) -> Result<u16, ExprError> {
         .iter()
         .position(|c| c.code == code)
         .map(|i| i as u16)
-        .ok_or_else(|| ExprError::UnknownChoice { item: def.id.clone(), code: code.to_string() })
+        .ok_or_else(|| ExprError::UnknownChoice {
+            item: def.id.clone(),
+            code: code.to_string(),
+        })
 }
 
 /// What an expression reads while it is evaluated.
@@ -388,7 +433,8 @@ pub(crate) struct Scope<'a> {
 impl Scope<'_> {
     /// The slot of an item, or `None` when the item does not apply to the respondent.
     fn slot(&self, item: u16) -> Option<&Slot> {
-        (self.items[item as usize].mask & self.respondent_bit != 0).then(|| self.answers.slot(item as usize))
+        (self.items[item as usize].mask & self.respondent_bit != 0)
+            .then(|| self.answers.slot(item as usize))
     }
 
     fn number(&self, item: u16) -> Option<f64> {
@@ -444,9 +490,15 @@ impl Scope<'_> {
                 _ => None,
             },
             Node::Not(a) => self.eval(a).map(|v| if v == 0.0 { 1.0 } else { 0.0 }),
-            Node::Sum(args) => args.iter().try_fold(0.0, |acc, a| Some(acc + self.eval(a)?)),
-            Node::Min(args) => args.iter().try_fold(f64::INFINITY, |acc, a| Some(acc.min(self.eval(a)?))),
-            Node::Max(args) => args.iter().try_fold(f64::NEG_INFINITY, |acc, a| Some(acc.max(self.eval(a)?))),
+            Node::Sum(args) => args
+                .iter()
+                .try_fold(0.0, |acc, a| Some(acc + self.eval(a)?)),
+            Node::Min(args) => args
+                .iter()
+                .try_fold(f64::INFINITY, |acc, a| Some(acc.min(self.eval(a)?))),
+            Node::Max(args) => args
+                .iter()
+                .try_fold(f64::NEG_INFINITY, |acc, a| Some(acc.max(self.eval(a)?))),
             Node::Abs(a) => self.eval(a).map(f64::abs),
             Node::Present(i) => truth(matches!(self.slot(*i), Some(Slot::Value(_)))),
             Node::ChoiceIs(i, code, negate) => match self.slot(*i) {

@@ -7,8 +7,13 @@ pub mod evaluate;
 mod expr;
 
 pub use answer::{AnswerError, AnswerProblem, AnswerSet, Fixed, Slot, Value};
-pub use definition::{ChoiceDef, Definition, DefinitionError, DefinitionProblem, Indicator, ItemDef, ItemType, Missing, Rule, Section, Severity, Unit};
-pub use evaluate::{Evaluation, FillRate, FillReport, IndicatorResult, IndicatorValue, NotComputable, Violation};
+pub use definition::{
+    ChoiceDef, Definition, DefinitionError, DefinitionProblem, Indicator, ItemDef, ItemType,
+    Missing, Rule, Section, Severity, Unit,
+};
+pub use evaluate::{
+    Evaluation, FillRate, FillReport, IndicatorResult, IndicatorValue, NotComputable, Violation,
+};
 pub use expr::ExprError;
 
 /// The definition files shipped with the platform, one per campaign.
