@@ -10,6 +10,7 @@ pub mod category;
 pub mod finess;
 pub mod generator;
 pub mod geo;
+pub mod ports;
 pub mod questionnaire;
 pub mod rights;
 pub mod structure;

@@ -1,0 +1,431 @@
+//! DynamoDB adapters over the campaign table (docs/data-model.md):
+//!
+//! | item | pk | sk | gsi1 (by-og) | gsi2 (by-territory) |
+//! |---|---|---|---|---|
+//! | questionnaire | `Q#<year>#<finess>` | `QUESTIONNAIRE` | `OG#<year>#<og>` / `<finess>` | `DEP#<year>#<dep>` / `<status>#<finess>` |
+//! | audit entry | `Q#<year>#<finess>` | `AUDIT#<millis>#<n>` | | |
+//! | reminder sent | `Q#<year>#<finess>` | `SENT#<date>#<kind>` | | |
+
+use crate::backend;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+use std::collections::HashMap;
+use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
+use tdb_domain::ports::memory::status_key;
+use tdb_domain::ports::{
+    AuditEntry, AuditLog, Page, ProgressEntry, QuestionnaireStore, SendLog, StoreError,
+    StoredQuestionnaire,
+};
+use tdb_domain::{Departement, Finess};
+use time::Date;
+
+type Item = HashMap<String, AttributeValue>;
+
+/// The campaign table: questionnaires, audit trail and send log share the questionnaire's
+/// partition, so one query reads a questionnaire's whole history.
+#[derive(Clone)]
+pub struct CampaignTable {
+    client: Client,
+    table: String,
+}
+
+impl CampaignTable {
+    pub fn new(client: Client, table: impl Into<String>) -> CampaignTable {
+        CampaignTable {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn pk(campaign: CampaignYear, finess: Finess) -> String {
+    format!("Q#{campaign}#{finess}")
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("missing string attribute {key}")))
+}
+
+fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("missing number attribute {key}")))
+}
+
+fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+fn status_of(key: &str) -> Result<QuestionnaireStatus, StoreError> {
+    serde_json::from_value(serde_json::Value::String(key.to_string())).map_err(corrupt)
+}
+
+fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
+    let finess = q.respondent.finess;
+    let mut item = Item::from([
+        ("pk".into(), s(pk(q.campaign, finess))),
+        ("sk".into(), s("QUESTIONNAIRE")),
+        (
+            "gsi2pk".into(),
+            s(format!("DEP#{}#{}", q.campaign, q.departement)),
+        ),
+        (
+            "gsi2sk".into(),
+            s(format!("{}#{finess}", status_key(q.status))),
+        ),
+        ("campaign".into(), n(q.campaign.value())),
+        ("finess".into(), s(finess.as_str())),
+        (
+            "respondent".into(),
+            s(serde_json::to_string(&q.respondent.kind).map_err(corrupt)?),
+        ),
+        ("departement".into(), s(q.departement.insee_code())),
+        ("status".into(), s(status_key(q.status))),
+        // One JSON string rather than a map: answers are read and written whole, and a
+        // string keeps the item compact, far under DynamoDB's 400 KB.
+        (
+            "answers".into(),
+            s(serde_json::to_string(&q.answers).map_err(corrupt)?),
+        ),
+        ("fill_rate".into(), n(q.fill_rate)),
+        ("version".into(), n(q.version)),
+        ("updated_at".into(), n(q.updated_at)),
+    ]);
+    if let Some(og) = q.og {
+        item.insert("og".into(), s(og.as_str()));
+        item.insert("gsi1pk".into(), s(format!("OG#{}#{og}", q.campaign)));
+        item.insert("gsi1sk".into(), s(finess.as_str()));
+    }
+    Ok(item)
+}
+
+fn from_item(item: &Item) -> Result<StoredQuestionnaire, StoreError> {
+    let finess = Finess::parse(get_s(item, "finess")?).map_err(corrupt)?;
+    Ok(StoredQuestionnaire {
+        campaign: CampaignYear::new(get_n(item, "campaign")?).map_err(corrupt)?,
+        respondent: tdb_domain::Respondent {
+            finess,
+            kind: serde_json::from_str(get_s(item, "respondent")?).map_err(corrupt)?,
+        },
+        departement: Departement::from_code(get_s(item, "departement")?)
+            .ok_or_else(|| corrupt("unknown département"))?,
+        og: item
+            .get("og")
+            .and_then(|v| v.as_s().ok())
+            .map(|v| Finess::parse(v))
+            .transpose()
+            .map_err(corrupt)?,
+        status: status_of(get_s(item, "status")?)?,
+        answers: serde_json::from_str(get_s(item, "answers")?).map_err(corrupt)?,
+        fill_rate: get_n(item, "fill_rate")?,
+        version: get_n(item, "version")?,
+        updated_at: get_n(item, "updated_at")?,
+    })
+}
+
+/// Page tokens are DynamoDB's LastEvaluatedKey (string attributes only), as JSON.
+fn encode_token(key: Option<&Item>) -> Option<String> {
+    let key = key?;
+    let flat: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
+        .collect();
+    serde_json::to_string(&flat).ok()
+}
+
+fn decode_token(token: Option<String>) -> Result<Option<Item>, StoreError> {
+    let Some(token) = token else { return Ok(None) };
+    let flat: HashMap<String, String> =
+        serde_json::from_str(&token).map_err(|_| StoreError::BadPageToken)?;
+    Ok(Some(flat.into_iter().map(|(k, v)| (k, s(v))).collect()))
+}
+
+/// DynamoDB's own limit for one BatchWriteItem call.
+const BATCH: usize = 25;
+
+impl QuestionnaireStore for CampaignTable {
+    async fn get(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> Result<Option<StoredQuestionnaire>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pk(campaign, finess)))
+            .key("sk", s("QUESTIONNAIRE"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item().map(from_item).transpose()
+    }
+
+    async fn put(&self, q: &StoredQuestionnaire) -> Result<(), StoreError> {
+        let expected = q.version.saturating_sub(1);
+        let request = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(q)?));
+        let request = if expected == 0 {
+            request.condition_expression("attribute_not_exists(pk)")
+        } else {
+            request
+                .condition_expression("version = :expected")
+                .expression_attribute_values(":expected", n(expected))
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict { expected })
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
+        for chunk in qs.chunks(BATCH) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|q| {
+                    Ok(WriteRequest::builder()
+                        .put_request(
+                            PutRequest::builder()
+                                .set_item(Some(to_item(q)?))
+                                .build()
+                                .map_err(backend)?,
+                        )
+                        .build())
+                })
+                .collect::<Result<_, StoreError>>()?;
+            // BatchWriteItem is not atomic: whatever comes back unprocessed is sent again,
+            // with a growing pause, until nothing is left or we give up loudly.
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .client
+                    .batch_write_item()
+                    .request_items(&self.table, pending)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                pending = out
+                    .unprocessed_items()
+                    .and_then(|u| u.get(&self.table))
+                    .cloned()
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > 8 {
+                        return Err(StoreError::Corrupt(format!(
+                            "{} items still unprocessed after {attempt} attempts",
+                            pending.len()
+                        )));
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn list_by_og(
+        &self,
+        campaign: CampaignYear,
+        og: Finess,
+        page: Option<String>,
+        limit: u32,
+    ) -> Result<Page<Finess>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("by-og")
+            .key_condition_expression("gsi1pk = :pk")
+            .expression_attribute_values(":pk", s(format!("OG#{campaign}#{og}")))
+            .set_exclusive_start_key(decode_token(page)?)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = out
+            .items()
+            .iter()
+            .map(|i| Finess::parse(get_s(i, "gsi1sk")?).map_err(corrupt))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            next: encode_token(out.last_evaluated_key()),
+        })
+    }
+
+    async fn list_by_departement(
+        &self,
+        campaign: CampaignYear,
+        departement: Departement,
+        status: Option<QuestionnaireStatus>,
+        page: Option<String>,
+        limit: u32,
+    ) -> Result<Page<ProgressEntry>, StoreError> {
+        let mut query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name("by-territory")
+            .expression_attribute_values(":pk", s(format!("DEP#{campaign}#{departement}")))
+            .set_exclusive_start_key(decode_token(page)?)
+            .limit(limit.max(1) as i32);
+        query = match status {
+            Some(st) => query
+                .key_condition_expression("gsi2pk = :pk AND begins_with(gsi2sk, :status)")
+                .expression_attribute_values(":status", s(format!("{}#", status_key(st)))),
+            None => query.key_condition_expression("gsi2pk = :pk"),
+        };
+        let out = query.send().await.map_err(backend)?;
+        let items = out
+            .items()
+            .iter()
+            .map(|i| {
+                let (status, finess) = get_s(i, "gsi2sk")?
+                    .split_once('#')
+                    .ok_or_else(|| corrupt("gsi2sk"))?;
+                Ok(ProgressEntry {
+                    finess: Finess::parse(finess).map_err(corrupt)?,
+                    status: status_of(status)?,
+                    fill_rate: get_n(i, "fill_rate")?,
+                })
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Page {
+            items,
+            next: encode_token(out.last_evaluated_key()),
+        })
+    }
+}
+
+impl AuditLog for CampaignTable {
+    async fn append(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        // Two entries in the same millisecond must not overwrite each other.
+        let unique = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(campaign, finess)))
+            .item("sk", s(format!("AUDIT#{:015}#{unique:09}", entry.at)))
+            .item("entry", s(serde_json::to_string(entry).map_err(corrupt)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn list(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+                .expression_attribute_values(":pk", s(pk(campaign, finess)))
+                .expression_attribute_values(":audit", s("AUDIT#"))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items() {
+                entries.push(serde_json::from_str(get_s(item, "entry")?).map_err(corrupt)?);
+            }
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+}
+
+impl SendLog for CampaignTable {
+    async fn record(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+        kind: &str,
+        day: Date,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pk(campaign, finess)))
+            .item("sk", s(format!("SENT#{}#{kind}", iso_date::format(day))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn sent(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> Result<Vec<(Date, String)>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :sent)")
+            .expression_attribute_values(":pk", s(pk(campaign, finess)))
+            .expression_attribute_values(":sent", s("SENT#"))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.items()
+            .iter()
+            .map(|i| {
+                let rest = get_s(i, "sk")?.trim_start_matches("SENT#");
+                let (day, kind) = rest.split_once('#').ok_or_else(|| corrupt("sk"))?;
+                Ok((iso_date::parse(day).map_err(corrupt)?, kind.to_string()))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,348 @@
+//! Creates the stateful resources of `infra/template.yaml` (DynamoDB tables, S3 buckets, SES
+//! identities) from the template's own definitions, so that local runs and tests use exactly
+//! what is deployed. The functions' environment variables are read from the template's
+//! `Globals` too.
+
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType,
+};
+use serde_yaml::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("the template is not valid YAML")]
+    Yaml(#[from] serde_yaml::Error),
+    #[error("template resource {resource}: {problem}")]
+    Template { resource: String, problem: String },
+    #[error("creating {resource} failed")]
+    Aws {
+        resource: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Values for the template's pseudo parameters and parameters.
+#[derive(Debug, Clone)]
+pub struct StackContext {
+    pub stack_name: String,
+    pub account_id: String,
+    pub region: String,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// What provisioning created: physical names by logical id, and the functions' environment.
+#[derive(Debug, Clone, Default)]
+pub struct Provisioned {
+    pub names: BTreeMap<String, String>,
+    pub environment: BTreeMap<String, String>,
+}
+
+/// The stateful resources of a template, resolved for one stack.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    tables: Vec<(String, Value)>,
+    buckets: Vec<(String, Value)>,
+    identities: Vec<(String, Value)>,
+    environment: Vec<(String, Value)>,
+    context: StackContext,
+}
+
+fn template_error(resource: &str, problem: impl Into<String>) -> ProvisionError {
+    ProvisionError::Template {
+        resource: resource.to_string(),
+        problem: problem.into(),
+    }
+}
+
+fn aws_error<E: std::error::Error + Send + Sync + 'static>(
+    resource: &str,
+) -> impl FnOnce(E) -> ProvisionError + '_ {
+    move |e| ProvisionError::Aws {
+        resource: resource.to_string(),
+        source: Box::new(e),
+    }
+}
+
+impl Resources {
+    pub fn from_template(text: &str, context: StackContext) -> Result<Resources, ProvisionError> {
+        let template: Value = serde_yaml::from_str(text)?;
+        let mut r = Resources {
+            tables: vec![],
+            buckets: vec![],
+            identities: vec![],
+            environment: vec![],
+            context,
+        };
+        let resources = template
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .ok_or_else(|| template_error("Resources", "missing"))?;
+        for (id, resource) in resources {
+            let id = id.as_str().unwrap_or_default().to_string();
+            let props = resource.get("Properties").cloned().unwrap_or(Value::Null);
+            match resource.get("Type").and_then(Value::as_str) {
+                Some("AWS::DynamoDB::Table") => r.tables.push((id, props)),
+                Some("AWS::S3::Bucket") => r.buckets.push((id, props)),
+                Some("AWS::SES::EmailIdentity") => r.identities.push((id, props)),
+                _ => {}
+            }
+        }
+        if let Some(vars) = template
+            .get("Globals")
+            .and_then(|g| g.get("Function"))
+            .and_then(|f| f.get("Environment"))
+            .and_then(|e| e.get("Variables"))
+            .and_then(Value::as_mapping)
+        {
+            r.environment = vars
+                .iter()
+                .map(|(k, v)| (k.as_str().unwrap_or_default().to_string(), v.clone()))
+                .collect();
+        }
+        Ok(r)
+    }
+
+    /// Resolves a scalar written with `!Sub` or `!Ref` (to a parameter or pseudo parameter).
+    fn resolve(
+        &self,
+        resource: &str,
+        value: &Value,
+        names: &BTreeMap<String, String>,
+    ) -> Result<String, ProvisionError> {
+        let c = &self.context;
+        match value {
+            Value::String(s) => Ok(s.clone()),
+            Value::Number(n) => Ok(n.to_string()),
+            Value::Tagged(tagged) => {
+                let inner = tagged.value.as_str().ok_or_else(|| {
+                    template_error(resource, "only scalar !Sub and !Ref are supported here")
+                })?;
+                if tagged.tag == "!Sub" {
+                    Ok(inner
+                        .replace("${AWS::StackName}", &c.stack_name)
+                        .replace("${AWS::AccountId}", &c.account_id)
+                        .replace("${AWS::Region}", &c.region))
+                } else if tagged.tag == "!Ref" {
+                    names
+                        .get(inner)
+                        .or_else(|| c.parameters.get(inner))
+                        .cloned()
+                        .ok_or_else(|| {
+                            template_error(resource, format!("no value for !Ref {inner}"))
+                        })
+                } else {
+                    Err(template_error(
+                        resource,
+                        format!("unsupported tag {}", tagged.tag),
+                    ))
+                }
+            }
+            _ => Err(template_error(resource, "expected a scalar")),
+        }
+    }
+
+    fn names(&self) -> Result<BTreeMap<String, String>, ProvisionError> {
+        let mut names = BTreeMap::new();
+        for (id, props) in &self.tables {
+            names.insert(
+                id.clone(),
+                self.resolve(
+                    id,
+                    props
+                        .get("TableName")
+                        .ok_or_else(|| template_error(id, "TableName is required"))?,
+                    &BTreeMap::new(),
+                )?,
+            );
+        }
+        for (id, props) in &self.buckets {
+            names.insert(
+                id.clone(),
+                self.resolve(
+                    id,
+                    props
+                        .get("BucketName")
+                        .ok_or_else(|| template_error(id, "BucketName is required"))?,
+                    &BTreeMap::new(),
+                )?,
+            );
+        }
+        for (id, props) in &self.identities {
+            names.insert(
+                id.clone(),
+                self.resolve(
+                    id,
+                    props
+                        .get("EmailIdentity")
+                        .ok_or_else(|| template_error(id, "EmailIdentity is required"))?,
+                    &BTreeMap::new(),
+                )?,
+            );
+        }
+        Ok(names)
+    }
+
+    /// Creates every table, bucket and identity that does not exist yet.
+    pub async fn provision(
+        &self,
+        config: &aws_config::SdkConfig,
+    ) -> Result<Provisioned, ProvisionError> {
+        let names = self.names()?;
+        let dynamo = aws_sdk_dynamodb::Client::new(config);
+        for (id, props) in &self.tables {
+            self.create_table(&dynamo, id, &names[id], props).await?;
+        }
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(config)
+                .force_path_style(true)
+                .build(),
+        );
+        for (id, props) in &self.buckets {
+            let name = &names[id];
+            if s3.head_bucket().bucket(name).send().await.is_err() {
+                let mut create = s3.create_bucket().bucket(name);
+                if self.context.region != "us-east-1" {
+                    create = create.create_bucket_configuration(
+                        aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                            .location_constraint(self.context.region.as_str().into())
+                            .build(),
+                    );
+                }
+                create.send().await.map_err(aws_error(id))?;
+            }
+            if props
+                .get("VersioningConfiguration")
+                .and_then(|v| v.get("Status"))
+                .and_then(Value::as_str)
+                == Some("Enabled")
+            {
+                let versioning = aws_sdk_s3::types::VersioningConfiguration::builder()
+                    .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                    .build();
+                s3.put_bucket_versioning()
+                    .bucket(name)
+                    .versioning_configuration(versioning)
+                    .send()
+                    .await
+                    .map_err(aws_error(id))?;
+            }
+        }
+        let ses = aws_sdk_ses::Client::new(config);
+        for (id, _) in &self.identities {
+            ses.verify_email_identity()
+                .email_address(&names[id])
+                .send()
+                .await
+                .map_err(aws_error(id))?;
+        }
+        let mut environment = BTreeMap::new();
+        for (key, value) in &self.environment {
+            if let Ok(v) = self.resolve(key, value, &names) {
+                environment.insert(key.clone(), v);
+            }
+        }
+        Ok(Provisioned { names, environment })
+    }
+
+    async fn create_table(
+        &self,
+        client: &aws_sdk_dynamodb::Client,
+        id: &str,
+        name: &str,
+        props: &Value,
+    ) -> Result<(), ProvisionError> {
+        if client
+            .describe_table()
+            .table_name(name)
+            .send()
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        let list = |key: &str| {
+            props
+                .get(key)
+                .and_then(Value::as_sequence)
+                .cloned()
+                .unwrap_or_default()
+        };
+        let text = |v: &Value, key: &str| {
+            v.get(key)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .ok_or_else(|| template_error(id, format!("{key} is required")))
+        };
+        let key_schema = |v: &Value| -> Result<Vec<KeySchemaElement>, ProvisionError> {
+            v.as_sequence()
+                .cloned()
+                .unwrap_or_default()
+                .iter()
+                .map(|k| {
+                    KeySchemaElement::builder()
+                        .attribute_name(text(k, "AttributeName")?)
+                        .key_type(KeyType::from(text(k, "KeyType")?.as_str()))
+                        .build()
+                        .map_err(aws_error(id))
+                })
+                .collect()
+        };
+        let mut create = client
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for a in list("AttributeDefinitions") {
+            create = create.attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name(text(&a, "AttributeName")?)
+                    .attribute_type(ScalarAttributeType::from(
+                        text(&a, "AttributeType")?.as_str(),
+                    ))
+                    .build()
+                    .map_err(aws_error(id))?,
+            );
+        }
+        create = create.set_key_schema(Some(key_schema(
+            props.get("KeySchema").unwrap_or(&Value::Null),
+        )?));
+        for g in list("GlobalSecondaryIndexes") {
+            let projection = g.get("Projection").cloned().unwrap_or(Value::Null);
+            let non_key: Vec<String> = projection
+                .get("NonKeyAttributes")
+                .and_then(Value::as_sequence)
+                .map(|s| {
+                    s.iter()
+                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let projection = Projection::builder()
+                .projection_type(ProjectionType::from(
+                    projection
+                        .get("ProjectionType")
+                        .and_then(Value::as_str)
+                        .unwrap_or("ALL"),
+                ))
+                .set_non_key_attributes((!non_key.is_empty()).then_some(non_key))
+                .build();
+            create = create.global_secondary_indexes(
+                GlobalSecondaryIndex::builder()
+                    .index_name(text(&g, "IndexName")?)
+                    .set_key_schema(Some(key_schema(
+                        g.get("KeySchema").unwrap_or(&Value::Null),
+                    )?))
+                    .projection(projection)
+                    .build()
+                    .map_err(aws_error(id))?,
+            );
+        }
+        create.send().await.map_err(aws_error(id))?;
+        Ok(())
+    }
+}
+
+/// The template shipped in the repository.
+pub const TEMPLATE: &str = include_str!("../../../infra/template.yaml");

@@ -1,0 +1,60 @@
+//! E-mail through SES v1 `SendEmail`, one message per recipient (LocalStack's community
+//! edition emulates v1 only, and its bulk call answers incompletely).
+
+use aws_sdk_ses::Client;
+use aws_sdk_ses::types::{Body, Content, Destination, Message};
+use tdb_domain::ports::{Email, MailError, Mailer};
+
+#[derive(Clone)]
+pub struct SesMailer {
+    client: Client,
+    sender: String,
+}
+
+impl SesMailer {
+    pub fn new(client: Client, sender: impl Into<String>) -> SesMailer {
+        SesMailer {
+            client,
+            sender: sender.into(),
+        }
+    }
+}
+
+fn utf8(text: &str) -> Result<Content, MailError> {
+    Content::builder()
+        .data(text)
+        .charset("UTF-8")
+        .build()
+        .map_err(|e| MailError::Backend(Box::new(e)))
+}
+
+impl Mailer for SesMailer {
+    async fn send(&self, email: &Email) -> Result<String, MailError> {
+        let message = Message::builder()
+            .subject(utf8(&email.subject)?)
+            .body(Body::builder().text(utf8(&email.text)?).build())
+            .build();
+        let out = self
+            .client
+            .send_email()
+            .source(&self.sender)
+            .destination(
+                Destination::builder()
+                    .to_addresses(email.to.as_str())
+                    .build(),
+            )
+            .message(message)
+            .send()
+            .await;
+        match out {
+            Ok(out) => Ok(out.message_id().to_string()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_message_rejected()) =>
+            {
+                Err(MailError::Rejected(e.to_string()))
+            }
+            Err(e) => Err(MailError::Backend(Box::new(e))),
+        }
+    }
+}

@@ -1,0 +1,475 @@
+//! Ports: what the functions need from storage and e-mail, in domain terms. The AWS adapters
+//! (crate `tdb-aws`) implement them over DynamoDB, S3 and SES; `memory` implements them in
+//! process for handler tests. A contract test runs the same assertions against both.
+
+use crate::campaign::{CampaignYear, QuestionnaireStatus};
+use crate::finess::Finess;
+use crate::geo::Departement;
+use crate::structure::Respondent;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::future::Future;
+use time::Date;
+
+/// A questionnaire as stored: answers in their JSON form (see `Definition::parse_answers`),
+/// with what the listings need next to them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredQuestionnaire {
+    pub campaign: CampaignYear,
+    pub respondent: Respondent,
+    pub departement: Departement,
+    /// The OG managing the respondent, when there is one (for the OG's progress view).
+    pub og: Option<Finess>,
+    pub status: QuestionnaireStatus,
+    pub answers: serde_json::Map<String, serde_json::Value>,
+    pub fill_rate: f64,
+    /// Incremented by each write: optimistic concurrency between two editors.
+    pub version: u64,
+    /// Unix seconds.
+    pub updated_at: i64,
+}
+
+/// One line of a territory's progress listing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressEntry {
+    pub finess: Finess,
+    pub status: QuestionnaireStatus,
+    pub fill_rate: f64,
+}
+
+/// A page of results and the opaque token of the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Someone else wrote first: reload and try again.
+    #[error("the record changed since it was read (expected version {expected})")]
+    Conflict { expected: u64 },
+    #[error("invalid page token")]
+    BadPageToken,
+    #[error("stored data could not be read: {0}")]
+    Corrupt(String),
+    #[error("storage backend failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Questionnaires by structure and campaign, and the listings that steer a campaign.
+pub trait QuestionnaireStore: Send + Sync {
+    fn get(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> impl Future<Output = Result<Option<StoredQuestionnaire>, StoreError>> + Send;
+
+    /// Writes `q` if the stored version is `q.version - 1` (a new questionnaire has version 1).
+    fn put(&self, q: &StoredQuestionnaire) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Writes many questionnaires unconditionally (campaign opening, imports), in batches.
+    fn put_many(
+        &self,
+        qs: &[StoredQuestionnaire],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The structures an OG manages that have a questionnaire in this campaign.
+    fn list_by_og(
+        &self,
+        campaign: CampaignYear,
+        og: Finess,
+        page: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<Finess>, StoreError>> + Send;
+
+    /// The progress of a département's questionnaires, optionally of one status only.
+    fn list_by_departement(
+        &self,
+        campaign: CampaignYear,
+        departement: Departement,
+        status: Option<QuestionnaireStatus>,
+        page: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<ProgressEntry>, StoreError>> + Send;
+}
+
+/// One event in a questionnaire's history. `actor` is an account id, never a name or e-mail.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Unix milliseconds.
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub detail: serde_json::Value,
+}
+
+/// The audit trail of questionnaires, oldest first.
+pub trait AuditLog: Send + Sync {
+    fn append(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+        entry: &AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn list(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+}
+
+/// Which reminders went to which structure, so none is sent twice the same day.
+pub trait SendLog: Send + Sync {
+    /// Records a send; `false` if this kind was already recorded for this structure that day.
+    fn record(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+        kind: &str,
+        day: Date,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    fn sent(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> impl Future<Output = Result<Vec<(Date, String)>, StoreError>> + Send;
+}
+
+/// An e-mail address, checked for shape when parsed. Never logged.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct EmailAddress(String);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not an e-mail address")]
+pub struct EmailAddressError;
+
+impl EmailAddress {
+    pub fn parse(s: &str) -> Result<EmailAddress, EmailAddressError> {
+        let s = s.trim();
+        let (local, domain) = s.split_once('@').ok_or(EmailAddressError)?;
+        let ok = !local.is_empty()
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains('@')
+            && s.len() <= 254
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if ok {
+            Ok(EmailAddress(s.to_lowercase()))
+        } else {
+            Err(EmailAddressError)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for EmailAddress {
+    type Error = EmailAddressError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        EmailAddress::parse(&s)
+    }
+}
+
+impl From<EmailAddress> for String {
+    fn from(e: EmailAddress) -> String {
+        e.0
+    }
+}
+
+/// Debug output hides the address: personal data stays out of logs.
+impl fmt::Debug for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EmailAddress(<redacted>)")
+    }
+}
+
+/// A message ready to send, already rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Email {
+    pub to: EmailAddress,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("the mail service refused the message: {0}")]
+    Rejected(String),
+    #[error("the mail service failed")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// Sends e-mail.
+pub trait Mailer: Send + Sync {
+    /// Sends one message; returns the provider's message id.
+    fn send(&self, email: &Email) -> impl Future<Output = Result<String, MailError>> + Send;
+}
+
+/// Objects of the Parquet lake.
+pub trait Lake: Send + Sync {
+    fn put(&self, key: &str, bytes: Vec<u8>)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    /// Keys under a prefix, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// In-process implementations of the ports, for handler tests and demos.
+pub mod memory {
+    use super::*;
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+
+    fn page_of<T: Clone>(
+        all: Vec<T>,
+        page: Option<String>,
+        limit: u32,
+    ) -> Result<Page<T>, StoreError> {
+        let start: usize = match page {
+            None => 0,
+            Some(token) => token.parse().map_err(|_| StoreError::BadPageToken)?,
+        };
+        let end = (start + limit.max(1) as usize).min(all.len());
+        let next = (end < all.len()).then(|| end.to_string());
+        Ok(Page {
+            items: all.get(start..end).unwrap_or_default().to_vec(),
+            next,
+        })
+    }
+
+    #[derive(Default)]
+    pub struct MemoryQuestionnaireStore {
+        rows: Mutex<BTreeMap<(CampaignYear, Finess), StoredQuestionnaire>>,
+    }
+
+    impl QuestionnaireStore for MemoryQuestionnaireStore {
+        async fn get(
+            &self,
+            campaign: CampaignYear,
+            finess: Finess,
+        ) -> Result<Option<StoredQuestionnaire>, StoreError> {
+            Ok(self
+                .rows
+                .lock()
+                .expect("lock")
+                .get(&(campaign, finess))
+                .cloned())
+        }
+
+        async fn put(&self, q: &StoredQuestionnaire) -> Result<(), StoreError> {
+            let mut rows = self.rows.lock().expect("lock");
+            let key = (q.campaign, q.respondent.finess);
+            let expected = q.version.saturating_sub(1);
+            let current = rows.get(&key).map_or(0, |r| r.version);
+            if current != expected {
+                return Err(StoreError::Conflict { expected });
+            }
+            rows.insert(key, q.clone());
+            Ok(())
+        }
+
+        async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
+            let mut rows = self.rows.lock().expect("lock");
+            for q in qs {
+                rows.insert((q.campaign, q.respondent.finess), q.clone());
+            }
+            Ok(())
+        }
+
+        async fn list_by_og(
+            &self,
+            campaign: CampaignYear,
+            og: Finess,
+            page: Option<String>,
+            limit: u32,
+        ) -> Result<Page<Finess>, StoreError> {
+            let all = self
+                .rows
+                .lock()
+                .expect("lock")
+                .values()
+                .filter(|q| q.campaign == campaign && q.og == Some(og))
+                .map(|q| q.respondent.finess)
+                .collect();
+            page_of(all, page, limit)
+        }
+
+        async fn list_by_departement(
+            &self,
+            campaign: CampaignYear,
+            departement: Departement,
+            status: Option<QuestionnaireStatus>,
+            page: Option<String>,
+            limit: u32,
+        ) -> Result<Page<ProgressEntry>, StoreError> {
+            let mut all: Vec<_> = self
+                .rows
+                .lock()
+                .expect("lock")
+                .values()
+                .filter(|q| {
+                    q.campaign == campaign
+                        && q.departement == departement
+                        && status.is_none_or(|s| s == q.status)
+                })
+                .map(|q| ProgressEntry {
+                    finess: q.respondent.finess,
+                    status: q.status,
+                    fill_rate: q.fill_rate,
+                })
+                .collect();
+            // The same order as the DynamoDB index: by status name, then FINESS.
+            all.sort_by(|a, b| {
+                (status_key(a.status), a.finess).cmp(&(status_key(b.status), b.finess))
+            });
+            page_of(all, page, limit)
+        }
+    }
+
+    /// The name of a status, as stored and sorted.
+    pub fn status_key(status: QuestionnaireStatus) -> &'static str {
+        match status {
+            QuestionnaireStatus::NotStarted => "not_started",
+            QuestionnaireStatus::InProgress => "in_progress",
+            QuestionnaireStatus::Validated => "validated",
+            QuestionnaireStatus::Reopened => "reopened",
+            QuestionnaireStatus::Closed => "closed",
+        }
+    }
+
+    #[derive(Default)]
+    pub struct MemoryAuditLog {
+        entries: Mutex<BTreeMap<(CampaignYear, Finess), Vec<AuditEntry>>>,
+    }
+
+    impl AuditLog for MemoryAuditLog {
+        async fn append(
+            &self,
+            campaign: CampaignYear,
+            finess: Finess,
+            entry: &AuditEntry,
+        ) -> Result<(), StoreError> {
+            let mut entries = self.entries.lock().expect("lock");
+            let list = entries.entry((campaign, finess)).or_default();
+            list.push(entry.clone());
+            list.sort_by_key(|e| e.at);
+            Ok(())
+        }
+
+        async fn list(
+            &self,
+            campaign: CampaignYear,
+            finess: Finess,
+        ) -> Result<Vec<AuditEntry>, StoreError> {
+            Ok(self
+                .entries
+                .lock()
+                .expect("lock")
+                .get(&(campaign, finess))
+                .cloned()
+                .unwrap_or_default())
+        }
+    }
+
+    #[derive(Default)]
+    pub struct MemorySendLog {
+        sent: Mutex<BTreeMap<(CampaignYear, Finess), Vec<(Date, String)>>>,
+    }
+
+    impl SendLog for MemorySendLog {
+        async fn record(
+            &self,
+            campaign: CampaignYear,
+            finess: Finess,
+            kind: &str,
+            day: Date,
+        ) -> Result<bool, StoreError> {
+            let mut sent = self.sent.lock().expect("lock");
+            let list = sent.entry((campaign, finess)).or_default();
+            if list.iter().any(|(d, k)| *d == day && k == kind) {
+                return Ok(false);
+            }
+            list.push((day, kind.to_string()));
+            list.sort();
+            Ok(true)
+        }
+
+        async fn sent(
+            &self,
+            campaign: CampaignYear,
+            finess: Finess,
+        ) -> Result<Vec<(Date, String)>, StoreError> {
+            Ok(self
+                .sent
+                .lock()
+                .expect("lock")
+                .get(&(campaign, finess))
+                .cloned()
+                .unwrap_or_default())
+        }
+    }
+
+    /// Keeps every message it is given.
+    #[derive(Default)]
+    pub struct MemoryMailer {
+        pub outbox: Mutex<Vec<Email>>,
+    }
+
+    impl Mailer for MemoryMailer {
+        async fn send(&self, email: &Email) -> Result<String, MailError> {
+            let mut outbox = self.outbox.lock().expect("lock");
+            outbox.push(email.clone());
+            Ok(format!("memory-{}", outbox.len()))
+        }
+    }
+
+    #[derive(Default)]
+    pub struct MemoryLake {
+        objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    }
+
+    impl Lake for MemoryLake {
+        async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+            self.objects
+                .lock()
+                .expect("lock")
+                .insert(key.to_string(), bytes);
+            Ok(())
+        }
+
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            Ok(self.objects.lock().expect("lock").get(key).cloned())
+        }
+
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            Ok(self
+                .objects
+                .lock()
+                .expect("lock")
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_addresses_are_checked_and_never_shown_in_debug_output() {
+        let e = EmailAddress::parse(" Direction.EHPAD@exemple.fr ").unwrap();
+        assert_eq!(e.as_str(), "direction.ehpad@exemple.fr");
+        assert!(!format!("{e:?}").contains("exemple"));
+        for bad in ["", "no-at", "a@b", "a@@b.fr", "a b@c.fr", "@c.fr", "a@.fr"] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
