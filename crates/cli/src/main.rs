@@ -37,10 +37,40 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Creates the template's tables, bucket and SES identity on the configured AWS endpoint
+    /// (the local stack), and prints the functions' environment as `export` lines.
+    Provision {
+        #[arg(long, default_value = "tdb-local")]
+        stack_name: String,
+        #[arg(long, default_value = "tdb-esms@campagne.test")]
+        sender: String,
+    },
+    /// Loads generated questionnaires (from `tdb generate`) into the campaign table.
+    Load {
+        /// Folder written by `tdb generate`.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, env = "CAMPAIGN_TABLE")]
+        table: String,
+        #[arg(long, default_value_t = 2025)]
+        campaign: u16,
+    },
 }
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Command::Provision { stack_name, sender } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(provision(stack_name, sender))?;
+        }
+        Command::Load {
+            from,
+            table,
+            campaign,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(load(from, table, campaign))?;
+        }
         Command::Generate {
             establishments,
             seed,
@@ -93,5 +123,96 @@ fn main() -> Result<()> {
             );
         }
     }
+    Ok(())
+}
+
+async fn provision(stack_name: String, sender: String) -> Result<()> {
+    use tdb_aws::provision::{Resources, StackContext, TEMPLATE};
+    let config = tdb_aws::load_config().await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "eu-west-3".into());
+    let context = StackContext {
+        stack_name,
+        account_id: "000000000000".into(),
+        region,
+        parameters: [("SenderEmail".to_string(), sender)].into(),
+    };
+    let provisioned = Resources::from_template(TEMPLATE, context)?
+        .provision(&config)
+        .await
+        .context("provisioning the template's resources")?;
+    for (key, value) in &provisioned.environment {
+        println!("export {key}={value}");
+    }
+    Ok(())
+}
+
+async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
+    use std::io::BufRead;
+    use tdb_domain::ports::{QuestionnaireStore, StoredQuestionnaire};
+    use tdb_domain::{CampaignYear, QuestionnaireStatus, RespondentKind};
+    let definition = builtin::load(campaign)
+        .with_context(|| format!("no definition shipped for campaign {campaign}"))??;
+    let year = CampaignYear::new(campaign)?;
+    let referential: tdb_domain::Referential = serde_json::from_reader(std::io::BufReader::new(
+        std::fs::File::open(from.join("referential.json")).context("referential.json")?,
+    ))?;
+    let config = tdb_aws::load_config().await;
+    let store = tdb_aws::dynamo::CampaignTable::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let file =
+        std::fs::File::open(from.join("questionnaires.jsonl")).context("questionnaires.jsonl")?;
+    let lines: Vec<String> = std::io::BufReader::new(file)
+        .lines()
+        .collect::<Result<_, _>>()?;
+    let bar = ProgressBar::new(lines.len() as u64).with_style(ProgressStyle::with_template(
+        "loading [{bar:40}] {pos}/{len} questionnaires ({elapsed})",
+    )?);
+    let started = std::time::Instant::now();
+    for chunk in lines.chunks(500) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        for line in chunk {
+            let row: serde_json::Value = serde_json::from_str(line)?;
+            let finess: tdb_domain::Finess = serde_json::from_value(row["finess"].clone())?;
+            let kind: RespondentKind = serde_json::from_value(row["respondent"].clone())?;
+            let answers = row["answers"].as_object().cloned().unwrap_or_default();
+            let parsed = definition
+                .parse_answers(kind, &answers)
+                .map_err(|e| anyhow::anyhow!("{finess}: {} invalid answers", e.len()))?;
+            let fill_rate = definition.fill_rate(kind, &parsed).overall.ratio();
+            let og = match kind {
+                RespondentKind::Og => None,
+                RespondentKind::Esms(_) => referential.og_of(&finess).map(|o| o.finess),
+            };
+            let status = if answers.is_empty() {
+                QuestionnaireStatus::NotStarted
+            } else {
+                QuestionnaireStatus::InProgress
+            };
+            let updated_at = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_secs() as i64;
+            batch.push(StoredQuestionnaire {
+                campaign: year,
+                respondent: tdb_domain::Respondent { finess, kind },
+                departement: finess.departement(),
+                og,
+                status,
+                answers,
+                fill_rate,
+                version: 1,
+                updated_at,
+            });
+        }
+        store.put_many(&batch).await?;
+        bar.inc(batch.len() as u64);
+    }
+    bar.finish();
+    println!(
+        "{} questionnaires loaded in {:.2?}",
+        lines.len(),
+        started.elapsed()
+    );
     Ok(())
 }

@@ -376,9 +376,12 @@ pub mod memory {
         }
     }
 
+    /// Sends recorded per questionnaire: (day, kind).
+    type Sends = BTreeMap<(CampaignYear, Finess), Vec<(Date, String)>>;
+
     #[derive(Default)]
     pub struct MemorySendLog {
-        sent: Mutex<BTreeMap<(CampaignYear, Finess), Vec<(Date, String)>>>,
+        sent: Mutex<Sends>,
     }
 
     impl SendLog for MemorySendLog {

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs the system locally: starts the local AWS stack, creates the template's resources and
+# loads a generated campaign into it. ESTABLISHMENTS (default 2000) sets the campaign size.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tdb-esms/target}
+bash localstack/start.sh
+# shellcheck disable=SC1091
+source localstack/.run/env
+cargo build --release --locked -p tdb-cli
+tdb=$CARGO_TARGET_DIR/release/tdb
+"$tdb" provision --stack-name tdb-local > localstack/.run/functions.env
+# shellcheck disable=SC1091
+source localstack/.run/functions.env
+cat localstack/.run/functions.env
+out=localstack/.run/campaign
+"$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$out"
+"$tdb" load --from "$out"
+echo "The local stack runs (stop it with: bash localstack/stop.sh). Environment: source localstack/.run/env localstack/.run/functions.env"
