@@ -156,59 +156,41 @@ pub fn authorize(role: &Role, action: Action, target: &Target) -> Result<(), Den
             territorial(action, target, inside)
         }
         Role::Ape { structure } => {
+            // An APE has the rights of a Gestionnaire, plus the administration of accounts:
+            // its own structure's users, and the APE of the ESMS its OG manages.
             let relation = relation(structure, target)?;
-            match relation {
-                Relation::Own => allow(matches!(
-                    action,
-                    Consult
-                        | EnterData(_)
-                        | Validate(_)
-                        | FollowProgress
-                        | ViewRestitutions
-                        | ManageUsers
-                        | Export
-                )),
-                Relation::ManagedByOurOg => allow(matches!(
-                    action,
-                    Consult
-                        | EnterData(DataScope::Subsidiarity)
-                        | Validate(DataScope::Subsidiarity)
-                        | FollowProgress
-                        | Remind
-                        | ViewRestitutions
-                        | ManageApe
-                        | Export
-                )),
-            }
+            let administers = match relation {
+                Relation::Own => action == ManageUsers,
+                Relation::ManagedByOurOg => action == ManageApe,
+            };
+            allow(administers || member_allows(Profile::Gestionnaire, relation, action))
         }
         Role::Member { structure, profile } => {
             let relation = relation(structure, target)?;
-            match (profile, relation) {
-                (Profile::Gestionnaire, Relation::Own) => allow(matches!(
-                    action,
-                    Consult
-                        | EnterData(_)
-                        | Validate(_)
-                        | FollowProgress
-                        | ViewRestitutions
-                        | Export
-                )),
-                (Profile::Gestionnaire, Relation::ManagedByOurOg) => allow(matches!(
-                    action,
-                    Consult
-                        | EnterData(DataScope::Subsidiarity)
-                        | Validate(DataScope::Subsidiarity)
-                        | FollowProgress
-                        | Remind
-                        | ViewRestitutions
-                        | Export
-                )),
-                (Profile::Lecteur, _) => allow(matches!(
-                    action,
-                    Consult | FollowProgress | ViewRestitutions
-                )),
-            }
+            allow(member_allows(*profile, relation, action))
         }
+    }
+}
+
+/// What a user with a profile may do on their own structure or on an ESMS their OG manages.
+fn member_allows(profile: Profile, relation: Relation, action: Action) -> bool {
+    use Action::*;
+    match (profile, relation) {
+        (Profile::Gestionnaire, Relation::Own) => matches!(
+            action,
+            Consult | EnterData(_) | Validate(_) | FollowProgress | ViewRestitutions | Export
+        ),
+        (Profile::Gestionnaire, Relation::ManagedByOurOg) => matches!(
+            action,
+            Consult
+                | EnterData(DataScope::Subsidiarity)
+                | Validate(DataScope::Subsidiarity)
+                | FollowProgress
+                | Remind
+                | ViewRestitutions
+                | Export
+        ),
+        (Profile::Lecteur, _) => matches!(action, Consult | FollowProgress | ViewRestitutions),
     }
 }
 
