@@ -7,9 +7,11 @@
 //! | reminder sent | `Q#<year>#<finess>` | `SENT#<date>#<kind>` | | |
 
 use crate::backend;
+use crate::item::{
+    Item, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n, put_request, s,
+    write_all,
+};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
-use std::collections::HashMap;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
 use tdb_domain::ports::memory::status_key;
 use tdb_domain::ports::{
@@ -18,8 +20,6 @@ use tdb_domain::ports::{
 };
 use tdb_domain::{Departement, Finess};
 use time::Date;
-
-type Item = HashMap<String, AttributeValue>;
 
 /// The campaign table: questionnaires, audit trail and send log share the questionnaire's
 /// partition, so one query reads a questionnaire's whole history.
@@ -40,32 +40,6 @@ impl CampaignTable {
 
 fn pk(campaign: CampaignYear, finess: Finess) -> String {
     format!("Q#{campaign}#{finess}")
-}
-
-fn s(v: impl Into<String>) -> AttributeValue {
-    AttributeValue::S(v.into())
-}
-
-fn n(v: impl ToString) -> AttributeValue {
-    AttributeValue::N(v.to_string())
-}
-
-fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, StoreError> {
-    item.get(key)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        .ok_or_else(|| StoreError::Corrupt(format!("missing string attribute {key}")))
-}
-
-fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, StoreError> {
-    item.get(key)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| StoreError::Corrupt(format!("missing number attribute {key}")))
-}
-
-fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
-    StoreError::Corrupt(e.to_string())
 }
 
 fn status_of(key: &str) -> Result<QuestionnaireStatus, StoreError> {
@@ -135,26 +109,6 @@ fn from_item(item: &Item) -> Result<StoredQuestionnaire, StoreError> {
     })
 }
 
-/// Page tokens are DynamoDB's LastEvaluatedKey (string attributes only), as JSON.
-fn encode_token(key: Option<&Item>) -> Option<String> {
-    let key = key?;
-    let flat: HashMap<&str, &str> = key
-        .iter()
-        .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
-        .collect();
-    serde_json::to_string(&flat).ok()
-}
-
-fn decode_token(token: Option<String>) -> Result<Option<Item>, StoreError> {
-    let Some(token) = token else { return Ok(None) };
-    let flat: HashMap<String, String> =
-        serde_json::from_str(&token).map_err(|_| StoreError::BadPageToken)?;
-    Ok(Some(flat.into_iter().map(|(k, v)| (k, s(v))).collect()))
-}
-
-/// DynamoDB's own limit for one BatchWriteItem call.
-const BATCH: usize = 25;
-
 impl QuestionnaireStore for CampaignTable {
     async fn get(
         &self,
@@ -201,49 +155,14 @@ impl QuestionnaireStore for CampaignTable {
     }
 
     async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
-        for chunk in qs.chunks(BATCH) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|q| {
-                    Ok(WriteRequest::builder()
-                        .put_request(
-                            PutRequest::builder()
-                                .set_item(Some(to_item(q)?))
-                                .build()
-                                .map_err(backend)?,
-                        )
-                        .build())
-                })
-                .collect::<Result<_, StoreError>>()?;
-            // BatchWriteItem is not atomic: whatever comes back unprocessed is sent again,
-            // with a growing pause, until nothing is left or we give up loudly.
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let out = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, pending)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                pending = out
-                    .unprocessed_items()
-                    .and_then(|u| u.get(&self.table))
-                    .cloned()
-                    .unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt > 8 {
-                        return Err(StoreError::Corrupt(format!(
-                            "{} items still unprocessed after {attempt} attempts",
-                            pending.len()
-                        )));
-                    }
-                    tokio::time::sleep(std::time::Duration::from_millis(50 << attempt)).await;
-                }
-            }
-        }
-        Ok(())
+        let requests = qs
+            .iter()
+            .map(|q| put_request(to_item(q)?))
+            .collect::<Result<_, _>>()?;
+        write_all(requests, |batch| {
+            batch_write_once(&self.client, &self.table, batch)
+        })
+        .await
     }
 
     async fn list_by_og(

@@ -5,7 +5,9 @@
 //! `AWS_ENDPOINT_URL_DYNAMODB`, credentials, region): the same code talks to AWS and to the
 //! local stack, with no branch for "local".
 
+pub mod accounts;
 pub mod dynamo;
+pub mod item;
 pub mod provision;
 pub mod s3;
 pub mod ses;

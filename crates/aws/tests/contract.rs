@@ -6,15 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
+use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
 use tdb_aws::provision::{Provisioned, Resources, StackContext, TEMPLATE};
 use tdb_aws::s3::S3Lake;
 use tdb_aws::ses::SesMailer;
+use tdb_domain::accounts::{
+    Account, AccountId, Person, StructureRecord, TokenPurpose, TokenRecord,
+};
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
 use tdb_domain::ports::memory::{
-    MemoryAuditLog, MemoryLake, MemoryMailer, MemoryQuestionnaireStore, MemorySendLog,
+    MemoryAccountStore, MemoryAuditLog, MemoryLake, MemoryMailer, MemoryQuestionnaireStore,
+    MemorySendLog,
 };
 use tdb_domain::ports::*;
+use tdb_domain::rights::{Profile, Role};
 use tdb_domain::{Category, Departement, Finess, Respondent, RespondentKind};
 use time::macros::date;
 
@@ -62,6 +68,13 @@ impl Stack {
         CampaignTable::new(
             aws_sdk_dynamodb::Client::new(&self.config),
             &self.provisioned.environment["CAMPAIGN_TABLE"],
+        )
+    }
+
+    fn accounts_table(&self) -> AccountsTable {
+        AccountsTable::new(
+            aws_sdk_dynamodb::Client::new(&self.config),
+            &self.provisioned.environment["ACCOUNTS_TABLE"],
         )
     }
 }
@@ -428,4 +441,325 @@ async fn provisioning_twice_is_harmless_and_reads_the_environment_from_the_templ
         .filter_map(|g| g.index_name())
         .collect();
     assert_eq!(indexes.len(), 2, "{indexes:?}");
+}
+
+fn structure(n: u32, dep: &str, og: Option<Finess>) -> StructureRecord {
+    let f = Finess::with_key(&format!("{dep}{n:06}")).unwrap();
+    StructureRecord {
+        finess: f,
+        kind: if n >= 900_000 {
+            RespondentKind::Og
+        } else {
+            RespondentKind::Esms(Category::Ehpad)
+        },
+        name: format!("Structure {n}"),
+        legal_entity: og.unwrap_or(f),
+        og,
+        principal: None,
+        ape: None,
+    }
+}
+
+fn account(byte: u8, email: &str) -> Account {
+    Account {
+        id: AccountId::from_random([byte; 16]),
+        email: EmailAddress::parse(email).unwrap(),
+        person: Person {
+            last_name: "Martin".into(),
+            first_name: "Claire".into(),
+            phone: None,
+        },
+        password_hash: None,
+        failed_logins: 0,
+        locked_until: None,
+        created_at: 1_750_000_000,
+        version: 1,
+    }
+}
+
+async fn account_store_contract(store: impl AccountStore) {
+    let og = structure(900_001, "69", None);
+    let e1 = structure(1, "69", Some(og.finess));
+    let e2 = structure(2, "69", Some(og.finess));
+    let e3 = structure(3, "69", None);
+    let paris = structure(4, "75", None);
+    store
+        .create_structures(&[
+            og.clone(),
+            e1.clone(),
+            e2.clone(),
+            e3.clone(),
+            paris.clone(),
+        ])
+        .await
+        .unwrap();
+    let missing = structure(5, "69", None).finess;
+    let found = store.structures(&[e1.finess, missing]).await.unwrap();
+    assert_eq!(found, std::slice::from_ref(&e1));
+    let rhone = Departement::from_code("69").unwrap();
+    let ids = |v: Vec<StructureRecord>| v.into_iter().map(|s| s.finess).collect::<Vec<_>>();
+    let mut sorted = vec![e1.finess, e2.finess, e3.finess, og.finess];
+    sorted.sort();
+    assert_eq!(
+        ids(store.structures_of_departement(rhone).await.unwrap()),
+        sorted
+    );
+
+    // An APE for e1: it moves after the structures that still have none.
+    let alice = account(1, "ape.e1@example.fr");
+    store
+        .create_account(
+            &alice,
+            &Role::Ape {
+                structure: e1.finess,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store.structures_of_og(og.finess).await.unwrap()),
+        [e2.finess, e1.finess]
+    );
+    let listed = store.structures_of_departement(rhone).await.unwrap();
+    assert_eq!(listed.last().unwrap().finess, e1.finess);
+    assert_eq!(listed.last().unwrap().ape, Some(alice.id.clone()));
+
+    // Refusals leave nothing behind.
+    let twin = account(2, "APE.e1@example.fr");
+    assert!(matches!(
+        store
+            .create_account(
+                &twin,
+                &Role::Ape {
+                    structure: e2.finess
+                }
+            )
+            .await,
+        Err(StoreError::Duplicate("email"))
+    ));
+    let bob = account(3, "bob@example.fr");
+    assert!(matches!(
+        store
+            .create_account(
+                &bob,
+                &Role::Ape {
+                    structure: e1.finess
+                }
+            )
+            .await,
+        Err(StoreError::Duplicate("ape"))
+    ));
+    assert!(matches!(
+        store
+            .create_account(&bob, &Role::Ape { structure: missing })
+            .await,
+        Err(StoreError::NotFound("structure"))
+    ));
+    assert_eq!(store.account_by_email(&bob.email).await.unwrap(), None);
+    assert_eq!(store.account(&bob.id).await.unwrap(), None);
+
+    // One person, two structures, one login.
+    let gestionnaire = Role::Member {
+        structure: e1.finess,
+        profile: Profile::Gestionnaire,
+    };
+    store.create_account(&bob, &gestionnaire).await.unwrap();
+    let lecteur_e3 = Role::Member {
+        structure: e3.finess,
+        profile: Profile::Lecteur,
+    };
+    store.grant(&bob.id, &lecteur_e3).await.unwrap();
+    let record = store.account_by_email(&bob.email).await.unwrap().unwrap();
+    assert_eq!(record.account, bob);
+    assert_eq!(record.roles.len(), 2);
+    assert!(record.roles.contains(&gestionnaire) && record.roles.contains(&lecteur_e3));
+    let members = store.members(e1.finess).await.unwrap();
+    assert_eq!(
+        members
+            .iter()
+            .map(|(a, r)| (a.id.clone(), *r))
+            .collect::<Vec<_>>(),
+        [
+            (
+                alice.id.clone(),
+                Role::Ape {
+                    structure: e1.finess
+                }
+            ),
+            (bob.id.clone(), gestionnaire)
+        ]
+    );
+    assert!(matches!(
+        store
+            .grant(
+                &bob.id,
+                &Role::Ape {
+                    structure: e1.finess
+                }
+            )
+            .await,
+        Err(StoreError::Duplicate("ape"))
+    ));
+
+    // A new role on a structure replaces the previous one, APE link included.
+    store
+        .grant(
+            &bob.id,
+            &Role::Ape {
+                structure: e3.finess,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.structures(&[e3.finess]).await.unwrap()[0].ape,
+        Some(bob.id.clone())
+    );
+    let roles = store.account(&bob.id).await.unwrap().unwrap().roles;
+    assert!(!roles.contains(&lecteur_e3) && roles.len() == 2);
+    store.grant(&bob.id, &lecteur_e3).await.unwrap();
+    assert_eq!(store.structures(&[e3.finess]).await.unwrap()[0].ape, None);
+
+    // The referential update keeps the APE link.
+    let renamed = StructureRecord {
+        name: "EHPAD Les Tilleuls".into(),
+        ..e1.clone()
+    };
+    store.update_structure(&renamed).await.unwrap();
+    let stored = store.structures(&[e1.finess]).await.unwrap().remove(0);
+    assert_eq!(stored.name, "EHPAD Les Tilleuls");
+    assert_eq!(stored.ape, Some(alice.id.clone()));
+    assert!(matches!(
+        store.update_structure(&structure(6, "69", None)).await,
+        Err(StoreError::NotFound("structure"))
+    ));
+
+    // Optimistic concurrency on the account; the e-mail address never changes.
+    let saved = Account {
+        failed_logins: 1,
+        version: 2,
+        email: EmailAddress::parse("other@example.fr").unwrap(),
+        ..bob.clone()
+    };
+    store.save_account(&saved).await.unwrap();
+    assert!(matches!(
+        store.save_account(&saved).await,
+        Err(StoreError::Conflict { expected: 1 })
+    ));
+    let reread = store.account(&bob.id).await.unwrap().unwrap().account;
+    assert_eq!((reread.failed_logins, reread.email), (1, bob.email.clone()));
+
+    // Tokens are single use; revoking an account's tokens removes them all.
+    let token = |hash: &str| TokenRecord {
+        hash: hash.into(),
+        purpose: TokenPurpose::Refresh,
+        account: bob.id.clone(),
+        expires_at: 1_750_000_000,
+        acting_for: Some(e1.finess),
+    };
+    store.put_token(&token("aa")).await.unwrap();
+    store.put_token(&token("bb")).await.unwrap();
+    assert_eq!(store.take_token("aa").await.unwrap(), Some(token("aa")));
+    assert_eq!(store.take_token("aa").await.unwrap(), None);
+    store.revoke_tokens(&bob.id).await.unwrap();
+    assert_eq!(store.take_token("bb").await.unwrap(), None);
+
+    // Revoking the last role deletes the account and frees its e-mail address.
+    assert!(matches!(
+        store.revoke(&alice.id, &gestionnaire).await,
+        Err(StoreError::NotFound("role"))
+    ));
+    store
+        .put_token(&TokenRecord {
+            account: alice.id.clone(),
+            ..token("cc")
+        })
+        .await
+        .unwrap();
+    store
+        .revoke(
+            &alice.id,
+            &Role::Ape {
+                structure: e1.finess,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.structures(&[e1.finess]).await.unwrap()[0].ape, None);
+    assert_eq!(store.account(&alice.id).await.unwrap(), None);
+    assert_eq!(store.account_by_email(&alice.email).await.unwrap(), None);
+    assert_eq!(store.take_token("cc").await.unwrap(), None);
+    store
+        .create_account(
+            &alice,
+            &Role::Ape {
+                structure: e1.finess,
+            },
+        )
+        .await
+        .unwrap();
+    store.revoke(&bob.id, &lecteur_e3).await.unwrap();
+    assert_eq!(
+        store.account(&bob.id).await.unwrap().unwrap().roles,
+        [gestionnaire]
+    );
+}
+
+#[tokio::test]
+async fn account_store_fake_honours_the_contract() {
+    account_store_contract(MemoryAccountStore::default()).await;
+}
+
+#[tokio::test]
+async fn account_store_on_dynamodb_honours_the_contract() {
+    account_store_contract(local_stack().await.accounts_table()).await;
+}
+
+/// DynamoDB Local never throttles, so the sender here really writes only the first half of
+/// each batch and hands the rest back as unprocessed, as DynamoDB does under load.
+#[tokio::test]
+async fn batch_writes_resend_what_dynamodb_left_unprocessed() {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let stack = local_stack().await;
+    let client = aws_sdk_dynamodb::Client::new(&stack.config);
+    let table = stack.provisioned.environment["CAMPAIGN_TABLE"].clone();
+    let requests: Vec<WriteRequest> = (0..60)
+        .map(|i| {
+            let put = PutRequest::builder()
+                .item("pk", AttributeValue::S(format!("TEST#{i}")))
+                .item("sk", AttributeValue::S("X".into()))
+                .build()
+                .unwrap();
+            WriteRequest::builder().put_request(put).build()
+        })
+        .collect();
+    let calls = std::sync::atomic::AtomicUsize::new(0);
+    let sizes = std::sync::Mutex::new(Vec::new());
+    tdb_aws::item::write_all(requests, |mut batch| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        sizes.lock().unwrap().push(batch.len());
+        let rest = batch.split_off(batch.len().div_ceil(2));
+        let (client, table) = (client.clone(), table.clone());
+        async move {
+            let unprocessed = tdb_aws::item::batch_write_once(&client, &table, batch).await?;
+            assert!(unprocessed.is_empty());
+            Ok(rest)
+        }
+    })
+    .await
+    .unwrap();
+    // 25 → 13 written, 12 back → 6, 6 back → 3, 3 → 2, 1 → 1, 0: each batch needs 5 calls.
+    assert_eq!(sizes.lock().unwrap()[..6], [25, 12, 6, 3, 1, 25]);
+    assert!(calls.load(Ordering::SeqCst) >= 13);
+    for i in 0..60 {
+        let out = client
+            .get_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(format!("TEST#{i}")))
+            .key("sk", AttributeValue::S("X".into()))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.item().is_some(), "item {i} was written");
+    }
 }

@@ -5,6 +5,7 @@
 //! Nothing here knows AWS, Lambda or DataFusion: the functions call it, the adapters store
 //! what it produces.
 
+pub mod accounts;
 pub mod campaign;
 pub mod category;
 pub mod finess;

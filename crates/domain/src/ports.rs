@@ -2,9 +2,11 @@
 //! (crate `tdb-aws`) implement them over DynamoDB, S3 and SES; `memory` implements them in
 //! process for handler tests. A contract test runs the same assertions against both.
 
+use crate::accounts::{Account, AccountId, AccountRecord, StructureRecord, TokenRecord};
 use crate::campaign::{CampaignYear, QuestionnaireStatus};
 use crate::finess::Finess;
 use crate::geo::Departement;
+use crate::rights::Role;
 use crate::structure::Respondent;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -51,6 +53,11 @@ pub enum StoreError {
     Conflict { expected: u64 },
     #[error("invalid page token")]
     BadPageToken,
+    /// A value that must be unique is taken (an e-mail address, the APE of a structure).
+    #[error("{0} already exists")]
+    Duplicate(&'static str),
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
     #[error("storage backend failed")]
@@ -134,6 +141,109 @@ pub trait SendLog: Send + Sync {
         campaign: CampaignYear,
         finess: Finess,
     ) -> impl Future<Output = Result<Vec<(Date, String)>, StoreError>> + Send;
+}
+
+/// Structures, accounts, roles and tokens of the account platform.
+///
+/// Multi-item changes are atomic: a role and the structure's APE link are written together,
+/// so an interrupted request never leaves one without the other.
+pub trait AccountStore: Send + Sync {
+    /// The structures among `finess` that exist, in no particular order.
+    fn structures(
+        &self,
+        finess: &[Finess],
+    ) -> impl Future<Output = Result<Vec<StructureRecord>, StoreError>> + Send;
+
+    /// Adds new structures (referential import); they have no APE yet.
+    fn create_structures(
+        &self,
+        structures: &[StructureRecord],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Rewrites the referential data of an existing structure, keeping its APE link.
+    fn update_structure(
+        &self,
+        structure: &StructureRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The structures of a département, those without an APE first, then by FINESS.
+    fn structures_of_departement(
+        &self,
+        departement: Departement,
+    ) -> impl Future<Output = Result<Vec<StructureRecord>, StoreError>> + Send;
+
+    /// The ESMS an OG manages, those without an APE first, then by FINESS.
+    fn structures_of_og(
+        &self,
+        og: Finess,
+    ) -> impl Future<Output = Result<Vec<StructureRecord>, StoreError>> + Send;
+
+    fn account(
+        &self,
+        id: &AccountId,
+    ) -> impl Future<Output = Result<Option<AccountRecord>, StoreError>> + Send;
+
+    fn account_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> impl Future<Output = Result<Option<AccountRecord>, StoreError>> + Send;
+
+    /// The accounts among `ids` that exist (without their roles), in no particular order.
+    fn accounts(
+        &self,
+        ids: &[AccountId],
+    ) -> impl Future<Output = Result<Vec<Account>, StoreError>> + Send;
+
+    /// Creates an account holding one role. `Duplicate("email")` if the address has an
+    /// account; for an APE role, `Duplicate("ape")` if the structure already has one and
+    /// `NotFound("structure")` if it does not exist.
+    fn create_account(
+        &self,
+        account: &Account,
+        role: &Role,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Saves the person, password hash and login counters if the stored version is
+    /// `account.version - 1` (`Conflict` otherwise). The e-mail address never changes.
+    fn save_account(
+        &self,
+        account: &Account,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives an existing account a role, replacing the role it held on the same structure.
+    /// Same errors as `create_account` for an APE role.
+    fn grant(
+        &self,
+        id: &AccountId,
+        role: &Role,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes a role away (an APE role also frees the structure). An account left without
+    /// any role is deleted with its e-mail address and tokens. `NotFound("role")` if the
+    /// account did not hold it.
+    fn revoke(
+        &self,
+        id: &AccountId,
+        role: &Role,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The accounts holding a role on a structure, with that role, by account id.
+    fn members(
+        &self,
+        structure: Finess,
+    ) -> impl Future<Output = Result<Vec<(Account, Role)>, StoreError>> + Send;
+
+    fn put_token(&self, token: &TokenRecord)
+    -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Removes a token and returns it: of two concurrent callers only one gets it.
+    fn take_token(
+        &self,
+        hash: &str,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// Removes every token of an account (logout everywhere, new password).
+    fn revoke_tokens(&self, id: &AccountId) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// An e-mail address, checked for shape when parsed. Never logged.
@@ -414,6 +524,256 @@ pub mod memory {
                 .get(&(campaign, finess))
                 .cloned()
                 .unwrap_or_default())
+        }
+    }
+
+    #[derive(Default)]
+    struct Accounts {
+        structures: BTreeMap<Finess, StructureRecord>,
+        accounts: BTreeMap<AccountId, Account>,
+        roles: BTreeMap<AccountId, Vec<Role>>,
+        tokens: BTreeMap<String, TokenRecord>,
+    }
+
+    impl Accounts {
+        fn record(&self, id: &AccountId) -> Option<AccountRecord> {
+            Some(AccountRecord {
+                account: self.accounts.get(id)?.clone(),
+                roles: self.roles.get(id).cloned().unwrap_or_default(),
+            })
+        }
+
+        /// The checks an APE role needs before it is written.
+        fn check_ape(&self, role: &Role, holder: &AccountId) -> Result<(), StoreError> {
+            if let Role::Ape { structure } = role {
+                let s = self
+                    .structures
+                    .get(structure)
+                    .ok_or(StoreError::NotFound("structure"))?;
+                if s.ape.as_ref().is_some_and(|a| a != holder) {
+                    return Err(StoreError::Duplicate("ape"));
+                }
+            }
+            Ok(())
+        }
+
+        fn set_role(&mut self, id: &AccountId, role: &Role) {
+            let roles = self.roles.entry(id.clone()).or_default();
+            let on = crate::accounts::role_structure(role);
+            let replaced: Vec<Role> = roles
+                .iter()
+                .filter(|r| on.is_some() && crate::accounts::role_structure(r) == on)
+                .copied()
+                .collect();
+            roles.retain(|r| !replaced.contains(r) && r != role);
+            roles.push(*role);
+            for r in replaced {
+                if let Role::Ape { structure } = r
+                    && let Some(s) = self.structures.get_mut(&structure)
+                {
+                    s.ape = None;
+                }
+            }
+            if let Role::Ape { structure } = role
+                && let Some(s) = self.structures.get_mut(structure)
+            {
+                s.ape = Some(id.clone());
+            }
+        }
+    }
+
+    /// Sorts like the DynamoDB indexes: structures without an APE first, then by FINESS.
+    fn ape_first(mut v: Vec<StructureRecord>) -> Vec<StructureRecord> {
+        v.sort_by_key(|s| (s.ape.is_some(), s.finess));
+        v
+    }
+
+    #[derive(Default)]
+    pub struct MemoryAccountStore {
+        inner: Mutex<Accounts>,
+    }
+
+    impl AccountStore for MemoryAccountStore {
+        async fn structures(&self, finess: &[Finess]) -> Result<Vec<StructureRecord>, StoreError> {
+            let inner = self.inner.lock().expect("lock");
+            Ok(finess
+                .iter()
+                .filter_map(|f| inner.structures.get(f).cloned())
+                .collect())
+        }
+
+        async fn create_structures(
+            &self,
+            structures: &[StructureRecord],
+        ) -> Result<(), StoreError> {
+            let mut inner = self.inner.lock().expect("lock");
+            for s in structures {
+                inner.structures.insert(
+                    s.finess,
+                    StructureRecord {
+                        ape: None,
+                        ..s.clone()
+                    },
+                );
+            }
+            Ok(())
+        }
+
+        async fn update_structure(&self, structure: &StructureRecord) -> Result<(), StoreError> {
+            let mut inner = self.inner.lock().expect("lock");
+            let stored = inner
+                .structures
+                .get_mut(&structure.finess)
+                .ok_or(StoreError::NotFound("structure"))?;
+            *stored = StructureRecord {
+                ape: stored.ape.clone(),
+                ..structure.clone()
+            };
+            Ok(())
+        }
+
+        async fn structures_of_departement(
+            &self,
+            departement: Departement,
+        ) -> Result<Vec<StructureRecord>, StoreError> {
+            let inner = self.inner.lock().expect("lock");
+            Ok(ape_first(
+                inner
+                    .structures
+                    .values()
+                    .filter(|s| s.departement() == departement)
+                    .cloned()
+                    .collect(),
+            ))
+        }
+
+        async fn structures_of_og(&self, og: Finess) -> Result<Vec<StructureRecord>, StoreError> {
+            let inner = self.inner.lock().expect("lock");
+            Ok(ape_first(
+                inner
+                    .structures
+                    .values()
+                    .filter(|s| s.og == Some(og))
+                    .cloned()
+                    .collect(),
+            ))
+        }
+
+        async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>, StoreError> {
+            Ok(self.inner.lock().expect("lock").record(id))
+        }
+
+        async fn account_by_email(
+            &self,
+            email: &EmailAddress,
+        ) -> Result<Option<AccountRecord>, StoreError> {
+            let inner = self.inner.lock().expect("lock");
+            let id = inner
+                .accounts
+                .values()
+                .find(|a| &a.email == email)
+                .map(|a| a.id.clone());
+            Ok(id.and_then(|id| inner.record(&id)))
+        }
+
+        async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+            let inner = self.inner.lock().expect("lock");
+            Ok(ids
+                .iter()
+                .filter_map(|id| inner.accounts.get(id).cloned())
+                .collect())
+        }
+
+        async fn create_account(&self, account: &Account, role: &Role) -> Result<(), StoreError> {
+            let mut inner = self.inner.lock().expect("lock");
+            if inner.accounts.values().any(|a| a.email == account.email) {
+                return Err(StoreError::Duplicate("email"));
+            }
+            inner.check_ape(role, &account.id)?;
+            inner.accounts.insert(account.id.clone(), account.clone());
+            inner.set_role(&account.id, role);
+            Ok(())
+        }
+
+        async fn save_account(&self, account: &Account) -> Result<(), StoreError> {
+            let mut inner = self.inner.lock().expect("lock");
+            let expected = account.version.saturating_sub(1);
+            let stored = inner
+                .accounts
+                .get_mut(&account.id)
+                .ok_or(StoreError::NotFound("account"))?;
+            if stored.version != expected {
+                return Err(StoreError::Conflict { expected });
+            }
+            *stored = Account {
+                email: stored.email.clone(),
+                ..account.clone()
+            };
+            Ok(())
+        }
+
+        async fn grant(&self, id: &AccountId, role: &Role) -> Result<(), StoreError> {
+            let mut inner = self.inner.lock().expect("lock");
+            if !inner.accounts.contains_key(id) {
+                return Err(StoreError::NotFound("account"));
+            }
+            inner.check_ape(role, id)?;
+            inner.set_role(id, role);
+            Ok(())
+        }
+
+        async fn revoke(&self, id: &AccountId, role: &Role) -> Result<(), StoreError> {
+            let mut inner = self.inner.lock().expect("lock");
+            let roles = inner.roles.entry(id.clone()).or_default();
+            if !roles.contains(role) {
+                return Err(StoreError::NotFound("role"));
+            }
+            roles.retain(|r| r != role);
+            let now_empty = roles.is_empty();
+            if let Role::Ape { structure } = role
+                && let Some(s) = inner.structures.get_mut(structure)
+            {
+                s.ape = None;
+            }
+            if now_empty {
+                inner.roles.remove(id);
+                inner.accounts.remove(id);
+                inner.tokens.retain(|_, t| &t.account != id);
+            }
+            Ok(())
+        }
+
+        async fn members(&self, structure: Finess) -> Result<Vec<(Account, Role)>, StoreError> {
+            let inner = self.inner.lock().expect("lock");
+            Ok(inner
+                .roles
+                .iter()
+                .flat_map(|(id, roles)| roles.iter().map(move |r| (id, r)))
+                .filter(|(_, r)| crate::accounts::role_structure(r) == Some(structure))
+                .filter_map(|(id, r)| Some((inner.accounts.get(id)?.clone(), *r)))
+                .collect())
+        }
+
+        async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+            self.inner
+                .lock()
+                .expect("lock")
+                .tokens
+                .insert(token.hash.clone(), token.clone());
+            Ok(())
+        }
+
+        async fn take_token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+            Ok(self.inner.lock().expect("lock").tokens.remove(hash))
+        }
+
+        async fn revoke_tokens(&self, id: &AccountId) -> Result<(), StoreError> {
+            self.inner
+                .lock()
+                .expect("lock")
+                .tokens
+                .retain(|_, t| &t.account != id);
+            Ok(())
         }
     }
 

@@ -1,0 +1,635 @@
+//! DynamoDB adapter of the account store, over the accounts table (docs/data-model.md):
+//!
+//! | item | pk | sk | gsi1 | gsi2 (by-og) |
+//! |---|---|---|---|---|
+//! | structure | `S#<finess>` | `STRUCTURE` | `DEP#<dep>` / `<0 no APE, 1 APE>#<finess>` | `OG#<og>` / same |
+//! | account | `A#<id>` | `ACCOUNT` | | |
+//! | role | `A#<id>` | `ROLE#S#<finess>`, `ROLE#NATIONAL`, `ROLE#REGION#<r>`, `ROLE#DEP#<d>` | `MEMBERS#<finess>` / `<id>` | |
+//! | e-mail | `E#<email>` | `EMAIL` | | |
+//! | token | `T#<sha256>` | `TOKEN` | `TOKENS#<id>` / `<sha256>` | |
+//!
+//! One query on `A#<id>` reads an account with all its roles (login). The e-mail item makes
+//! addresses unique through a conditional write in the same transaction as the account.
+
+use crate::backend;
+use crate::item::{Item, batch_write_once, corrupt, get_s, n, opt_s, put_request, s, write_all};
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+};
+use tdb_domain::accounts::{
+    Account, AccountId, AccountRecord, StructureRecord, TokenRecord, role_structure,
+};
+use tdb_domain::ports::{AccountStore, EmailAddress, StoreError};
+use tdb_domain::rights::Role;
+use tdb_domain::{Departement, Finess};
+
+/// The accounts table.
+#[derive(Clone)]
+pub struct AccountsTable {
+    client: Client,
+    table: String,
+}
+
+impl AccountsTable {
+    pub fn new(client: Client, table: impl Into<String>) -> AccountsTable {
+        AccountsTable {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+fn structure_pk(f: Finess) -> String {
+    format!("S#{f}")
+}
+
+fn account_pk(id: &AccountId) -> String {
+    format!("A#{id}")
+}
+
+fn email_pk(e: &EmailAddress) -> String {
+    format!("E#{}", e.as_str())
+}
+
+fn token_pk(hash: &str) -> String {
+    format!("T#{hash}")
+}
+
+fn role_sk(role: &Role) -> String {
+    match role {
+        Role::NationalAdmin => "ROLE#NATIONAL".into(),
+        Role::RegionalAdmin { region } => format!("ROLE#REGION#{}", region.code()),
+        Role::DepartementalAdmin { departement } => format!("ROLE#DEP#{departement}"),
+        Role::Ape { structure } | Role::Member { structure, .. } => format!("ROLE#S#{structure}"),
+    }
+}
+
+/// The sort key that lists structures without an APE first.
+fn listing_sk(f: Finess, has_ape: bool) -> String {
+    format!("{}#{f}", u8::from(has_ape))
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(corrupt)
+}
+
+fn structure_item(st: &StructureRecord) -> Result<Item, StoreError> {
+    let sk = listing_sk(st.finess, st.ape.is_some());
+    let mut item = Item::from([
+        ("pk".into(), s(structure_pk(st.finess))),
+        ("sk".into(), s("STRUCTURE")),
+        ("gsi1pk".into(), s(format!("DEP#{}", st.departement()))),
+        ("gsi1sk".into(), s(&sk)),
+        ("gsi2sk".into(), s(sk)),
+        (
+            "record".into(),
+            s(json(&StructureRecord {
+                ape: None,
+                ..st.clone()
+            })?),
+        ),
+    ]);
+    if let Some(og) = st.og {
+        item.insert("gsi2pk".into(), s(format!("OG#{og}")));
+    }
+    if let Some(ape) = &st.ape {
+        item.insert("ape".into(), s(ape.as_str()));
+    }
+    Ok(item)
+}
+
+fn structure_of(item: &Item) -> Result<StructureRecord, StoreError> {
+    let record: StructureRecord = serde_json::from_str(get_s(item, "record")?).map_err(corrupt)?;
+    Ok(StructureRecord {
+        ape: opt_s(item, "ape")
+            .map(AccountId::parse)
+            .transpose()
+            .map_err(corrupt)?,
+        ..record
+    })
+}
+
+fn account_of(item: &Item) -> Result<Account, StoreError> {
+    serde_json::from_str(get_s(item, "account")?).map_err(corrupt)
+}
+
+fn token_of(item: &Item) -> Result<TokenRecord, StoreError> {
+    serde_json::from_str(get_s(item, "token")?).map_err(corrupt)
+}
+
+fn role_item(id: &AccountId, role: &Role) -> Result<Item, StoreError> {
+    let mut item = Item::from([
+        ("pk".into(), s(account_pk(id))),
+        ("sk".into(), s(role_sk(role))),
+        ("role".into(), s(json(role)?)),
+    ]);
+    if let Some(f) = role_structure(role) {
+        item.insert("gsi1pk".into(), s(format!("MEMBERS#{f}")));
+        item.insert("gsi1sk".into(), s(id.as_str()));
+    }
+    Ok(item)
+}
+
+fn put(table: &str, item: Item, condition: Option<&str>) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .put(
+            Put::builder()
+                .table_name(table)
+                .set_item(Some(item))
+                .set_condition_expression(condition.map(str::to_string))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
+
+fn delete(table: &str, pk: String, sk: &str) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .delete(
+            Delete::builder()
+                .table_name(table)
+                .key("pk", s(pk))
+                .key("sk", s(sk))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
+
+/// Links a structure to its APE (or unlinks it), keeping both listing sort keys in step.
+/// Fails its condition when the structure is missing or held by another APE.
+fn set_ape(
+    table: &str,
+    f: Finess,
+    ape: Option<&AccountId>,
+    previous: &AccountId,
+) -> Result<TransactWriteItem, StoreError> {
+    let sk = listing_sk(f, ape.is_some());
+    let update = Update::builder()
+        .table_name(table)
+        .key("pk", s(structure_pk(f)))
+        .key("sk", s("STRUCTURE"))
+        .expression_attribute_values(":sk", s(sk))
+        .expression_attribute_values(":me", s(previous.as_str()));
+    let update = match ape {
+        Some(id) => update
+            .update_expression("SET ape = :ape, gsi1sk = :sk, gsi2sk = :sk")
+            .expression_attribute_values(":ape", s(id.as_str()))
+            .condition_expression(
+                "attribute_exists(pk) AND (attribute_not_exists(ape) OR ape = :me)",
+            ),
+        None => update
+            .update_expression("REMOVE ape SET gsi1sk = :sk, gsi2sk = :sk")
+            .condition_expression("attribute_exists(pk) AND ape = :me"),
+    };
+    Ok(TransactWriteItem::builder()
+        .update(update.build().map_err(backend)?)
+        .build())
+}
+
+/// Which operations of a cancelled transaction failed their condition.
+fn failed_conditions(e: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {
+    match e.as_service_error()? {
+        TransactWriteItemsError::TransactionCanceledException(c) => Some(
+            c.cancellation_reasons()
+                .iter()
+                .map(|r| r.code() == Some("ConditionalCheckFailed"))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+impl AccountsTable {
+    async fn transact(
+        &self,
+        ops: Vec<TransactWriteItem>,
+    ) -> Result<(), SdkError<TransactWriteItemsError>> {
+        self.client
+            .transact_write_items()
+            .set_transact_items(Some(ops))
+            .send()
+            .await
+            .map(|_| ())
+    }
+
+    /// Why an APE link could not be written: the structure is missing or taken.
+    async fn ape_refusal(&self, f: Finess) -> StoreError {
+        match self.structures(&[f]).await {
+            Ok(found) if found.is_empty() => StoreError::NotFound("structure"),
+            Ok(_) => StoreError::Duplicate("ape"),
+            Err(e) => e,
+        }
+    }
+
+    async fn query_all(
+        &self,
+        index: Option<&str>,
+        key: &str,
+        value: String,
+    ) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .set_index_name(index.map(str::to_string))
+                .key_condition_expression(format!("{key} = :v"))
+                .expression_attribute_values(":v", s(&value))
+                .set_consistent_read(index.is_none().then_some(true))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items().iter().cloned());
+            start = out.last_evaluated_key().cloned();
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    /// Reads items by key, 100 at a time (BatchGetItem's limit), resending unprocessed keys.
+    async fn batch_get(&self, keys: Vec<(String, &str)>) -> Result<Vec<Item>, StoreError> {
+        let mut found = Vec::new();
+        for chunk in keys.chunks(100) {
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(
+                        chunk
+                            .iter()
+                            .map(|(pk, sk)| {
+                                Item::from([("pk".into(), s(pk)), ("sk".into(), s(*sk))])
+                            })
+                            .collect(),
+                    ))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(backend)?,
+            );
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
+                    found.extend(items.iter().cloned());
+                }
+                pending = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl AccountStore for AccountsTable {
+    async fn structures(&self, finess: &[Finess]) -> Result<Vec<StructureRecord>, StoreError> {
+        let keys = finess
+            .iter()
+            .map(|f| (structure_pk(*f), "STRUCTURE"))
+            .collect();
+        self.batch_get(keys)
+            .await?
+            .iter()
+            .map(structure_of)
+            .collect()
+    }
+
+    async fn create_structures(&self, structures: &[StructureRecord]) -> Result<(), StoreError> {
+        let requests = structures
+            .iter()
+            .map(|st| {
+                put_request(structure_item(&StructureRecord {
+                    ape: None,
+                    ..st.clone()
+                })?)
+            })
+            .collect::<Result<_, _>>()?;
+        write_all(requests, |batch| {
+            batch_write_once(&self.client, &self.table, batch)
+        })
+        .await
+    }
+
+    async fn update_structure(&self, st: &StructureRecord) -> Result<(), StoreError> {
+        // Only the referential data: the APE link and the listing sort keys that depend on
+        // it stay as they are.
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(structure_pk(st.finess)))
+            .key("sk", s("STRUCTURE"))
+            .expression_attribute_values(
+                ":record",
+                s(json(&StructureRecord {
+                    ape: None,
+                    ..st.clone()
+                })?),
+            )
+            .condition_expression("attribute_exists(pk)");
+        update = match st.og {
+            Some(og) => update
+                .update_expression("SET #record = :record, gsi2pk = :og")
+                .expression_attribute_values(":og", s(format!("OG#{og}"))),
+            None => update.update_expression("SET #record = :record REMOVE gsi2pk"),
+        };
+        match update
+            .expression_attribute_names("#record", "record")
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::NotFound("structure"))
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn structures_of_departement(
+        &self,
+        departement: Departement,
+    ) -> Result<Vec<StructureRecord>, StoreError> {
+        self.query_all(Some("gsi1"), "gsi1pk", format!("DEP#{departement}"))
+            .await?
+            .iter()
+            .map(structure_of)
+            .collect()
+    }
+
+    async fn structures_of_og(&self, og: Finess) -> Result<Vec<StructureRecord>, StoreError> {
+        self.query_all(Some("by-og"), "gsi2pk", format!("OG#{og}"))
+            .await?
+            .iter()
+            .map(structure_of)
+            .collect()
+    }
+
+    async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>, StoreError> {
+        let items = self.query_all(None, "pk", account_pk(id)).await?;
+        let mut account = None;
+        let mut roles = Vec::new();
+        for item in &items {
+            match get_s(item, "sk")? {
+                "ACCOUNT" => account = Some(account_of(item)?),
+                _ => roles.push(serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?),
+            }
+        }
+        Ok(account.map(|account| AccountRecord { account, roles }))
+    }
+
+    async fn account_by_email(
+        &self,
+        email: &EmailAddress,
+    ) -> Result<Option<AccountRecord>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(email_pk(email)))
+            .key("sk", s("EMAIL"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        match out.item() {
+            None => Ok(None),
+            Some(item) => {
+                let id = AccountId::parse(get_s(item, "account")?).map_err(corrupt)?;
+                self.account(&id).await
+            }
+        }
+    }
+
+    async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
+        let keys = ids.iter().map(|id| (account_pk(id), "ACCOUNT")).collect();
+        self.batch_get(keys).await?.iter().map(account_of).collect()
+    }
+
+    async fn create_account(&self, account: &Account, role: &Role) -> Result<(), StoreError> {
+        let t = &self.table;
+        let mut ops = vec![
+            put(
+                t,
+                Item::from([
+                    ("pk".into(), s(email_pk(&account.email))),
+                    ("sk".into(), s("EMAIL")),
+                    ("account".into(), s(account.id.as_str())),
+                ]),
+                Some("attribute_not_exists(pk)"),
+            )?,
+            put(
+                t,
+                Item::from([
+                    ("pk".into(), s(account_pk(&account.id))),
+                    ("sk".into(), s("ACCOUNT")),
+                    ("account".into(), s(json(account)?)),
+                    ("version".into(), n(account.version)),
+                ]),
+                Some("attribute_not_exists(pk)"),
+            )?,
+            put(t, role_item(&account.id, role)?, None)?,
+        ];
+        if let Role::Ape { structure } = role {
+            ops.push(set_ape(t, *structure, Some(&account.id), &account.id)?);
+        }
+        match self.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(e) => match failed_conditions(&e).as_deref() {
+                Some([true, ..]) => Err(StoreError::Duplicate("email")),
+                Some([_, _, _, true]) => {
+                    Err(self.ape_refusal(role_structure(role).expect("ape")).await)
+                }
+                _ => Err(backend(e)),
+            },
+        }
+    }
+
+    async fn save_account(&self, account: &Account) -> Result<(), StoreError> {
+        let expected = account.version.saturating_sub(1);
+        let stored = self
+            .account(&account.id)
+            .await?
+            .ok_or(StoreError::NotFound("account"))?;
+        // The e-mail address is the key of the uniqueness item: it never changes here.
+        let account = Account {
+            email: stored.account.email,
+            ..account.clone()
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(account_pk(&account.id)))
+            .key("sk", s("ACCOUNT"))
+            .update_expression("SET #account = :account, version = :version")
+            .condition_expression("version = :expected")
+            .expression_attribute_names("#account", "account")
+            .expression_attribute_values(":account", s(json(&account)?))
+            .expression_attribute_values(":version", n(account.version))
+            .expression_attribute_values(":expected", n(expected))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict { expected })
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn grant(&self, id: &AccountId, role: &Role) -> Result<(), StoreError> {
+        let t = &self.table;
+        let current = self
+            .account(id)
+            .await?
+            .ok_or(StoreError::NotFound("account"))?;
+        if current.roles.contains(role) {
+            return Ok(());
+        }
+        // Roles on one structure share a sort key: the put replaces the previous one. The
+        // structure's APE link follows in the same transaction.
+        let on = role_structure(role);
+        let replaced = current
+            .roles
+            .iter()
+            .find(|r| on.is_some() && role_structure(r) == on);
+        let mut ops = vec![
+            TransactWriteItem::builder()
+                .condition_check(
+                    ConditionCheck::builder()
+                        .table_name(t)
+                        .key("pk", s(account_pk(id)))
+                        .key("sk", s("ACCOUNT"))
+                        .condition_expression("attribute_exists(pk)")
+                        .build()
+                        .map_err(backend)?,
+                )
+                .build(),
+            put(t, role_item(id, role)?, None)?,
+        ];
+        match (replaced, role) {
+            (_, Role::Ape { structure }) => ops.push(set_ape(t, *structure, Some(id), id)?),
+            (Some(Role::Ape { structure }), _) => ops.push(set_ape(t, *structure, None, id)?),
+            _ => {}
+        }
+        match self.transact(ops).await {
+            Ok(()) => Ok(()),
+            Err(e) => match failed_conditions(&e).as_deref() {
+                Some([true, ..]) => Err(StoreError::NotFound("account")),
+                Some([_, _, true]) => match role {
+                    Role::Ape { structure } => Err(self.ape_refusal(*structure).await),
+                    _ => Err(StoreError::Conflict { expected: 0 }),
+                },
+                _ => Err(backend(e)),
+            },
+        }
+    }
+
+    async fn revoke(&self, id: &AccountId, role: &Role) -> Result<(), StoreError> {
+        let t = &self.table;
+        let current = self
+            .account(id)
+            .await?
+            .ok_or(StoreError::NotFound("role"))?;
+        if !current.roles.contains(role) {
+            return Err(StoreError::NotFound("role"));
+        }
+        let mut ops = vec![delete(t, account_pk(id), &role_sk(role))?];
+        if let Role::Ape { structure } = role {
+            ops.push(set_ape(t, *structure, None, id)?);
+        }
+        let last = current.roles.len() == 1;
+        if last {
+            ops.push(delete(t, account_pk(id), "ACCOUNT")?);
+            ops.push(delete(t, email_pk(&current.account.email), "EMAIL")?);
+        }
+        self.transact(ops).await.map_err(backend)?;
+        if last {
+            self.revoke_tokens(id).await?;
+        }
+        Ok(())
+    }
+
+    async fn members(&self, structure: Finess) -> Result<Vec<(Account, Role)>, StoreError> {
+        let role_items = self
+            .query_all(Some("gsi1"), "gsi1pk", format!("MEMBERS#{structure}"))
+            .await?;
+        let keys = role_items
+            .iter()
+            .map(|i| Ok((get_s(i, "pk")?.to_string(), "ACCOUNT")))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let accounts = self.batch_get(keys).await?;
+        let mut members = Vec::new();
+        for item in &role_items {
+            let role: Role = serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?;
+            let pk = get_s(item, "pk")?;
+            if let Some(account) = accounts.iter().find(|a| get_s(a, "pk").ok() == Some(pk)) {
+                members.push((account_of(account)?, role));
+            }
+        }
+        members.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(members)
+    }
+
+    async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(token_pk(&token.hash)))
+            .item("sk", s("TOKEN"))
+            .item("token", s(json(token)?))
+            // DynamoDB's TTL removes expired tokens eventually; readers check the expiry.
+            .item("expires_at", n(token.expires_at))
+            .item("gsi1pk", s(format!("TOKENS#{}", token.account)))
+            .item("gsi1sk", s(&token.hash))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn take_token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(token_pk(hash)))
+            .key("sk", s("TOKEN"))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.attributes().map(token_of).transpose()
+    }
+
+    async fn revoke_tokens(&self, id: &AccountId) -> Result<(), StoreError> {
+        let items = self
+            .query_all(Some("gsi1"), "gsi1pk", format!("TOKENS#{id}"))
+            .await?;
+        for item in items {
+            self.take_token(get_s(&item, "gsi1sk")?).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,129 @@
+//! What every DynamoDB adapter shares: attribute helpers, page tokens, and the batch writer
+//! that resends what `BatchWriteItem` leaves unprocessed.
+
+use crate::backend;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use std::collections::HashMap;
+use std::future::Future;
+use tdb_domain::ports::StoreError;
+
+pub(crate) type Item = HashMap<String, AttributeValue>;
+
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+pub(crate) fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+pub(crate) fn get_s<'a>(item: &'a Item, key: &str) -> Result<&'a str, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        .ok_or_else(|| StoreError::Corrupt(format!("missing string attribute {key}")))
+}
+
+pub(crate) fn opt_s<'a>(item: &'a Item, key: &str) -> Option<&'a str> {
+    item.get(key)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+}
+
+pub(crate) fn get_n<T: std::str::FromStr>(item: &Item, key: &str) -> Result<T, StoreError> {
+    item.get(key)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| StoreError::Corrupt(format!("missing number attribute {key}")))
+}
+
+pub(crate) fn corrupt<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+/// Page tokens are DynamoDB's LastEvaluatedKey (string attributes only), as JSON.
+pub(crate) fn encode_token(key: Option<&Item>) -> Option<String> {
+    let key = key?;
+    let flat: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| Some((k.as_str(), v.as_s().ok()?.as_str())))
+        .collect();
+    serde_json::to_string(&flat).ok()
+}
+
+pub(crate) fn decode_token(token: Option<String>) -> Result<Option<Item>, StoreError> {
+    let Some(token) = token else { return Ok(None) };
+    let flat: HashMap<String, String> =
+        serde_json::from_str(&token).map_err(|_| StoreError::BadPageToken)?;
+    Ok(Some(flat.into_iter().map(|(k, v)| (k, s(v))).collect()))
+}
+
+/// DynamoDB's own limit for one BatchWriteItem call.
+pub const BATCH: usize = 25;
+
+/// How many times a batch's unprocessed rest is sent again before giving up.
+const ATTEMPTS: u32 = 8;
+
+/// Writes every request in batches of 25 through `send`, which performs one BatchWriteItem
+/// call and returns the requests DynamoDB left unprocessed. BatchWriteItem is not atomic:
+/// under throttling it accepts part of a batch, and the rest is sent again with a growing
+/// pause until nothing is left, or the write fails loudly.
+///
+/// `send` is a parameter so that a test can make DynamoDB Local, which never throttles,
+/// leave part of a batch unprocessed.
+pub async fn write_all<F, Fut>(requests: Vec<WriteRequest>, mut send: F) -> Result<(), StoreError>
+where
+    F: FnMut(Vec<WriteRequest>) -> Fut,
+    Fut: Future<Output = Result<Vec<WriteRequest>, StoreError>>,
+{
+    let mut requests = requests.into_iter().peekable();
+    while requests.peek().is_some() {
+        let mut pending: Vec<WriteRequest> = requests.by_ref().take(BATCH).collect();
+        let mut attempt = 0;
+        while !pending.is_empty() {
+            pending = send(pending).await?;
+            if !pending.is_empty() {
+                attempt += 1;
+                if attempt > ATTEMPTS {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} items still unprocessed after {attempt} attempts",
+                        pending.len()
+                    )));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One real BatchWriteItem call on `table`, returning what was left unprocessed.
+pub async fn batch_write_once(
+    client: &Client,
+    table: &str,
+    requests: Vec<WriteRequest>,
+) -> Result<Vec<WriteRequest>, StoreError> {
+    let out = client
+        .batch_write_item()
+        .request_items(table, requests)
+        .send()
+        .await
+        .map_err(backend)?;
+    Ok(out
+        .unprocessed_items()
+        .and_then(|u| u.get(table))
+        .cloned()
+        .unwrap_or_default())
+}
+
+pub(crate) fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
+    Ok(WriteRequest::builder()
+        .put_request(
+            aws_sdk_dynamodb::types::PutRequest::builder()
+                .set_item(Some(item))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
