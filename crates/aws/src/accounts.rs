@@ -255,7 +255,10 @@ impl AccountsTable {
     }
 
     /// Reads items by key, 100 at a time (BatchGetItem's limit), resending unprocessed keys.
-    async fn batch_get(&self, keys: Vec<(String, &str)>) -> Result<Vec<Item>, StoreError> {
+    async fn batch_get(&self, mut keys: Vec<(String, &str)>) -> Result<Vec<Item>, StoreError> {
+        // BatchGetItem refuses a request that names the same key twice.
+        keys.sort_unstable();
+        keys.dedup();
         let mut found = Vec::new();
         for chunk in keys.chunks(100) {
             let mut pending = Some(

@@ -346,3 +346,25 @@ impl Resources {
 
 /// The template shipped in the repository.
 pub const TEMPLATE: &str = include_str!("../../../infra/template.yaml");
+
+/// Creates the template's resources under `stack_name` in the account the environment points
+/// at (the local stack: its account id is always `000000000000`), with the sender address
+/// the SES identity needs. `tdb provision` and the integration tests use it.
+pub async fn provision_stack(
+    config: &aws_config::SdkConfig,
+    stack_name: &str,
+    sender: &str,
+) -> Result<Provisioned, ProvisionError> {
+    let context = StackContext {
+        stack_name: stack_name.to_string(),
+        account_id: "000000000000".into(),
+        region: config
+            .region()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "eu-west-3".into()),
+        parameters: [("SenderEmail".to_string(), sender.to_string())].into(),
+    };
+    Resources::from_template(TEMPLATE, context)?
+        .provision(config)
+        .await
+}

@@ -45,16 +45,8 @@ async fn local_stack() -> Stack {
         .as_nanos()
         % 1_000_000_000;
     let stack_name = format!("t{nanos}-{}", COUNTER.fetch_add(1, Ordering::SeqCst));
-    let context = StackContext {
-        stack_name,
-        account_id: "000000000000".into(),
-        region: "eu-west-3".into(),
-        parameters: BTreeMap::from([("SenderEmail".to_string(), SENDER.to_string())]),
-    };
     let config = tdb_aws::load_config().await;
-    let provisioned = Resources::from_template(TEMPLATE, context)
-        .unwrap()
-        .provision(&config)
+    let provisioned = tdb_aws::provision::provision_stack(&config, &stack_name, SENDER)
         .await
         .expect("the local stack answers: is it started?");
     Stack {
@@ -494,7 +486,10 @@ async fn account_store_contract(store: impl AccountStore) {
         .await
         .unwrap();
     let missing = structure(5, "69", None).finess;
-    let found = store.structures(&[e1.finess, missing]).await.unwrap();
+    let found = store
+        .structures(&[e1.finess, missing, e1.finess])
+        .await
+        .unwrap();
     assert_eq!(found, std::slice::from_ref(&e1));
     let rhone = Departement::from_code("69").unwrap();
     let ids = |v: Vec<StructureRecord>| v.into_iter().map(|s| s.finess).collect::<Vec<_>>();

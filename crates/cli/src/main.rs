@@ -127,20 +127,8 @@ fn main() -> Result<()> {
 }
 
 async fn provision(stack_name: String, sender: String) -> Result<()> {
-    use tdb_aws::provision::{Resources, StackContext, TEMPLATE};
     let config = tdb_aws::load_config().await;
-    let region = config
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "eu-west-3".into());
-    let context = StackContext {
-        stack_name,
-        account_id: "000000000000".into(),
-        region,
-        parameters: [("SenderEmail".to_string(), sender)].into(),
-    };
-    let provisioned = Resources::from_template(TEMPLATE, context)?
-        .provision(&config)
+    let provisioned = tdb_aws::provision::provision_stack(&config, &stack_name, &sender)
         .await
         .context("provisioning the template's resources")?;
     for (key, value) in &provisioned.environment {

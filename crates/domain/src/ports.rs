@@ -148,7 +148,7 @@ pub trait SendLog: Send + Sync {
 /// Multi-item changes are atomic: a role and the structure's APE link are written together,
 /// so an interrupted request never leaves one without the other.
 pub trait AccountStore: Send + Sync {
-    /// The structures among `finess` that exist, in no particular order.
+    /// The structures among `finess` that exist, each once, in no particular order.
     fn structures(
         &self,
         finess: &[Finess],
@@ -188,7 +188,8 @@ pub trait AccountStore: Send + Sync {
         email: &EmailAddress,
     ) -> impl Future<Output = Result<Option<AccountRecord>, StoreError>> + Send;
 
-    /// The accounts among `ids` that exist (without their roles), in no particular order.
+    /// The accounts among `ids` that exist (without their roles), each once, in no
+    /// particular order.
     fn accounts(
         &self,
         ids: &[AccountId],
@@ -596,8 +597,9 @@ pub mod memory {
     impl AccountStore for MemoryAccountStore {
         async fn structures(&self, finess: &[Finess]) -> Result<Vec<StructureRecord>, StoreError> {
             let inner = self.inner.lock().expect("lock");
-            Ok(finess
-                .iter()
+            let unique: std::collections::BTreeSet<_> = finess.iter().collect();
+            Ok(unique
+                .into_iter()
                 .filter_map(|f| inner.structures.get(f).cloned())
                 .collect())
         }
@@ -678,8 +680,9 @@ pub mod memory {
 
         async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
             let inner = self.inner.lock().expect("lock");
-            Ok(ids
-                .iter()
+            let unique: std::collections::BTreeSet<_> = ids.iter().collect();
+            Ok(unique
+                .into_iter()
                 .filter_map(|id| inner.accounts.get(id).cloned())
                 .collect())
         }

@@ -1,0 +1,548 @@
+//! Administering accounts: territorial administrators and OG APE manage the APE of
+//! structures; an APE manages the Gestionnaire and Lecteur users of its structure.
+
+use crate::auth::{parse_email, parse_finess};
+use crate::{App, Query, query_value, store_error};
+use lambda_http::{Body, Response};
+use serde::Deserialize;
+use tdb_api::{ApiError, Caller, json, no_content};
+use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord, TokenPurpose};
+use tdb_domain::ports::{AccountStore, EmailAddress, Mailer};
+use tdb_domain::rights::{Action, Profile, Role, Target};
+use tdb_domain::{Departement, Region};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PersonBody {
+    email: String,
+    last_name: String,
+    first_name: String,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewUserBody {
+    #[serde(flatten)]
+    person: PersonBody,
+    profile: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UserChangeBody {
+    #[serde(default)]
+    profile: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+}
+
+fn name(field: &str, value: &str) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::invalid(field, "must not be empty"));
+    }
+    if value.chars().count() > 100 || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid(field, "at most 100 printable characters"));
+    }
+    Ok(value.to_string())
+}
+
+fn phone(value: Option<&str>) -> Result<Option<String>, ApiError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let digits = value.chars().filter(char::is_ascii_digit).count();
+    let allowed = value
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '.' | '-' | '+' | '(' | ')'));
+    if !allowed || !(6..=15).contains(&digits) {
+        return Err(ApiError::invalid(
+            "phone",
+            "a phone number of 6 to 15 digits",
+        ));
+    }
+    Ok(Some(value.to_string()))
+}
+
+pub(crate) fn person_of(
+    last_name: &str,
+    first_name: &str,
+    phone_number: Option<&str>,
+) -> Result<Person, ApiError> {
+    Ok(Person {
+        last_name: name("last_name", last_name)?,
+        first_name: name("first_name", first_name)?,
+        phone: phone(phone_number)?,
+    })
+}
+
+fn profile(value: &str) -> Result<Profile, ApiError> {
+    match value {
+        "gestionnaire" => Ok(Profile::Gestionnaire),
+        "lecteur" => Ok(Profile::Lecteur),
+        other => Err(ApiError::invalid(
+            "profile",
+            format!("unknown profile `{other}`: expected gestionnaire or lecteur"),
+        )),
+    }
+}
+
+fn user_json(account: &Account, role: &Role) -> serde_json::Value {
+    serde_json::json!({
+        "id": account.id,
+        "email": account.email,
+        "last_name": account.person.last_name,
+        "first_name": account.person.first_name,
+        "phone": account.person.phone,
+        "role": role,
+        "active": account.is_active(),
+    })
+}
+
+fn structure_json(s: &StructureRecord, ape: Option<&Account>) -> serde_json::Value {
+    serde_json::json!({
+        "finess": s.finess,
+        "name": s.name,
+        "kind": s.kind,
+        "departement": s.departement().insee_code(),
+        "legal_entity": s.legal_entity,
+        "og": s.og,
+        "principal": s.principal,
+        "ape": ape.map(|a| user_json(a, &Role::Ape { structure: s.finess })),
+    })
+}
+
+/// Outcome of making someone the APE of a structure, or a user of it.
+pub(crate) enum Enrolment {
+    /// A new account was created and its activation link sent.
+    Created(AccountId),
+    /// An existing account received the role.
+    Granted(AccountId),
+    /// The person already held exactly this role; their details were brought up to date.
+    Unchanged(AccountId),
+}
+
+impl<S: AccountStore, M: Mailer> App<S, M> {
+    pub(crate) async fn load_structure(&self, finess: &str) -> Result<StructureRecord, ApiError> {
+        let f = parse_finess("finess", finess)?;
+        self.store
+            .structures(&[f])
+            .await
+            .map_err(store_error)?
+            .pop()
+            .ok_or_else(|| ApiError::not_found("structure"))
+    }
+
+    /// Gives `role` on `structure` to the person with this e-mail, creating their account
+    /// (and sending the activation link) if they have none. An account that never chose a
+    /// password gets a new link.
+    pub(crate) async fn enrol(
+        &self,
+        email: &EmailAddress,
+        person: Person,
+        role: Role,
+        structure: &StructureRecord,
+    ) -> Result<Enrolment, ApiError> {
+        if let Some(record) = self
+            .store
+            .account_by_email(email)
+            .await
+            .map_err(store_error)?
+        {
+            let account = record.account;
+            if record.roles.contains(&role) {
+                if account.person != person {
+                    let updated = Account {
+                        person,
+                        version: account.version + 1,
+                        ..account.clone()
+                    };
+                    self.store
+                        .save_account(&updated)
+                        .await
+                        .map_err(store_error)?;
+                }
+                return Ok(Enrolment::Unchanged(account.id));
+            }
+            self.store
+                .grant(&account.id, &role)
+                .await
+                .map_err(store_error)?;
+            if !account.is_active() {
+                self.send_link(&account, TokenPurpose::Activation, Some(structure))
+                    .await?;
+            }
+            return Ok(Enrolment::Granted(account.id));
+        }
+        let account = Account {
+            id: AccountId::from_random(crate::secrets::random_bytes()),
+            email: email.clone(),
+            person,
+            password_hash: None,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: self.now(),
+            version: 1,
+        };
+        self.store
+            .create_account(&account, &role)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(account = %account.id, structure = %structure.finess, "account created");
+        self.send_link(&account, TokenPurpose::Activation, Some(structure))
+            .await?;
+        Ok(Enrolment::Created(account.id))
+    }
+
+    /// Makes the person the APE of `structure`, replacing the previous APE if another.
+    pub(crate) async fn appoint_ape(
+        &self,
+        structure: &StructureRecord,
+        email: &EmailAddress,
+        person: Person,
+    ) -> Result<Enrolment, ApiError> {
+        if structure.principal.is_some() {
+            return Err(ApiError::conflict(
+                "secondary_structure",
+                "a secondary establishment has no APE: its principal's APE acts for it",
+            ));
+        }
+        let role = Role::Ape {
+            structure: structure.finess,
+        };
+        if let Some(current) = &structure.ape {
+            let holder = self.store.account(current).await.map_err(store_error)?;
+            if holder.is_some_and(|h| &h.account.email != email) {
+                self.store
+                    .revoke(current, &role)
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        self.enrol(email, person, role, structure).await
+    }
+
+    pub(crate) async fn list_structures(
+        &self,
+        caller: &Caller,
+        query: &Query,
+    ) -> Result<Response<Body>, ApiError> {
+        let scopes = ["departement", "region", "og"]
+            .iter()
+            .filter(|k| query_value(query, k).is_some())
+            .count();
+        if scopes != 1 {
+            return Err(ApiError::invalid(
+                "departement",
+                "give exactly one of departement, region or og",
+            ));
+        }
+        let mut structures = if let Some(code) = query_value(query, "departement") {
+            let departement = Departement::from_code(code)
+                .ok_or_else(|| ApiError::invalid("departement", "unknown département code"))?;
+            caller.authorize(Action::FollowProgress, &Target::Departement { departement })?;
+            self.store
+                .structures_of_departement(departement)
+                .await
+                .map_err(store_error)?
+        } else if let Some(code) = query_value(query, "region") {
+            let region = code
+                .parse()
+                .ok()
+                .and_then(Region::from_code)
+                .ok_or_else(|| ApiError::invalid("region", "unknown region code"))?;
+            caller.authorize(Action::FollowProgress, &Target::Region { region })?;
+            let mut all = Vec::new();
+            for departement in region.departements() {
+                all.extend(
+                    self.store
+                        .structures_of_departement(departement)
+                        .await
+                        .map_err(store_error)?,
+                );
+            }
+            all.sort_by_key(|s| (s.ape.is_some(), s.finess));
+            all
+        } else {
+            let og = self
+                .load_structure(query_value(query, "og").unwrap_or_default())
+                .await?;
+            caller.authorize(Action::FollowProgress, &Target::Structure(og.target()))?;
+            self.store
+                .structures_of_og(og.finess)
+                .await
+                .map_err(store_error)?
+        };
+        // Secondaries have no APE: their principal's acts for them.
+        structures.retain(|s| s.principal.is_none());
+        if let Some(q) = query_value(query, "q")
+            .map(str::to_lowercase)
+            .filter(|q| !q.is_empty())
+        {
+            let digits: String = q.chars().filter(|c| !c.is_whitespace()).collect();
+            structures.retain(|s| {
+                s.name.to_lowercase().contains(&q) || s.finess.as_str().starts_with(&digits)
+            });
+        }
+        let per_page: usize = match query_value(query, "per_page") {
+            None => 100,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| (1..=500).contains(n))
+                .ok_or_else(|| ApiError::invalid("per_page", "a number from 1 to 500"))?,
+        };
+        let page: usize = match query_value(query, "page") {
+            None => 1,
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or_else(|| ApiError::invalid("page", "a page number from 1"))?,
+        };
+        let total = structures.len();
+        let shown: Vec<_> = structures
+            .into_iter()
+            .skip((page - 1) * per_page)
+            .take(per_page)
+            .collect();
+        let ape_ids: Vec<AccountId> = shown.iter().filter_map(|s| s.ape.clone()).collect();
+        let apes = self.store.accounts(&ape_ids).await.map_err(store_error)?;
+        let rows: Vec<_> = shown
+            .iter()
+            .map(|s| {
+                let ape = s
+                    .ape
+                    .as_ref()
+                    .and_then(|id| apes.iter().find(|a| &a.id == id));
+                structure_json(s, ape)
+            })
+            .collect();
+        Ok(json(
+            200,
+            &serde_json::json!({ "total": total, "page": page, "per_page": per_page, "structures": rows }),
+        ))
+    }
+
+    pub(crate) async fn structure(
+        &self,
+        caller: &Caller,
+        finess: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        let target = Target::Structure(structure.target());
+        caller.authorize(Action::Consult, &target)?;
+        let ape = match &structure.ape {
+            Some(id) => self
+                .store
+                .accounts(std::slice::from_ref(id))
+                .await
+                .map_err(store_error)?
+                .pop(),
+            None => None,
+        };
+        Ok(json(200, &structure_json(&structure, ape.as_ref())))
+    }
+
+    pub(crate) async fn put_ape(
+        &self,
+        caller: &Caller,
+        finess: &str,
+        body: PersonBody,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        caller.authorize(Action::ManageApe, &Target::Structure(structure.target()))?;
+        let email = parse_email("email", &body.email)?;
+        let person = person_of(&body.last_name, &body.first_name, body.phone.as_deref())?;
+        let outcome = self.appoint_ape(&structure, &email, person).await?;
+        let (status, id) = match outcome {
+            Enrolment::Created(id) => (201, id),
+            Enrolment::Granted(id) | Enrolment::Unchanged(id) => (200, id),
+        };
+        tracing::info!(by = %caller.account, structure = %structure.finess, ape = %id, "APE set");
+        Ok(json(
+            status,
+            &serde_json::json!({ "structure": structure.finess, "ape": id }),
+        ))
+    }
+
+    pub(crate) async fn delete_ape(
+        &self,
+        caller: &Caller,
+        finess: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        caller.authorize(Action::ManageApe, &Target::Structure(structure.target()))?;
+        let ape = structure
+            .ape
+            .as_ref()
+            .ok_or_else(|| ApiError::not_found("APE"))?;
+        self.store
+            .revoke(
+                ape,
+                &Role::Ape {
+                    structure: structure.finess,
+                },
+            )
+            .await
+            .map_err(store_error)?;
+        tracing::info!(by = %caller.account, structure = %structure.finess, "APE removed");
+        Ok(no_content())
+    }
+
+    pub(crate) async fn users(
+        &self,
+        caller: &Caller,
+        finess: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
+        let members = self
+            .store
+            .members(structure.finess)
+            .await
+            .map_err(store_error)?;
+        let users: Vec<_> = members.iter().map(|(a, r)| user_json(a, r)).collect();
+        Ok(json(200, &serde_json::json!({ "users": users })))
+    }
+
+    pub(crate) async fn create_user(
+        &self,
+        caller: &Caller,
+        finess: &str,
+        body: NewUserBody,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
+        let email = parse_email("email", &body.person.email)?;
+        let person = person_of(
+            &body.person.last_name,
+            &body.person.first_name,
+            body.person.phone.as_deref(),
+        )?;
+        let profile = profile(&body.profile)?;
+        if let Some(existing) = self
+            .store
+            .account_by_email(&email)
+            .await
+            .map_err(store_error)?
+            && existing
+                .roles
+                .iter()
+                .any(|r| tdb_domain::accounts::role_structure(r) == Some(structure.finess))
+        {
+            return Err(ApiError::conflict(
+                "already_member",
+                "this person already has a profile on this structure; change it instead",
+            ));
+        }
+        let role = Role::Member {
+            structure: structure.finess,
+            profile,
+        };
+        let id = match self.enrol(&email, person, role, &structure).await? {
+            Enrolment::Created(id) | Enrolment::Granted(id) | Enrolment::Unchanged(id) => id,
+        };
+        tracing::info!(by = %caller.account, structure = %structure.finess, user = %id, "user added");
+        Ok(json(201, &serde_json::json!({ "id": id, "role": role })))
+    }
+
+    /// The member role `id` holds on the structure; APE are managed through `/ape`.
+    async fn member_role(
+        &self,
+        structure: &StructureRecord,
+        id: &str,
+    ) -> Result<(Account, Role), ApiError> {
+        let id = AccountId::parse(id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+        let record = self
+            .store
+            .account(&id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        let role = record
+            .roles
+            .iter()
+            .find(|r| tdb_domain::accounts::role_structure(r) == Some(structure.finess))
+            .copied()
+            .ok_or_else(|| ApiError::not_found("user"))?;
+        if matches!(role, Role::Ape { .. }) {
+            return Err(ApiError::conflict(
+                "is_ape",
+                "this user is the structure's APE: the ARS, the CD or the OG's APE manage it",
+            ));
+        }
+        Ok((record.account, role))
+    }
+
+    pub(crate) async fn update_user(
+        &self,
+        caller: &Caller,
+        finess: &str,
+        id: &str,
+        body: UserChangeBody,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
+        let (account, mut role) = self.member_role(&structure, id).await?;
+        let new_profile = body.profile.as_deref().map(profile).transpose()?;
+        let person = person_of(
+            body.last_name
+                .as_deref()
+                .unwrap_or(&account.person.last_name),
+            body.first_name
+                .as_deref()
+                .unwrap_or(&account.person.first_name),
+            body.phone.as_deref().or(account.person.phone.as_deref()),
+        )?;
+        if let Some(profile) = new_profile {
+            role = Role::Member {
+                structure: structure.finess,
+                profile,
+            };
+            self.store
+                .grant(&account.id, &role)
+                .await
+                .map_err(store_error)?;
+        }
+        let account = if person != account.person {
+            let updated = Account {
+                person,
+                version: account.version + 1,
+                ..account
+            };
+            self.store
+                .save_account(&updated)
+                .await
+                .map_err(store_error)?;
+            updated
+        } else {
+            account
+        };
+        tracing::info!(by = %caller.account, structure = %structure.finess, user = %account.id, "user changed");
+        Ok(json(200, &user_json(&account, &role)))
+    }
+
+    pub(crate) async fn delete_user(
+        &self,
+        caller: &Caller,
+        finess: &str,
+        id: &str,
+    ) -> Result<Response<Body>, ApiError> {
+        let structure = self.load_structure(finess).await?;
+        caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
+        let (account, role) = self.member_role(&structure, id).await?;
+        self.store
+            .revoke(&account.id, &role)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(by = %caller.account, structure = %structure.finess, user = %account.id, "user removed");
+        Ok(no_content())
+    }
+}

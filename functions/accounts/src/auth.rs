@@ -1,0 +1,392 @@
+//! Signing in and out: login, refresh-token rotation, logout, passwords chosen through a
+//! single-use link, the public keys, and the caller's own profiles.
+
+use crate::secrets::{hash_password, new_token, token_hash, verify_password};
+use crate::{App, mail, store_error};
+use lambda_http::{Body, Response};
+use serde::{Deserialize, Serialize};
+use tdb_api::{ApiError, Caller, json, no_content};
+use tdb_domain::Finess;
+use tdb_domain::accounts::{
+    Account, AccountRecord, PasswordError, StructureRecord, TokenPurpose, TokenRecord,
+    role_structure,
+};
+use tdb_domain::ports::{AccountStore, EmailAddress, Mailer, StoreError};
+use tdb_domain::rights::Role;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LoginBody {
+    email: String,
+    password: String,
+    /// The structure to act for; all roles when absent.
+    #[serde(default)]
+    structure: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RefreshBody {
+    refresh_token: String,
+    #[serde(default)]
+    structure: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LogoutBody {
+    refresh_token: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PasswordBody {
+    token: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetBody {
+    email: String,
+}
+
+#[derive(Serialize)]
+struct Tokens {
+    access_token: String,
+    token_type: &'static str,
+    expires_in: i64,
+    refresh_token: String,
+    roles: Vec<Role>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    acting_for: Option<Finess>,
+}
+
+/// The one answer to every failed login: it says nothing of whether the address exists,
+/// the password was wrong or the account is locked.
+fn bad_credentials() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_credentials",
+        "wrong e-mail or password, or too many attempts: try again later",
+    )
+}
+
+fn invalid_link() -> ApiError {
+    ApiError::unauthorized(
+        "invalid_link",
+        "this link is not valid, was already used or has expired",
+    )
+}
+
+pub(crate) fn parse_email(field: &str, value: &str) -> Result<EmailAddress, ApiError> {
+    EmailAddress::parse(value).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+pub(crate) fn parse_finess(field: &str, value: &str) -> Result<Finess, ApiError> {
+    Finess::parse(value).map_err(|e| ApiError::invalid(field, e.to_string()))
+}
+
+/// The roles a token carries when acting for `structure`: those on it, and territorial ones.
+fn roles_for(roles: &[Role], structure: Option<Finess>) -> Result<Vec<Role>, ApiError> {
+    let Some(f) = structure else {
+        return Ok(roles.to_vec());
+    };
+    if !roles.iter().any(|r| role_structure(r) == Some(f)) {
+        return Err(ApiError::forbidden(
+            tdb_domain::rights::Denied::OutsideStructure,
+        ));
+    }
+    Ok(roles
+        .iter()
+        .filter(|r| role_structure(r).is_none_or(|s| s == f))
+        .copied()
+        .collect())
+}
+
+impl<S: AccountStore, M: Mailer> App<S, M> {
+    /// Issues an access token and a new refresh token.
+    async fn issue(
+        &self,
+        record: &AccountRecord,
+        acting_for: Option<Finess>,
+    ) -> Result<Response<Body>, ApiError> {
+        let now = self.now();
+        let roles = roles_for(&record.roles, acting_for)?;
+        let refresh_token = new_token();
+        self.store
+            .put_token(&TokenRecord {
+                hash: token_hash(&refresh_token),
+                purpose: TokenPurpose::Refresh,
+                account: record.account.id.clone(),
+                expires_at: now + self.settings.refresh_ttl,
+                acting_for,
+            })
+            .await
+            .map_err(store_error)?;
+        let access_token = self
+            .signer
+            .sign(&record.account.id, roles.clone(), acting_for, now);
+        Ok(json(
+            200,
+            &Tokens {
+                access_token,
+                token_type: "Bearer",
+                expires_in: self.signer.ttl,
+                refresh_token,
+                roles,
+                acting_for,
+            },
+        ))
+    }
+
+    /// Saves the login counters, rereading once if a concurrent login changed the account.
+    async fn record_attempt(&self, account: &Account, success: bool) -> Result<(), ApiError> {
+        let mut current = account.clone();
+        for _ in 0..3 {
+            let now = self.now();
+            let failures = if success {
+                0
+            } else {
+                current.failed_logins + 1
+            };
+            let next = Account {
+                failed_logins: failures,
+                locked_until: self.settings.login_throttle.locked_until(failures, now),
+                version: current.version + 1,
+                ..current.clone()
+            };
+            match self.store.save_account(&next).await {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict { .. }) => {
+                    match self.store.account(&account.id).await.map_err(store_error)? {
+                        Some(r) => current = r.account,
+                        None => return Ok(()),
+                    }
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(store_error(StoreError::Conflict {
+            expected: current.version,
+        }))
+    }
+
+    pub(crate) async fn login(&self, body: LoginBody) -> Result<Response<Body>, ApiError> {
+        let email = parse_email("email", &body.email)?;
+        let acting_for = body
+            .structure
+            .as_deref()
+            .map(|s| parse_finess("structure", s))
+            .transpose()?;
+        let record = self
+            .store
+            .account_by_email(&email)
+            .await
+            .map_err(store_error)?;
+        let now = self.now();
+        let Some(record) = record else {
+            verify_password(&body.password, &self.decoy_hash);
+            return Err(bad_credentials());
+        };
+        let account = &record.account;
+        let locked = account.locked_until.is_some_and(|t| t > now);
+        let Some(hash) = account.password_hash.as_deref().filter(|_| !locked) else {
+            verify_password(&body.password, &self.decoy_hash);
+            return Err(bad_credentials());
+        };
+        if !verify_password(&body.password, hash) {
+            self.record_attempt(account, false).await?;
+            tracing::info!(account = %account.id, "login failed");
+            return Err(bad_credentials());
+        }
+        if account.failed_logins > 0 || account.locked_until.is_some() {
+            self.record_attempt(account, true).await?;
+        }
+        tracing::info!(account = %account.id, "login");
+        self.issue(&record, acting_for).await
+    }
+
+    pub(crate) async fn refresh(&self, body: RefreshBody) -> Result<Response<Body>, ApiError> {
+        let invalid = || ApiError::unauthorized("invalid_token", "the refresh token is not valid");
+        let acting_for = body
+            .structure
+            .as_deref()
+            .map(|s| parse_finess("structure", s))
+            .transpose()?;
+        // Taking the token consumes it: a refresh token is used once, then replaced.
+        let token = self
+            .store
+            .take_token(&token_hash(&body.refresh_token))
+            .await
+            .map_err(store_error)?
+            .filter(|t| t.purpose == TokenPurpose::Refresh && t.expires_at > self.now())
+            .ok_or_else(invalid)?;
+        let record = self
+            .store
+            .account(&token.account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(invalid)?;
+        self.issue(&record, acting_for.or(token.acting_for)).await
+    }
+
+    pub(crate) async fn logout(&self, body: LogoutBody) -> Result<Response<Body>, ApiError> {
+        // Unknown tokens are fine: logging out twice is not an error.
+        self.store
+            .take_token(&token_hash(&body.refresh_token))
+            .await
+            .map_err(store_error)?;
+        Ok(no_content())
+    }
+
+    pub(crate) async fn set_password(
+        &self,
+        body: PasswordBody,
+    ) -> Result<Response<Body>, ApiError> {
+        let token = self
+            .store
+            .take_token(&token_hash(&body.token))
+            .await
+            .map_err(store_error)?
+            .filter(|t| t.purpose != TokenPurpose::Refresh)
+            .ok_or_else(invalid_link)?;
+        if token.expires_at <= self.now() {
+            return Err(invalid_link());
+        }
+        let record = self
+            .store
+            .account(&token.account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(invalid_link)?;
+        let account = record.account;
+        if let Err(e) = self
+            .settings
+            .password_policy
+            .check(&body.password, &account.email)
+        {
+            // The link stays usable for a better password.
+            self.store.put_token(&token).await.map_err(store_error)?;
+            return Err(password_refused(e));
+        }
+        let updated = Account {
+            password_hash: Some(hash_password(&body.password)),
+            failed_logins: 0,
+            locked_until: None,
+            version: account.version + 1,
+            ..account
+        };
+        self.store
+            .save_account(&updated)
+            .await
+            .map_err(store_error)?;
+        // A new password ends every open session.
+        self.store
+            .revoke_tokens(&updated.id)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(account = %updated.id, purpose = ?token.purpose, "password set");
+        Ok(no_content())
+    }
+
+    pub(crate) async fn request_reset(&self, body: ResetBody) -> Result<Response<Body>, ApiError> {
+        let email = parse_email("email", &body.email)?;
+        if let Some(record) = self
+            .store
+            .account_by_email(&email)
+            .await
+            .map_err(store_error)?
+        {
+            self.send_link(&record.account, TokenPurpose::PasswordReset, None)
+                .await?;
+        }
+        // The same answer whether or not the address has an account.
+        Ok(json(
+            202,
+            &serde_json::json!({ "message": "if this address has an account, a link was sent to it" }),
+        ))
+    }
+
+    /// Creates a single-use link for `account` and e-mails it.
+    pub(crate) async fn send_link(
+        &self,
+        account: &Account,
+        purpose: TokenPurpose,
+        structure: Option<&StructureRecord>,
+    ) -> Result<(), ApiError> {
+        let token = new_token();
+        let ttl = self.settings.link_ttl;
+        self.store
+            .put_token(&TokenRecord {
+                hash: token_hash(&token),
+                purpose,
+                account: account.id.clone(),
+                expires_at: self.now() + ttl,
+                acting_for: None,
+            })
+            .await
+            .map_err(store_error)?;
+        // A fragment, not a query: it never reaches a server log or a Referer header.
+        let link = format!("{}/mot-de-passe#jeton={token}", self.settings.public_url);
+        let email = match purpose {
+            TokenPurpose::PasswordReset => {
+                mail::password_reset(&account.email, &account.person, &link, ttl)
+            }
+            _ => mail::activation(&account.email, &account.person, structure, &link, ttl),
+        };
+        self.mailer.send(&email).await.map_err(|e| {
+            tracing::error!(account = %account.id, error = ?e, "e-mail not sent");
+            ApiError::unavailable()
+        })?;
+        tracing::info!(account = %account.id, ?purpose, "link sent");
+        Ok(())
+    }
+
+    pub(crate) fn jwks(&self) -> Response<Body> {
+        let mut response = Response::new(Body::Text(self.signer.jwks_json()));
+        response.headers_mut().insert(
+            "content-type",
+            lambda_http::http::HeaderValue::from_static("application/json"),
+        );
+        response
+    }
+
+    pub(crate) async fn me(&self, caller: &Caller) -> Result<Response<Body>, ApiError> {
+        let record = self
+            .store
+            .account(&caller.account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "this account no longer exists")
+            })?;
+        let on: Vec<Finess> = record.roles.iter().filter_map(role_structure).collect();
+        let structures = self.store.structures(&on).await.map_err(store_error)?;
+        let profiles: Vec<_> = record
+            .roles
+            .iter()
+            .map(|role| {
+                let structure = role_structure(role)
+                    .and_then(|f| structures.iter().find(|s| s.finess == f))
+                    .map(|s| serde_json::json!({ "finess": s.finess, "name": s.name, "kind": s.kind }));
+                serde_json::json!({ "role": role, "structure": structure })
+            })
+            .collect();
+        Ok(json(
+            200,
+            &serde_json::json!({
+                "id": record.account.id,
+                "email": record.account.email,
+                "last_name": record.account.person.last_name,
+                "first_name": record.account.person.first_name,
+                "phone": record.account.person.phone,
+                "profiles": profiles,
+                "acting_roles": caller.roles,
+            }),
+        ))
+    }
+}
+
+pub(crate) fn password_refused(e: PasswordError) -> ApiError {
+    ApiError::invalid("password", e.to_string())
+}

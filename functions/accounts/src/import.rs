@@ -1,0 +1,637 @@
+//! Imports by a national (or, for APE contacts, territorial) administrator: the FINESS
+//! referential from the public Etalab extract, the principal/secondary links, and the APE
+//! contacts the ARS send. Every import validates the whole file first, has a dry run, is
+//! idempotent, and answers with a summary. A rejected line writes nothing; each accepted
+//! line is written on its own, so a rejected one never leaves half-written data.
+
+use crate::admin::person_of;
+use crate::auth::parse_email;
+use crate::{App, store_error};
+use lambda_http::{Body, Response};
+use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use tdb_api::{ApiError, Caller, json};
+use tdb_domain::accounts::{Person, StructureRecord};
+use tdb_domain::ports::{AccountStore, EmailAddress, Mailer};
+use tdb_domain::rights::{Action, Target};
+use tdb_domain::{Category, Finess, RespondentKind};
+
+/// A line of the file that was not imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub line: u64,
+    pub field: Option<&'static str>,
+    pub reason: String,
+}
+
+/// What an import did (or, in a dry run, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub dry_run: bool,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    /// Lines outside the import's scope: categories without a questionnaire, other record
+    /// types of the extract.
+    pub ignored: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+fn reject(line: u64, field: Option<&'static str>, reason: impl Into<String>) -> Rejected {
+    Rejected {
+        line,
+        field,
+        reason: reason.into(),
+    }
+}
+
+/// Decodes an uploaded text file: UTF-8 when it is valid UTF-8 (a BOM is dropped),
+/// otherwise Windows-1252, the superset of Latin-1 the FINESS extracts are written in.
+pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => {
+            encoding_rs::WINDOWS_1252
+                .decode_without_bom_handling(bytes)
+                .0
+        }
+    }
+}
+
+/// `;`-separated records with their line numbers.
+fn records(text: &str) -> impl Iterator<Item = (u64, Result<csv::StringRecord, csv::Error>)> {
+    // The csv reader counts a CRLF as two line ends; the numbers given back must be the
+    // ones a spreadsheet shows.
+    let text = text.replace("\r\n", "\n");
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    let mut record = csv::StringRecord::new();
+    loop {
+        let line = reader.position().line();
+        match reader.read_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => out.push((
+                record.position().map_or(line, |p| p.line()),
+                Ok(record.clone()),
+            )),
+            Err(e) => out.push((line, Err(e))),
+        }
+    }
+    out.into_iter()
+}
+
+/// The structures of an Etalab extract, with what was ignored and rejected.
+#[derive(Debug, Default)]
+pub struct Extract {
+    pub structures: Vec<StructureRecord>,
+    pub ignored: usize,
+    pub rejected: Vec<Rejected>,
+}
+
+// Positions in a `structureet` row of `etalab-cs1100502-stock-<date>.csv`.
+const NOFINESSET: usize = 1;
+const NOFINESSEJ: usize = 2;
+const RS: usize = 3;
+const RSLONGUE: usize = 4;
+const CATEGETAB: usize = 18;
+
+/// Reads the public FINESS extract: keeps the categories in scope, applies the OG rule (a
+/// legal entity managing at least two FINESS of any activity is an OG) and makes one OG
+/// structure per such entity that manages an ESMS in scope.
+pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
+    let mut rows = records(text);
+    let header_ok = matches!(rows.next(), Some((_, Ok(r))) if r.get(0) == Some("finess") && r.get(1) == Some("etalab"));
+    if !header_ok {
+        return Err(ApiError::invalid(
+            "line 1",
+            "not an Etalab FINESS extract: the first line must be finess;etalab;<version>;<date>",
+        ));
+    }
+    let mut extract = Extract::default();
+    let mut seen: HashMap<Finess, u64> = HashMap::new();
+    let mut managed: BTreeMap<Finess, u32> = BTreeMap::new();
+    let mut in_scope = Vec::new();
+    for (line, row) in rows {
+        let row = match row {
+            Ok(row) => row,
+            Err(e) => {
+                extract
+                    .rejected
+                    .push(reject(line, None, format!("unreadable line: {e}")));
+                continue;
+            }
+        };
+        if row.get(0) != Some("structureet") {
+            extract.ignored += 1;
+            continue;
+        }
+        if row.len() <= CATEGETAB {
+            extract.rejected.push(reject(
+                line,
+                None,
+                format!(
+                    "expected at least {} fields, found {}",
+                    CATEGETAB + 1,
+                    row.len()
+                ),
+            ));
+            continue;
+        }
+        let finess = match Finess::parse(&row[NOFINESSET]) {
+            Ok(f) => f,
+            Err(e) => {
+                extract
+                    .rejected
+                    .push(reject(line, Some("nofinesset"), e.to_string()));
+                continue;
+            }
+        };
+        let legal_entity = match Finess::parse(&row[NOFINESSEJ]) {
+            Ok(f) => f,
+            Err(e) => {
+                extract
+                    .rejected
+                    .push(reject(line, Some("nofinessej"), e.to_string()));
+                continue;
+            }
+        };
+        let Ok(code) = row[CATEGETAB].trim().parse::<u16>() else {
+            extract
+                .rejected
+                .push(reject(line, Some("categetab"), "not a category code"));
+            continue;
+        };
+        if let Some(first) = seen.insert(finess, line) {
+            extract.rejected.push(reject(
+                line,
+                Some("nofinesset"),
+                format!("{finess} already appears on line {first}"),
+            ));
+            continue;
+        }
+        *managed.entry(legal_entity).or_default() += 1;
+        match Category::from_finess_code(code) {
+            None => extract.ignored += 1,
+            Some(category) => {
+                let name = [&row[RSLONGUE], &row[RS]]
+                    .iter()
+                    .map(|s| s.trim())
+                    .find(|s| !s.is_empty())
+                    .unwrap_or_default()
+                    .to_string();
+                in_scope.push((finess, legal_entity, category, name));
+            }
+        }
+    }
+    let is_og = |ej: &Finess| managed.get(ej).copied().unwrap_or(0) >= 2;
+    let mut ogs = BTreeMap::new();
+    for (finess, legal_entity, category, name) in in_scope {
+        let og = is_og(&legal_entity).then_some(legal_entity);
+        if let Some(og) = og {
+            ogs.entry(og).or_insert_with(|| StructureRecord {
+                finess: og,
+                kind: RespondentKind::Og,
+                // The establishment extract does not carry legal entities' names.
+                name: format!("Organisme gestionnaire {}", og.display()),
+                legal_entity: og,
+                og: None,
+                principal: None,
+                ape: None,
+            });
+        }
+        extract.structures.push(StructureRecord {
+            finess,
+            kind: RespondentKind::Esms(category),
+            name,
+            legal_entity,
+            og,
+            principal: None,
+            ape: None,
+        });
+    }
+    extract.structures.extend(ogs.into_values());
+    Ok(extract)
+}
+
+/// Checks the first line of a CSV file against the expected column names.
+fn expect_header(
+    rows: &mut impl Iterator<Item = (u64, Result<csv::StringRecord, csv::Error>)>,
+    columns: &[&str],
+) -> Result<(), ApiError> {
+    let ok = match rows.next() {
+        Some((_, Ok(r))) => {
+            r.len() == columns.len()
+                && r.iter()
+                    .zip(columns)
+                    .all(|(a, b)| a.trim().eq_ignore_ascii_case(b))
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(
+            "line 1",
+            format!("the first line must be the header {}", columns.join(";")),
+        ))
+    }
+}
+
+fn cell(row: &csv::StringRecord, i: usize) -> &str {
+    row.get(i).unwrap_or_default().trim()
+}
+
+impl<S: AccountStore, M: Mailer> App<S, M> {
+    pub(crate) async fn import_referential(
+        &self,
+        caller: &Caller,
+        file: &[u8],
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        caller.authorize(Action::ImportReferential, &Target::National)?;
+        let extract = parse_etalab(&decode(file))?;
+        let finess: Vec<Finess> = extract.structures.iter().map(|s| s.finess).collect();
+        let existing: HashMap<Finess, StructureRecord> = self
+            .store
+            .structures(&finess)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|s| (s.finess, s))
+            .collect();
+        let mut summary = Summary {
+            dry_run,
+            ignored: extract.ignored,
+            rejected: extract.rejected,
+            ..Summary::default()
+        };
+        let mut created = Vec::new();
+        let mut updated = Vec::new();
+        for structure in extract.structures {
+            match existing.get(&structure.finess) {
+                None => created.push(structure),
+                Some(old) => {
+                    // Principal/secondary links come from their own import: keep them.
+                    let merged = StructureRecord {
+                        principal: old.principal,
+                        ..structure
+                    };
+                    if merged.same_referential_data(old) {
+                        summary.unchanged += 1;
+                    } else {
+                        updated.push(merged);
+                    }
+                }
+            }
+        }
+        summary.created = created.len();
+        summary.updated = updated.len();
+        if !dry_run {
+            self.store
+                .create_structures(&created)
+                .await
+                .map_err(store_error)?;
+            for structure in &updated {
+                self.store
+                    .update_structure(structure)
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        tracing::info!(by = %caller.account, dry_run, created = summary.created, updated = summary.updated,
+            unchanged = summary.unchanged, rejected = summary.rejected.len(), "referential import");
+        Ok(json(200, &summary))
+    }
+
+    pub(crate) async fn import_secondaries(
+        &self,
+        caller: &Caller,
+        file: &[u8],
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        caller.authorize(Action::ImportReferential, &Target::National)?;
+        let text = decode(file);
+        let mut rows = records(&text);
+        expect_header(&mut rows, &["finess_secondaire", "finess_principal"])?;
+        let mut summary = Summary {
+            dry_run,
+            ..Summary::default()
+        };
+        let mut links: Vec<(u64, Finess, Finess)> = Vec::new();
+        for (line, row) in rows {
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => {
+                    summary
+                        .rejected
+                        .push(reject(line, None, format!("unreadable line: {e}")));
+                    continue;
+                }
+            };
+            let parsed = Finess::parse(cell(&row, 0))
+                .map_err(|e| reject(line, Some("finess_secondaire"), e.to_string()))
+                .and_then(|s| {
+                    Finess::parse(cell(&row, 1))
+                        .map(|p| (s, p))
+                        .map_err(|e| reject(line, Some("finess_principal"), e.to_string()))
+                });
+            match parsed {
+                Ok((s, p)) => links.push((line, s, p)),
+                Err(r) => summary.rejected.push(r),
+            }
+        }
+        let all: Vec<Finess> = links.iter().flat_map(|(_, s, p)| [*s, *p]).collect();
+        let known: HashMap<Finess, StructureRecord> = self
+            .store
+            .structures(&all)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|s| (s.finess, s))
+            .collect();
+        let secondaries: HashMap<Finess, u64> = links.iter().map(|(l, s, _)| (*s, *l)).collect();
+        let principals: HashMap<Finess, u64> = links.iter().map(|(l, _, p)| (*p, *l)).collect();
+        for (line, s, p) in links {
+            let check = || -> Result<StructureRecord, Rejected> {
+                let secondary = known.get(&s).ok_or_else(|| {
+                    reject(line, Some("finess_secondaire"), "not in the referential")
+                })?;
+                let principal = known.get(&p).ok_or_else(|| {
+                    reject(line, Some("finess_principal"), "not in the referential")
+                })?;
+                if s == p {
+                    return Err(reject(
+                        line,
+                        Some("finess_principal"),
+                        "same as the secondary",
+                    ));
+                }
+                if !matches!(secondary.kind, RespondentKind::Esms(_))
+                    || !matches!(principal.kind, RespondentKind::Esms(_))
+                {
+                    return Err(reject(line, None, "both must be establishments, not an OG"));
+                }
+                if secondary.legal_entity != principal.legal_entity {
+                    return Err(reject(
+                        line,
+                        Some("finess_principal"),
+                        "a principal and its secondaries share one legal entity",
+                    ));
+                }
+                if principal.principal.is_some() || secondaries.contains_key(&p) {
+                    return Err(reject(
+                        line,
+                        Some("finess_principal"),
+                        "is itself a secondary",
+                    ));
+                }
+                if principals.contains_key(&s) {
+                    return Err(reject(
+                        line,
+                        Some("finess_secondaire"),
+                        "is a principal on another line",
+                    ));
+                }
+                if secondary.ape.is_some() {
+                    return Err(reject(
+                        line,
+                        Some("finess_secondaire"),
+                        "has an APE: remove it before making the structure secondary",
+                    ));
+                }
+                Ok(secondary.clone())
+            };
+            match check() {
+                Err(r) => summary.rejected.push(r),
+                Ok(secondary) if secondary.principal == Some(p) => summary.unchanged += 1,
+                Ok(secondary) => {
+                    if secondary.principal.is_some() {
+                        summary.updated += 1;
+                    } else {
+                        summary.created += 1;
+                    }
+                    if !dry_run {
+                        let linked = StructureRecord {
+                            principal: Some(p),
+                            ..secondary
+                        };
+                        self.store
+                            .update_structure(&linked)
+                            .await
+                            .map_err(store_error)?;
+                    }
+                }
+            }
+        }
+        summary.rejected.sort_by_key(|r| r.line);
+        Ok(json(200, &summary))
+    }
+
+    pub(crate) async fn import_ape_contacts(
+        &self,
+        caller: &Caller,
+        file: &[u8],
+        dry_run: bool,
+    ) -> Result<Response<Body>, ApiError> {
+        let text = decode(file);
+        let mut rows = records(&text);
+        expect_header(
+            &mut rows,
+            &["finess", "nom", "prenom", "telephone", "email"],
+        )?;
+        let mut summary = Summary {
+            dry_run,
+            ..Summary::default()
+        };
+        let mut contacts: Vec<(u64, Finess, EmailAddress, Person)> = Vec::new();
+        let mut seen: HashMap<Finess, u64> = HashMap::new();
+        for (line, row) in rows {
+            let row = match row {
+                Ok(row) => row,
+                Err(e) => {
+                    summary
+                        .rejected
+                        .push(reject(line, None, format!("unreadable line: {e}")));
+                    continue;
+                }
+            };
+            let parsed = (|| {
+                let f = Finess::parse(cell(&row, 0))
+                    .map_err(|e| reject(line, Some("finess"), e.to_string()))?;
+                let person =
+                    person_of(cell(&row, 1), cell(&row, 2), Some(cell(&row, 3))).map_err(|e| {
+                        let field = match e.field.as_deref() {
+                            Some("last_name") => "nom",
+                            Some("first_name") => "prenom",
+                            _ => "telephone",
+                        };
+                        reject(line, Some(field), e.message)
+                    })?;
+                let email = parse_email("email", cell(&row, 4))
+                    .map_err(|e| reject(line, Some("email"), e.message))?;
+                if let Some(first) = seen.insert(f, line) {
+                    return Err(reject(
+                        line,
+                        Some("finess"),
+                        format!("already on line {first}"),
+                    ));
+                }
+                Ok((line, f, email, person))
+            })();
+            match parsed {
+                Ok(c) => contacts.push(c),
+                Err(r) => summary.rejected.push(r),
+            }
+        }
+        let finess: Vec<Finess> = contacts.iter().map(|c| c.1).collect();
+        let structures: HashMap<Finess, StructureRecord> = self
+            .store
+            .structures(&finess)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|s| (s.finess, s))
+            .collect();
+        let ape_ids: Vec<_> = structures.values().filter_map(|s| s.ape.clone()).collect();
+        let apes = self.store.accounts(&ape_ids).await.map_err(store_error)?;
+        for (line, f, email, person) in contacts {
+            let Some(structure) = structures.get(&f) else {
+                summary
+                    .rejected
+                    .push(reject(line, Some("finess"), "not in the referential"));
+                continue;
+            };
+            if let Err(e) =
+                caller.authorize(Action::ManageApe, &Target::Structure(structure.target()))
+            {
+                summary
+                    .rejected
+                    .push(reject(line, Some("finess"), e.message));
+                continue;
+            }
+            if structure.principal.is_some() {
+                summary.rejected.push(reject(
+                    line,
+                    Some("finess"),
+                    "a secondary establishment has no APE",
+                ));
+                continue;
+            }
+            let current = structure
+                .ape
+                .as_ref()
+                .and_then(|id| apes.iter().find(|a| &a.id == id));
+            match current {
+                Some(a) if a.email == email && a.person == person => {
+                    summary.unchanged += 1;
+                    continue;
+                }
+                Some(_) => summary.updated += 1,
+                None => summary.created += 1,
+            }
+            if !dry_run && let Err(e) = self.appoint_ape(structure, &email, person).await {
+                match current {
+                    Some(_) => summary.updated -= 1,
+                    None => summary.created -= 1,
+                }
+                summary.rejected.push(reject(line, None, e.message));
+            }
+        }
+        summary.rejected.sort_by_key(|r| r.line);
+        tracing::info!(by = %caller.account, dry_run, created = summary.created, updated = summary.updated,
+            unchanged = summary.unchanged, rejected = summary.rejected.len(), "APE contacts import");
+        Ok(json(200, &summary))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(first_eight: &str) -> Finess {
+        Finess::with_key(first_eight).unwrap()
+    }
+
+    fn row(et: Finess, ej: Finess, name: &str, category: u16) -> String {
+        let mut fields = vec![String::new(); 32];
+        fields[0] = "structureet".into();
+        fields[1] = et.to_string();
+        fields[2] = ej.to_string();
+        fields[3] = name.to_uppercase();
+        fields[4] = name.into();
+        fields[13] = et.departement().to_string();
+        fields[18] = category.to_string();
+        fields.join(";")
+    }
+
+    #[test]
+    fn the_og_rule_counts_every_finess_and_keeps_only_categories_in_scope() {
+        let (ccas, hospital) = (f("69000010"), f("69000020"));
+        let file = [
+            "finess;etalab;1;2025-01-02".to_string(),
+            row(f("69100001"), ccas, "EHPAD du CCAS", 500),
+            // The hospital manages one EHPAD and one out-of-scope site: it is an OG.
+            row(f("69100002"), hospital, "EHPAD de l'hôpital", 500),
+            row(f("69100003"), hospital, "Centre hospitalier", 355),
+            "geolocalisation;691000029;1.0;2.0".into(),
+        ]
+        .join("\n");
+        let extract = parse_etalab(&file).unwrap();
+        assert!(extract.rejected.is_empty(), "{:?}", extract.rejected);
+        assert_eq!(extract.ignored, 2);
+        let by: HashMap<_, _> = extract.structures.iter().map(|s| (s.finess, s)).collect();
+        assert_eq!(by.len(), 3);
+        assert_eq!(
+            by[&f("69100001")].og,
+            None,
+            "a CCAS with one EHPAD is not an OG"
+        );
+        assert_eq!(by[&f("69100002")].og, Some(hospital));
+        assert_eq!(by[&hospital].kind, RespondentKind::Og);
+        assert_eq!(by[&f("69100002")].name, "EHPAD de l'hôpital");
+    }
+
+    #[test]
+    fn bad_lines_are_rejected_with_their_number_and_field() {
+        let ej = f("69000010");
+        let good = f("69100003").to_string();
+        let last = good.as_bytes()[8] - b'0';
+        let wrong_key = format!("{}{}", &good[..8], (last + 1) % 10);
+        let file = [
+            "finess;etalab;1;2025-01-02".to_string(),
+            row(f("69100002"), ej, "EHPAD A", 500),
+            row(f("69100002"), ej, "EHPAD A bis", 500),
+            row(f("69100003"), ej, "EHPAD B", 500).replacen(&good, &wrong_key, 1),
+            "structureet;69100004".into(),
+        ]
+        .join("\r\n");
+        let extract = parse_etalab(&file).unwrap();
+        let got: Vec<_> = extract.rejected.iter().map(|r| (r.line, r.field)).collect();
+        assert_eq!(
+            got,
+            [(3, Some("nofinesset")), (4, Some("nofinesset")), (5, None)]
+        );
+        assert!(
+            extract.rejected[1].reason.contains("key"),
+            "{}",
+            extract.rejected[1].reason
+        );
+        assert!(parse_etalab("nofinesset;nofinessej\n").is_err());
+    }
+
+    #[test]
+    fn latin1_files_are_read_as_well_as_utf8() {
+        let latin1: Vec<u8> = b"EHPAD Les Ch\xeanes".to_vec();
+        assert_eq!(decode(&latin1), "EHPAD Les Chênes");
+        assert_eq!(
+            decode("\u{feff}EHPAD Les Chênes".as_bytes()),
+            "EHPAD Les Chênes"
+        );
+    }
+}

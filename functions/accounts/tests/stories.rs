@@ -1,0 +1,1132 @@
+//! The accounts stories, end to end through `App::handle` with the real adapters: DynamoDB
+//! Local for the accounts table, LocalStack's SES for e-mail (read back from `/_aws/ses`).
+//! Each test provisions its own copy of the template's resources.
+//!
+//! A stopped stack makes these tests fail, never skip: run them through `scripts/test.sh`.
+
+use accounts::secrets::hash_password;
+use accounts::{App, Settings, TokenSigner, generate_signing_key};
+use lambda_http::http::{self, Method};
+use lambda_http::{Body, Request};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::{Arc, OnceLock};
+use tdb_api::TokenVerifier;
+use tdb_aws::accounts::AccountsTable;
+use tdb_aws::ses::SesMailer;
+use tdb_domain::accounts::{Account, AccountId, Person};
+use tdb_domain::ports::{AccountStore, EmailAddress};
+use tdb_domain::rights::Role;
+use tdb_domain::{Departement, Finess, Region};
+
+const SENDER: &str = "plage@tdb-esms.test";
+const ISSUER: &str = "https://comptes.tdb-esms.test";
+const AUDIENCE: &str = "tdb-esms";
+const PASSWORD: &str = "une longue phrase de passe";
+
+/// One RSA key per test process: generating one takes a noticeable moment.
+fn signing_key() -> &'static str {
+    static KEY: OnceLock<String> = OnceLock::new();
+    KEY.get_or_init(generate_signing_key)
+}
+
+struct World {
+    app: App<AccountsTable, SesMailer>,
+    now: Arc<AtomicI64>,
+    /// Makes e-mail addresses unique to this test: LocalStack keeps every message it got.
+    tag: String,
+}
+
+async fn world() -> World {
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
+    assert!(
+        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
+        "AWS_ENDPOINT_URL must point at the local stack (got `{endpoint}`): run the tests with scripts/test.sh"
+    );
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let tag = format!(
+        "a{}-{}",
+        nanos.as_nanos() % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    );
+    let config = tdb_aws::load_config().await;
+    let provisioned = tdb_aws::provision::provision_stack(&config, &tag, SENDER)
+        .await
+        .expect("the local stack answers: is it started?");
+    let signer = TokenSigner::from_pem(signing_key(), ISSUER, AUDIENCE).unwrap();
+    let verifier = TokenVerifier::from_jwks(&signer.jwks_json(), ISSUER, AUDIENCE).unwrap();
+    let now = Arc::new(AtomicI64::new(nanos.as_secs() as i64));
+    let clock = {
+        let now = now.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    };
+    let app = App::new(
+        AccountsTable::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            &provisioned.environment["ACCOUNTS_TABLE"],
+        ),
+        SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
+        signer,
+        verifier,
+        clock,
+        Settings::new("https://tdb-esms.test"),
+    );
+    World { app, now, tag }
+}
+
+fn f(first_eight: &str) -> Finess {
+    Finess::with_key(first_eight).unwrap()
+}
+
+// The referential of these stories. Auvergne-Rhône-Alpes (84): in the Rhône an OG (a
+// hospital managing EHPAD A, IME B and an out-of-scope site) and a CCAS with one EHPAD C;
+// in the Isère an EHPAD D. Île-de-France: an EHPAD E in Paris.
+fn og() -> Finess {
+    f("69000100")
+}
+fn esms_a() -> Finess {
+    f("69001001")
+}
+fn esms_b() -> Finess {
+    f("69001002")
+}
+fn esms_c() -> Finess {
+    f("69001003")
+}
+fn esms_d() -> Finess {
+    f("38001004")
+}
+fn esms_e() -> Finess {
+    f("75001005")
+}
+
+fn etalab_row(et: Finess, ej: Finess, name: &str, category: u16) -> String {
+    let mut fields = vec![String::new(); 32];
+    fields[0] = "structureet".into();
+    fields[1] = et.to_string();
+    fields[2] = ej.to_string();
+    fields[3] = name.to_uppercase();
+    fields[4] = name.into();
+    fields[13] = et.departement().to_string();
+    fields[18] = category.to_string();
+    fields.join(";")
+}
+
+/// The FINESS with its last digit, the key, changed.
+fn with_wrong_key(finess: Finess) -> String {
+    let mut wrong = finess.to_string();
+    let last = wrong.pop().unwrap().to_digit(10).unwrap();
+    wrong.push(char::from_digit((last + 1) % 10, 10).unwrap());
+    wrong
+}
+
+/// The extract in Latin-1, as the FINESS files are, with one line whose key is wrong.
+fn etalab_file() -> Vec<u8> {
+    let wrong = with_wrong_key(f("69001009"));
+    let lines = [
+        "finess;etalab;1.2;2025-01-06".to_string(),
+        etalab_row(esms_a(), og(), "EHPAD Les Chênes", 500),
+        etalab_row(esms_b(), og(), "IME Le Tilleul", 183),
+        etalab_row(f("69001006"), og(), "Centre hospitalier", 355),
+        etalab_row(esms_c(), f("69000200"), "EHPAD du CCAS", 500),
+        etalab_row(esms_d(), f("38000300"), "EHPAD de l'Isère", 500),
+        etalab_row(esms_e(), f("75000400"), "EHPAD de Paris", 500),
+        etalab_row(f("69001009"), f("69000200"), "EHPAD faux", 500).replacen(
+            &f("69001009").to_string(),
+            &wrong,
+            1,
+        ),
+    ];
+    encoding_rs::WINDOWS_1252
+        .encode(&lines.join("\r\n"))
+        .0
+        .into_owned()
+}
+
+impl World {
+    fn email(&self, who: &str) -> String {
+        format!("{who}.{}@exemple.fr", self.tag)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Body,
+    ) -> (u16, Value) {
+        let mut request = http::Request::builder().method(method).uri(path);
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let request: Request = request.body(body).unwrap();
+        let response = self.app.handle(request).await;
+        let status = response.status().as_u16();
+        let value = match response.body() {
+            Body::Empty => Value::Null,
+            b => serde_json::from_slice(b.as_ref()).unwrap(),
+        };
+        (status, value)
+    }
+
+    async fn get(&self, path: &str, token: &str) -> (u16, Value) {
+        self.call(Method::GET, path, Some(token), Body::Empty).await
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Value,
+    ) -> (u16, Value) {
+        self.call(method, path, token, Body::from(body.to_string()))
+            .await
+    }
+
+    async fn upload(&self, path: &str, token: &str, file: Vec<u8>) -> (u16, Value) {
+        self.call(Method::POST, path, Some(token), Body::from(file))
+            .await
+    }
+
+    async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            "/auth/login",
+            None,
+            json!({ "email": email, "password": password }),
+        )
+        .await
+    }
+
+    async fn token_of(&self, email: &str) -> String {
+        let (status, body) = self.login(email, PASSWORD).await;
+        assert_eq!(status, 200, "{body}");
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// An administrator account with a password, as `tdb` would create it; its token.
+    async fn admin(&self, who: &str, role: Role) -> String {
+        let email = self.email(who);
+        let account = Account {
+            id: AccountId::from_random(accounts::secrets::random_bytes()),
+            email: EmailAddress::parse(&email).unwrap(),
+            person: Person {
+                last_name: "Admin".into(),
+                first_name: who.into(),
+                phone: None,
+            },
+            password_hash: Some(hash_password(PASSWORD)),
+            failed_logins: 0,
+            locked_until: None,
+            created_at: 0,
+            version: 1,
+        };
+        self.app
+            .store()
+            .create_account(&account, &role)
+            .await
+            .unwrap();
+        self.token_of(&email).await
+    }
+
+    async fn import_referential(&self, national: &str) {
+        let (status, summary) = self
+            .upload("/accounts/imports/referential", national, etalab_file())
+            .await;
+        assert_eq!(status, 200, "{summary}");
+    }
+
+    /// The token of the last link e-mailed to `to`, read back from LocalStack's SES.
+    async fn last_link_to(&self, to: &str) -> Option<String> {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        let sent: Value = reqwest::get(format!("{endpoint}/_aws/ses"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let message = sent["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|m| m["Destination"]["ToAddresses"][0] == to)?;
+        assert_eq!(message["Source"], SENDER);
+        let text = message["Body"]["text_part"].as_str().unwrap();
+        let token = text.split("#jeton=").nth(1)?.split_whitespace().next()?;
+        Some(token.to_string())
+    }
+
+    /// Follows the activation link e-mailed to `to` and sets the stories' password.
+    async fn activate(&self, to: &str) {
+        let token = self.last_link_to(to).await.expect("an activation e-mail");
+        let (status, body) = self
+            .send(
+                Method::POST,
+                "/auth/password",
+                None,
+                json!({ "token": token, "password": PASSWORD }),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
+
+    /// Makes `who` the APE of `structure` through the API, activates the account, logs in.
+    async fn ape(&self, by: &str, structure: Finess, who: &str) -> String {
+        let email = self.email(who);
+        let (status, body) = self
+            .send(
+                Method::PUT,
+                &format!("/accounts/structures/{structure}/ape"),
+                Some(by),
+                json!({ "email": email, "last_name": "Durand", "first_name": who }),
+            )
+            .await;
+        assert!(status == 201 || status == 200, "{status} {body}");
+        self.activate(&email).await;
+        self.token_of(&email).await
+    }
+
+    fn advance(&self, seconds: i64) {
+        self.now.fetch_add(seconds, Ordering::SeqCst);
+    }
+}
+
+fn ara() -> Role {
+    Role::RegionalAdmin {
+        region: Region::from_code(84).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn national_admin_imports_the_referential_with_a_dry_run_and_idempotently() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+
+    let (status, dry) = w
+        .upload(
+            "/accounts/imports/referential?dry_run=true",
+            &national,
+            etalab_file(),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    // Five ESMS in scope and one OG; the hospital site is out of scope.
+    assert_eq!(
+        (dry["dry_run"].as_bool(), dry["created"].as_u64()),
+        (Some(true), Some(6))
+    );
+    assert_eq!(dry["ignored"], 1);
+    assert_eq!(dry["rejected"][0]["line"], 8);
+    assert_eq!(dry["rejected"][0]["field"], "nofinesset");
+    let (status, _) = w
+        .get(&format!("/accounts/structures/{}", esms_a()), &national)
+        .await;
+    assert_eq!(status, 404, "a dry run writes nothing");
+
+    let (_, first) = w
+        .upload("/accounts/imports/referential", &national, etalab_file())
+        .await;
+    assert_eq!(
+        (first["created"].as_u64(), first["unchanged"].as_u64()),
+        (Some(6), Some(0))
+    );
+    let (_, again) = w
+        .upload("/accounts/imports/referential", &national, etalab_file())
+        .await;
+    assert_eq!(
+        (again["created"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(6))
+    );
+
+    let (status, a) = w
+        .get(&format!("/accounts/structures/{}", esms_a()), &national)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(a["name"], "EHPAD Les Chênes", "Latin-1 decoded");
+    assert_eq!(
+        a["og"],
+        og().to_string(),
+        "the hospital manages two FINESS: an OG"
+    );
+    let (_, c) = w
+        .get(&format!("/accounts/structures/{}", esms_c()), &national)
+        .await;
+    assert_eq!(c["og"], Value::Null, "a CCAS with one EHPAD is not an OG");
+
+    // Secondary links, then a changed name: the link survives a new referential import.
+    let links = format!(
+        "finess_secondaire;finess_principal\n{};{}\n{};{}\n",
+        esms_b(),
+        esms_a(),
+        esms_c(),
+        esms_a()
+    );
+    let (_, summary) = w
+        .upload(
+            "/accounts/imports/secondaries",
+            &national,
+            links.into_bytes(),
+        )
+        .await;
+    assert_eq!(summary["created"], 1, "{summary}");
+    assert_eq!(
+        summary["rejected"][0]["line"], 3,
+        "C has another legal entity"
+    );
+    let (_, b) = w
+        .get(&format!("/accounts/structures/{}", esms_b()), &national)
+        .await;
+    assert_eq!(b["principal"], esms_a().to_string());
+    let latin1 = encoding_rs::WINDOWS_1252;
+    let renamed = latin1
+        .decode(&etalab_file())
+        .0
+        .replace("IME Le Tilleul", "IME Le Grand Tilleul");
+    let renamed = latin1.encode(&renamed).0.into_owned();
+    let (_, summary) = w
+        .upload("/accounts/imports/referential", &national, renamed)
+        .await;
+    assert_eq!(summary["updated"], 1, "{summary}");
+    let (_, b) = w
+        .get(&format!("/accounts/structures/{}", esms_b()), &national)
+        .await;
+    assert_eq!(
+        (b["name"].as_str(), b["principal"].as_str()),
+        (Some("IME Le Grand Tilleul"), Some(esms_a().as_str()))
+    );
+
+    // Refusals: not an extract, not a national administrator.
+    let (status, e) = w
+        .upload(
+            "/accounts/imports/referential",
+            &national,
+            b"nofinesset;rs\n".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("line 1"))
+    );
+    let ars = w.admin("ars", ara()).await;
+    let (status, _) = w
+        .upload("/accounts/imports/referential", &ars, etalab_file())
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn ape_contacts_create_accounts_whose_activation_link_works_once() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    w.import_referential(&national).await;
+    let (ape_a, ape_og) = (w.email("ape-a"), w.email("ape-og"));
+    let contacts = format!(
+        "finess;nom;prenom;telephone;email\n\
+         {};Martin;Claire;04 72 00 00 01;{ape_a}\n\
+         {};Bernard;Luc;04 72 00 00 02;{ape_og}\n\
+         6900100;Petit;Anne;;anne@exemple.fr\n\
+         {};Petit;Anne;;pas-une-adresse\n\
+         {};Moreau;Jean;;{}\n",
+        esms_a(),
+        og(),
+        esms_c(),
+        f("69009999"),
+        w.email("inconnu"),
+    );
+    let (status, dry) = w
+        .upload(
+            "/accounts/imports/ape-contacts?dry_run=true",
+            &national,
+            contacts.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{dry}");
+    assert_eq!(dry["created"], 2);
+    assert!(
+        w.last_link_to(&ape_a).await.is_none(),
+        "a dry run sends nothing"
+    );
+
+    let (_, summary) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &national,
+            contacts.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(summary["created"], 2, "{summary}");
+    let rejected: Vec<_> = summary["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["line"].as_u64().unwrap(),
+                r["field"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rejected,
+        [
+            (4, "finess".into()),
+            (5, "email".into()),
+            (6, "finess".into())
+        ]
+    );
+    let (_, again) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &national,
+            contacts.into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (again["created"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(2))
+    );
+
+    // The activation e-mail, read back from LocalStack: a link, never a password.
+    let token = w.last_link_to(&ape_a).await.expect("activation e-mail");
+    let (status, e) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": token, "password": "azerty123456" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("password"))
+    );
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": token, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 204, "a refused password leaves the link usable");
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": token, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 401, "single use");
+
+    let access = w.token_of(&ape_a).await;
+    let (_, me) = w.get("/accounts/me", &access).await;
+    assert_eq!(me["profiles"][0]["role"]["role"], "ape");
+    assert_eq!(me["profiles"][0]["structure"]["name"], "EHPAD Les Chênes");
+
+    // An activation link expires after 72 hours.
+    w.advance(73 * 3600);
+    let expired = w.last_link_to(&ape_og).await.unwrap();
+    let (status, e) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": expired, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("invalid_link"))
+    );
+}
+
+#[tokio::test]
+async fn territorial_admins_manage_ape_in_their_territory_only() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    w.import_referential(&national).await;
+    let ars = w.admin("ars", ara()).await;
+
+    let (status, list) = w.get("/accounts/structures?region=84", &ars).await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["total"], 5, "A, B, C, the OG and D; not Paris");
+    let ape_d = w.email("ape-d");
+    let (status, _) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_d()),
+            Some(&ars),
+            json!({ "email": ape_d, "last_name": "Roux", "first_name": "Léa", "phone": "04 76 00 00 00" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, list) = w.get("/accounts/structures?region=84", &ars).await;
+    let order: Vec<_> = list["structures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["finess"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        order.last().unwrap(),
+        esms_d().as_str(),
+        "structures without an APE first"
+    );
+    assert_eq!(list["structures"][4]["ape"]["email"], ape_d.as_str());
+    let (_, found) = w
+        .get("/accounts/structures?region=84&q=is%C3%A8re", &ars)
+        .await;
+    assert_eq!(found["total"], 1);
+
+    // Modify, then delete.
+    let (status, _) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_d()),
+            Some(&ars),
+            json!({ "email": ape_d, "last_name": "Roux", "first_name": "Léa", "phone": "04 76 11 11 11" }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, d) = w
+        .get(&format!("/accounts/structures/{}", esms_d()), &ars)
+        .await;
+    assert_eq!(d["ape"]["phone"], "04 76 11 11 11");
+    let (status, _) = w
+        .call(
+            Method::DELETE,
+            &format!("/accounts/structures/{}/ape", esms_d()),
+            Some(&ars),
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (_, d) = w
+        .get(&format!("/accounts/structures/{}", esms_d()), &ars)
+        .await;
+    assert_eq!(d["ape"], Value::Null);
+
+    // Outside the region, and a CD outside its département.
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_e()),
+            Some(&ars),
+            json!({ "email": w.email("x"), "last_name": "X", "first_name": "Y" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("outside_territory"))
+    );
+    let (status, _) = w.get("/accounts/structures?region=11", &ars).await;
+    assert_eq!(status, 403);
+    let cd = w
+        .admin(
+            "cd69",
+            Role::DepartementalAdmin {
+                departement: Departement::from_code("69").unwrap(),
+            },
+        )
+        .await;
+    let (status, _) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_d()),
+            Some(&cd),
+            json!({ "email": w.email("y"), "last_name": "X", "first_name": "Y" }),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, list) = w.get("/accounts/structures?departement=69", &cd).await;
+    assert_eq!((status, list["total"].as_u64()), (200, Some(4)));
+}
+
+#[tokio::test]
+async fn an_og_ape_appoints_the_ape_of_its_esms_and_an_ape_manages_its_users() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    w.import_referential(&national).await;
+    let og_ape = w.ape(&national, og(), "ape-og").await;
+
+    // The OG's APE lists its ESMS and appoints their APE, not anyone else's.
+    let (status, list) = w
+        .get(&format!("/accounts/structures?og={}", og()), &og_ape)
+        .await;
+    assert_eq!((status, list["total"].as_u64()), (200, Some(2)));
+    let ape_a = w.ape(&og_ape, esms_a(), "ape-a").await;
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_c()),
+            Some(&og_ape),
+            json!({ "email": w.email("z"), "last_name": "Z", "first_name": "Z" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("outside_structure"))
+    );
+
+    // The APE of A adds a Gestionnaire and a Lecteur.
+    let users = format!("/accounts/structures/{}/users", esms_a());
+    let (gest, lect) = (w.email("gestionnaire"), w.email("lecteur"));
+    for (email, profile) in [(&gest, "gestionnaire"), (&lect, "lecteur")] {
+        let (status, body) = w
+            .send(Method::POST, &users, Some(&ape_a), json!({ "email": email, "last_name": "Blanc", "first_name": "Eve", "profile": profile }))
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, e) = w
+        .send(Method::POST, &users, Some(&ape_a), json!({ "email": gest, "last_name": "Blanc", "first_name": "Eve", "profile": "lecteur" }))
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("already_member"))
+    );
+    let (status, e) = w
+        .send(Method::POST, &users, Some(&ape_a), json!({ "email": w.email("n"), "last_name": "N", "first_name": "N", "profile": "directeur" }))
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("profile"))
+    );
+    let (_, listed) = w.get(&users, &ape_a).await;
+    assert_eq!(
+        listed["users"].as_array().unwrap().len(),
+        3,
+        "APE, Gestionnaire, Lecteur"
+    );
+
+    // Refusals: a Lecteur cannot create users; an ESMS APE cannot touch another ESMS.
+    w.activate(&lect).await;
+    let lecteur = w.token_of(&lect).await;
+    let (status, e) = w
+        .send(Method::POST, &users, Some(&lecteur), json!({ "email": w.email("m"), "last_name": "M", "first_name": "M", "profile": "lecteur" }))
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("action_not_allowed"))
+    );
+    let (status, _) = w
+        .send(Method::POST, &format!("/accounts/structures/{}/users", esms_c()), Some(&ape_a), json!({ "email": w.email("m"), "last_name": "M", "first_name": "M", "profile": "lecteur" }))
+        .await;
+    assert_eq!(status, 403);
+    let (status, _) = w
+        .get(&format!("/accounts/structures/{}/users", esms_b()), &ape_a)
+        .await;
+    assert_eq!(status, 403);
+
+    // One person, two structures, one login: C's APE adds the same Lecteur as Gestionnaire.
+    let ape_c = w.ape(&national, esms_c(), "ape-c").await;
+    let (status, _) = w
+        .send(Method::POST, &format!("/accounts/structures/{}/users", esms_c()), Some(&ape_c), json!({ "email": lect, "last_name": "Blanc", "first_name": "Eve", "profile": "gestionnaire" }))
+        .await;
+    assert_eq!(status, 201);
+    let (_, me) = w.get("/accounts/me", &w.token_of(&lect).await).await;
+    assert_eq!(me["profiles"].as_array().unwrap().len(), 2);
+    let (status, acting) = w
+        .send(
+            Method::POST,
+            "/auth/login",
+            None,
+            json!({ "email": lect, "password": PASSWORD, "structure": esms_c().to_string() }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        acting["roles"],
+        json!([{ "role": "member", "structure": esms_c().to_string(), "profile": "gestionnaire" }])
+    );
+
+    // Change a profile, then delete the user on A: the account lives on with C.
+    let id = me["id"].as_str().unwrap();
+    let (status, changed) = w
+        .send(
+            Method::PATCH,
+            &format!("{users}/{id}"),
+            Some(&ape_a),
+            json!({ "profile": "gestionnaire", "phone": "06 00 00 00 00" }),
+        )
+        .await;
+    assert_eq!(
+        (status, changed["role"]["profile"].as_str()),
+        (200, Some("gestionnaire"))
+    );
+    let (status, _) = w
+        .call(
+            Method::DELETE,
+            &format!("{users}/{id}"),
+            Some(&ape_a),
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = w
+        .call(
+            Method::DELETE,
+            &format!("{users}/{id}"),
+            Some(&ape_a),
+            Body::Empty,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = w.login(&lect, PASSWORD).await;
+    assert_eq!(status, 200, "still a user of C");
+}
+
+#[tokio::test]
+async fn failed_logins_slow_down_then_lock_and_never_reveal_an_address() {
+    let w = world().await;
+    let national_email = w.email("national");
+    w.admin("national", Role::NationalAdmin).await;
+
+    let (status, unknown) = w.login(&w.email("personne"), PASSWORD).await;
+    let (_, wrong) = w.login(&national_email, "pas le bon mot de passe").await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        unknown, wrong,
+        "the same answer for an unknown address and a wrong password"
+    );
+
+    // A pause from the 4th failure: even the right password is refused during it.
+    for _ in 0..3 {
+        w.login(&national_email, "pas le bon mot de passe").await;
+    }
+    let (status, _) = w.login(&national_email, PASSWORD).await;
+    assert_eq!(status, 401, "slowed down");
+    w.advance(60);
+    let (status, _) = w.login(&national_email, PASSWORD).await;
+    assert_eq!(status, 200, "success resets the count");
+
+    // Ten failures lock the account for 15 minutes.
+    for _ in 0..10 {
+        w.advance(70);
+        w.login(&national_email, "pas le bon mot de passe").await;
+    }
+    w.advance(60);
+    let (status, locked) = w.login(&national_email, PASSWORD).await;
+    assert_eq!((status, &locked), (401, &unknown));
+    w.advance(15 * 60);
+    let (status, _) = w.login(&national_email, PASSWORD).await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_expired_revoked_or_forged_tokens_are_refused() {
+    let w = world().await;
+    let email = w.email("national");
+    w.admin("national", Role::NationalAdmin).await;
+    let (_, tokens) = w.login(&email, PASSWORD).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    let (status, rotated) = w
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh }),
+        )
+        .await;
+    assert_eq!(status, 401, "a refresh token is used once");
+    let newer = rotated["refresh_token"].as_str().unwrap();
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/logout",
+            None,
+            json!({ "refresh_token": newer }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, e) = w
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": newer }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("invalid_token")),
+        "revoked"
+    );
+
+    // An access token issued two hours ago has expired (10 minutes of life).
+    w.advance(-2 * 3600);
+    let (_, old) = w.login(&email, PASSWORD).await;
+    w.advance(2 * 3600);
+    let (status, e) = w
+        .get("/accounts/me", old["access_token"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("token_expired"))
+    );
+
+    // Signed by another key, tampered with, or absent.
+    let other = TokenSigner::from_pem(&generate_signing_key(), ISSUER, AUDIENCE).unwrap();
+    let forged = other.sign(
+        &AccountId::from_random([7; 16]),
+        vec![Role::NationalAdmin],
+        None,
+        w.now.load(Ordering::SeqCst),
+    );
+    let (status, _) = w.get("/accounts/me", &forged).await;
+    assert_eq!(status, 401);
+    let good = rotated["access_token"].as_str().unwrap();
+    let mut parts: Vec<&str> = good.split('.').collect();
+    let evil_claims = base64_url(&json!({ "iss": ISSUER, "aud": AUDIENCE, "sub": "00000000000000000000000000000000", "iat": 0, "exp": 9_999_999_999i64, "roles": [{ "role": "national_admin" }] }).to_string());
+    parts[1] = &evil_claims;
+    let (status, _) = w.get("/accounts/me", &parts.join(".")).await;
+    assert_eq!(status, 401);
+    let (status, e) = w.call(Method::GET, "/accounts/me", None, Body::Empty).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("missing_token"))
+    );
+
+    // Password reset: the same answer for any address; the link works; old sessions end.
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password-reset",
+            None,
+            json!({ "email": w.email("personne") }),
+        )
+        .await;
+    assert_eq!(status, 202);
+    assert!(w.last_link_to(&w.email("personne")).await.is_none());
+    let (_, session) = w.login(&email, PASSWORD).await;
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password-reset",
+            None,
+            json!({ "email": email }),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let link = w.last_link_to(&email).await.expect("reset e-mail");
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": link, "password": "une autre phrase de passe" }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = w.login(&email, PASSWORD).await;
+    assert_eq!(status, 401);
+    let (status, _) = w.login(&email, "une autre phrase de passe").await;
+    assert_eq!(status, 200);
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": session["refresh_token"] }),
+        )
+        .await;
+    assert_eq!(status, 401, "a new password ends the other sessions");
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+#[tokio::test]
+async fn bad_input_names_the_field_and_saves_nothing() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    w.import_referential(&national).await;
+    let ape = format!("/accounts/structures/{}/ape", esms_a());
+
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &ape,
+            Some(&national),
+            json!({ "email": w.email("a"), "first_name": "A" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("last_name"))
+    );
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &ape,
+            Some(&national),
+            json!({ "email": "nope", "last_name": "A", "first_name": "A" }),
+        )
+        .await;
+    assert_eq!((status, e["error"]["field"].as_str()), (400, Some("email")));
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &ape,
+            Some(&national),
+            json!({ "email": w.email("a"), "last_name": "A", "first_name": "A", "role": "x" }),
+        )
+        .await;
+    assert_eq!((status, e["error"]["field"].as_str()), (400, Some("role")));
+    let (status, e) = w
+        .call(Method::PUT, &ape, Some(&national), Body::from("{not json"))
+        .await;
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = w
+        .get(
+            &format!("/accounts/structures/{}", with_wrong_key(esms_a())),
+            &national,
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["field"].as_str()),
+        (400, Some("finess"))
+    );
+    assert!(
+        e["error"]["message"].as_str().unwrap().contains("key"),
+        "{e}"
+    );
+    let (status, _) = w
+        .call(
+            Method::PUT,
+            &ape,
+            Some(&national),
+            Body::from(" ".repeat(accounts::MAX_JSON_BODY + 1)),
+        )
+        .await;
+    assert_eq!(status, 413);
+    let (status, _) = w
+        .upload(
+            "/accounts/imports/referential",
+            &national,
+            vec![b'x'; accounts::MAX_FILE_BODY + 1],
+        )
+        .await;
+    assert_eq!(status, 413);
+    let (_, a) = w
+        .get(&format!("/accounts/structures/{}", esms_a()), &national)
+        .await;
+    assert_eq!(a["ape"], Value::Null, "nothing was saved");
+
+    // A duplicate e-mail cannot become a second account.
+    let email = w.email("ape-a");
+    w.send(
+        Method::PUT,
+        &ape,
+        Some(&national),
+        json!({ "email": email, "last_name": "A", "first_name": "A" }),
+    )
+    .await;
+    let store = w.app.store();
+    let before = store
+        .account_by_email(&EmailAddress::parse(&email).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    let (status, _) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_c()),
+            Some(&national),
+            json!({ "email": email.to_uppercase(), "last_name": "A", "first_name": "A" }),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the same person becomes APE of C too, with one account"
+    );
+    let after = store
+        .account_by_email(&EmailAddress::parse(&email).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(after.account.id, before.account.id);
+    assert_eq!(after.roles.len(), 2);
+}
+
+/// The OpenAPI file lists exactly the implemented routes, and every route outside `/auth`
+/// and the JWKS refuses a request without a token.
+#[tokio::test]
+async fn the_openapi_file_matches_the_routes_and_no_route_is_unprotected() {
+    let spec: serde_yaml::Value = serde_yaml::from_str(include_str!("../openapi.yaml")).unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, item) in spec["paths"].as_mapping().unwrap() {
+        for (method, op) in item.as_mapping().unwrap() {
+            let method = method.as_str().unwrap();
+            if method == "parameters" {
+                continue;
+            }
+            let public = op["security"].as_sequence().is_some_and(|s| s.is_empty());
+            documented.push((
+                format!("{} {}", method.to_uppercase(), path.as_str().unwrap()),
+                public.to_string(),
+            ));
+        }
+    }
+    let mut implemented: Vec<(String, String)> = accounts::routes::ROUTES
+        .iter()
+        .map(|(m, p, r)| (format!("{m} {p}"), r.is_public().to_string()))
+        .collect();
+    documented.sort();
+    implemented.sort();
+    assert_eq!(documented, implemented);
+
+    let w = world().await;
+    for (method, path, route) in accounts::routes::ROUTES {
+        if route.is_public() {
+            continue;
+        }
+        let path = path
+            .replace("{finess}", &esms_a().to_string())
+            .replace("{id}", "0");
+        let (status, _) = w
+            .call(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                &path,
+                None,
+                Body::Empty,
+            )
+            .await;
+        assert_eq!(status, 401, "{method} {path}");
+    }
+}
+
+/// The function as Lambda runs it: an API Gateway HTTP API (v2) event, converted by
+/// lambda_http, answered by the handler.
+#[tokio::test]
+async fn an_api_gateway_event_reaches_the_handler() {
+    let w = world().await;
+    let event = include_str!("fixtures/apigw-v2-jwks.json");
+    let request = lambda_http::request::from_str(event).unwrap();
+    let response = w.app.handle(request).await;
+    assert_eq!(response.status(), 200);
+    let jwks: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    assert!(
+        jwks["keys"][0]["kid"]
+            .as_str()
+            .is_some_and(|k| !k.is_empty())
+    );
+}
