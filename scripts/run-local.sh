@@ -16,4 +16,18 @@ cat localstack/.run/functions.env
 out=localstack/.run/campaign
 "$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$out"
 "$tdb" load --from "$out"
-echo "The local stack runs (stop it with: bash localstack/stop.sh). Environment: source localstack/.run/env localstack/.run/functions.env"
+# The accounts function's settings: a signing key made once and kept in the git-ignored
+# run folder, and a first national administrator whose activation e-mail LocalStack keeps.
+key=localstack/.run/jwt-signing-key.pem
+[ -s "$key" ] || "$tdb" keygen > "$key"
+cat > localstack/.run/accounts.env <<ENV
+export JWT_SIGNING_KEY="\$(cat $key)"
+export JWT_ISSUER=http://localhost/tdb-esms
+export JWT_AUDIENCE=tdb-esms
+export PUBLIC_URL=http://localhost:3000
+ENV
+# shellcheck disable=SC1091
+source localstack/.run/accounts.env
+"$tdb" admin --email admin@tdb-esms.test --last-name Admin --first-name National --role national
+echo "Activation link of admin@tdb-esms.test: curl -s $AWS_ENDPOINT_URL/_aws/ses (the e-mail's #jeton=...)"
+echo "The local stack runs (stop it with: bash localstack/stop.sh). Environment: source localstack/.run/env localstack/.run/functions.env localstack/.run/accounts.env"

@@ -45,6 +45,23 @@ enum Command {
         #[arg(long, default_value = "tdb-esms@campagne.test")]
         sender: String,
     },
+    /// Prints a new RSA signing key for access tokens (PKCS#8 PEM). Keep it as a secret:
+    /// in AWS, in the Secrets Manager secret the template's JwtSigningKeySecret names.
+    Keygen,
+    /// Creates a national, regional (ARS) or departmental (CD) administrator account and
+    /// e-mails its activation link. Reads the accounts function's environment
+    /// (ACCOUNTS_TABLE, SENDER_EMAIL, JWT_SIGNING_KEY, JWT_ISSUER, JWT_AUDIENCE, PUBLIC_URL).
+    Admin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        last_name: String,
+        #[arg(long)]
+        first_name: String,
+        /// `national`, `region:<code>` (region:84) or `departement:<code>` (departement:69).
+        #[arg(long)]
+        role: String,
+    },
     /// Loads generated questionnaires (from `tdb generate`) into the campaign table.
     Load {
         /// Folder written by `tdb generate`.
@@ -62,6 +79,16 @@ fn main() -> Result<()> {
         Command::Provision { stack_name, sender } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(provision(stack_name, sender))?;
+        }
+        Command::Keygen => print!("{}", accounts::generate_signing_key()),
+        Command::Admin {
+            email,
+            last_name,
+            first_name,
+            role,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(admin(email, last_name, first_name, role))?;
         }
         Command::Load {
             from,
@@ -202,5 +229,57 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
         lines.len(),
         started.elapsed()
     );
+    Ok(())
+}
+
+fn parse_role(role: &str) -> Result<tdb_domain::rights::Role> {
+    use tdb_domain::rights::Role;
+    use tdb_domain::{Departement, Region};
+    match role.split_once(':') {
+        None if role == "national" => Ok(Role::NationalAdmin),
+        Some(("region", code)) => Ok(Role::RegionalAdmin {
+            region: code
+                .parse()
+                .ok()
+                .and_then(Region::from_code)
+                .with_context(|| format!("unknown region code `{code}`"))?,
+        }),
+        Some(("departement", code)) => Ok(Role::DepartementalAdmin {
+            departement: Departement::from_code(code)
+                .with_context(|| format!("unknown département code `{code}`"))?,
+        }),
+        _ => anyhow::bail!("--role: expected national, region:<code> or departement:<code>"),
+    }
+}
+
+async fn admin(email: String, last_name: String, first_name: String, role: String) -> Result<()> {
+    let role = parse_role(&role)?;
+    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
+    let (issuer, audience) = (env("JWT_ISSUER")?, env("JWT_AUDIENCE")?);
+    let signer = accounts::TokenSigner::from_pem(&env("JWT_SIGNING_KEY")?, &issuer, &audience)?;
+    let verifier = tdb_api::TokenVerifier::from_jwks(&signer.jwks_json(), &issuer, &audience)?;
+    let config = tdb_aws::load_config().await;
+    let app = accounts::App::new(
+        tdb_aws::accounts::AccountsTable::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            env("ACCOUNTS_TABLE")?,
+        ),
+        tdb_aws::ses::SesMailer::new(aws_sdk_ses::Client::new(&config), env("SENDER_EMAIL")?),
+        signer,
+        verifier,
+        accounts::system_clock(),
+        accounts::Settings::new(env("PUBLIC_URL")?),
+    );
+    let email = tdb_domain::ports::EmailAddress::parse(&email).context("--email")?;
+    let person = tdb_domain::accounts::Person {
+        last_name,
+        first_name,
+        phone: None,
+    };
+    let id = app
+        .add_administrator(&email, person, role)
+        .await
+        .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.code))?;
+    println!("administrator account {id} ready (a new account gets its activation link by e-mail)");
     Ok(())
 }

@@ -180,16 +180,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             }
             return Ok(Enrolment::Granted(account.id));
         }
-        let account = Account {
-            id: AccountId::from_random(crate::secrets::random_bytes()),
-            email: email.clone(),
-            person,
-            password_hash: None,
-            failed_logins: 0,
-            locked_until: None,
-            created_at: self.now(),
-            version: 1,
-        };
+        let account = self.new_account(email, person);
         self.store
             .create_account(&account, &role)
             .await
@@ -198,6 +189,58 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         self.send_link(&account, TokenPurpose::Activation, Some(structure))
             .await?;
         Ok(Enrolment::Created(account.id))
+    }
+
+    /// Gives a national, regional (ARS) or departmental (CD) administrator role to the person
+    /// with this e-mail, creating the account and e-mailing its activation link if needed.
+    /// The operators' bootstrap (`tdb admin`): no API route creates administrators.
+    pub async fn add_administrator(
+        &self,
+        email: &EmailAddress,
+        person: Person,
+        role: Role,
+    ) -> Result<AccountId, ApiError> {
+        if tdb_domain::accounts::role_structure(&role).is_some() {
+            return Err(ApiError::invalid(
+                "role",
+                "an administrator role: national, region or departement",
+            ));
+        }
+        if let Some(record) = self
+            .store
+            .account_by_email(email)
+            .await
+            .map_err(store_error)?
+        {
+            self.store
+                .grant(&record.account.id, &role)
+                .await
+                .map_err(store_error)?;
+            return Ok(record.account.id);
+        }
+        let account = self.new_account(email, person);
+        self.store
+            .create_account(&account, &role)
+            .await
+            .map_err(store_error)?;
+        self.send_link(&account, TokenPurpose::Activation, None)
+            .await?;
+        tracing::info!(account = %account.id, ?role, "administrator created");
+        Ok(account.id)
+    }
+
+    /// An account with a fresh random id and no password yet.
+    fn new_account(&self, email: &EmailAddress, person: Person) -> Account {
+        Account {
+            id: AccountId::from_random(crate::secrets::random_bytes()),
+            email: email.clone(),
+            person,
+            password_hash: None,
+            failed_logins: 0,
+            locked_until: None,
+            created_at: self.now(),
+            version: 1,
+        }
     }
 
     /// Makes the person the APE of `structure`, replacing the previous APE if another.
