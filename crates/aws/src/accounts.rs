@@ -12,7 +12,9 @@
 //! addresses unique through a conditional write in the same transaction as the account.
 
 use crate::backend;
-use crate::item::{Item, batch_write_once, corrupt, get_s, n, opt_s, put_request, s, write_all};
+use crate::item::{
+    Item, batch_write_once, corrupt, get_s, n, opt_s, put_request, query_all, s, write_all,
+};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
@@ -231,27 +233,16 @@ impl AccountsTable {
         key: &str,
         value: String,
     ) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
+        query_all(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .set_index_name(index.map(str::to_string))
                 .key_condition_expression(format!("{key} = :v"))
                 .expression_attribute_values(":v", s(&value))
-                .set_consistent_read(index.is_none().then_some(true))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(out.items().iter().cloned());
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+                .set_consistent_read(index.is_none().then_some(true)),
+        )
+        .await
     }
 
     /// Reads items by key, 100 at a time (BatchGetItem's limit), resending unprocessed keys.

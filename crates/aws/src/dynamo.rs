@@ -8,8 +8,8 @@
 
 use crate::backend;
 use crate::item::{
-    Item, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n, put_request, s,
-    write_all,
+    Item, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n, put_request,
+    query_all, s, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
@@ -269,28 +269,19 @@ impl AuditLog for CampaignTable {
         campaign: CampaignYear,
         finess: Finess,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let mut entries = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
+        let items = query_all(
+            self.client
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
                 .expression_attribute_values(":pk", s(pk(campaign, finess)))
-                .expression_attribute_values(":audit", s("AUDIT#"))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items() {
-                entries.push(serde_json::from_str(get_s(item, "entry")?).map_err(corrupt)?);
-            }
-            start = out.last_evaluated_key().cloned();
-            if start.is_none() {
-                return Ok(entries);
-            }
-        }
+                .expression_attribute_values(":audit", s("AUDIT#")),
+        )
+        .await?;
+        items
+            .iter()
+            .map(|item| serde_json::from_str(get_s(item, "entry")?).map_err(corrupt))
+            .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 
 use crate::backend;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
 use std::collections::HashMap;
 use std::future::Future;
@@ -126,4 +127,23 @@ pub(crate) fn put_request(item: Item) -> Result<WriteRequest, StoreError> {
                 .map_err(backend)?,
         )
         .build())
+}
+
+/// Every item a query matches, following `LastEvaluatedKey` from page to page.
+pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
+    let mut items = Vec::new();
+    let mut start = None;
+    loop {
+        let out = query
+            .clone()
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        items.extend(out.items().iter().cloned());
+        start = out.last_evaluated_key().cloned();
+        if start.is_none() {
+            return Ok(items);
+        }
+    }
 }

@@ -143,21 +143,15 @@ pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
             ));
             continue;
         }
-        let finess = match Finess::parse(&row[NOFINESSET]) {
-            Ok(f) => f,
-            Err(e) => {
-                extract
-                    .rejected
-                    .push(reject(line, Some("nofinesset"), e.to_string()));
-                continue;
-            }
+        let parse = |i: usize, field: &'static str| {
+            Finess::parse(&row[i]).map_err(|e| reject(line, Some(field), e.to_string()))
         };
-        let legal_entity = match Finess::parse(&row[NOFINESSEJ]) {
-            Ok(f) => f,
-            Err(e) => {
-                extract
-                    .rejected
-                    .push(reject(line, Some("nofinessej"), e.to_string()));
+        let (finess, legal_entity) = match parse(NOFINESSET, "nofinesset")
+            .and_then(|et| Ok((et, parse(NOFINESSEJ, "nofinessej")?)))
+        {
+            Ok(pair) => pair,
+            Err(r) => {
+                extract.rejected.push(r);
                 continue;
             }
         };
