@@ -6,7 +6,9 @@ use crate::{App, Query, query_value, store_error};
 use lambda_http::{Body, Response};
 use serde::Deserialize;
 use tdb_api::{ApiError, Caller, json, no_content};
-use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord, TokenPurpose};
+use tdb_domain::accounts::{
+    Account, AccountId, AccountRecord, Person, StructureRecord, TokenPurpose, role_structure,
+};
 use tdb_domain::ports::{AccountStore, EmailAddress, Mailer};
 use tdb_domain::rights::{Action, Profile, Role, Target};
 use tdb_domain::{Departement, Region};
@@ -142,19 +144,17 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     /// Gives `role` on `structure` to the person with this e-mail, creating their account
     /// (and sending the activation link) if they have none. An account that never chose a
     /// password gets a new link.
+    ///
+    /// `existing` is the account of that e-mail, which the caller has already read.
     pub(crate) async fn enrol(
         &self,
         email: &EmailAddress,
+        existing: Option<AccountRecord>,
         person: Person,
         role: Role,
         structure: &StructureRecord,
     ) -> Result<Enrolment, ApiError> {
-        if let Some(record) = self
-            .store
-            .account_by_email(email)
-            .await
-            .map_err(store_error)?
-        {
+        if let Some(record) = existing {
             let account = record.account;
             if record.roles.contains(&role) {
                 if account.person != person {
@@ -200,7 +200,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         person: Person,
         role: Role,
     ) -> Result<AccountId, ApiError> {
-        if tdb_domain::accounts::role_structure(&role).is_some() {
+        if role_structure(&role).is_some() {
             return Err(ApiError::invalid(
                 "role",
                 "an administrator role: national, region or departement",
@@ -259,16 +259,20 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         let role = Role::Ape {
             structure: structure.finess,
         };
-        if let Some(current) = &structure.ape {
-            let holder = self.store.account(current).await.map_err(store_error)?;
-            if holder.is_some_and(|h| &h.account.email != email) {
-                self.store
-                    .revoke(current, &role)
-                    .await
-                    .map_err(store_error)?;
-            }
+        let existing = self
+            .store
+            .account_by_email(email)
+            .await
+            .map_err(store_error)?;
+        if let Some(current) = &structure.ape
+            && existing.as_ref().map(|r| &r.account.id) != Some(current)
+        {
+            self.store
+                .revoke(current, &role)
+                .await
+                .map_err(store_error)?;
         }
-        self.enrol(email, person, role, structure).await
+        self.enrol(email, existing, person, role, structure).await
     }
 
     pub(crate) async fn list_structures(
@@ -470,16 +474,16 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             body.person.phone.as_deref(),
         )?;
         let profile = profile(&body.profile)?;
-        if let Some(existing) = self
+        let existing = self
             .store
             .account_by_email(&email)
             .await
-            .map_err(store_error)?
-            && existing
-                .roles
+            .map_err(store_error)?;
+        if existing.as_ref().is_some_and(|r| {
+            r.roles
                 .iter()
-                .any(|r| tdb_domain::accounts::role_structure(r) == Some(structure.finess))
-        {
+                .any(|role| role_structure(role) == Some(structure.finess))
+        }) {
             return Err(ApiError::conflict(
                 "already_member",
                 "this person already has a profile on this structure; change it instead",
@@ -489,7 +493,10 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             structure: structure.finess,
             profile,
         };
-        let id = match self.enrol(&email, person, role, &structure).await? {
+        let id = match self
+            .enrol(&email, existing, person, role, &structure)
+            .await?
+        {
             Enrolment::Created(id) | Enrolment::Granted(id) | Enrolment::Unchanged(id) => id,
         };
         tracing::info!(by = %caller.account, structure = %structure.finess, user = %id, "user added");
@@ -512,7 +519,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         let role = record
             .roles
             .iter()
-            .find(|r| tdb_domain::accounts::role_structure(r) == Some(structure.finess))
+            .find(|r| role_structure(r) == Some(structure.finess))
             .copied()
             .ok_or_else(|| ApiError::not_found("user"))?;
         if matches!(role, Role::Ape { .. }) {

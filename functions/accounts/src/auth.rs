@@ -185,13 +185,13 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .map_err(store_error)?;
         let now = self.now();
         let Some(record) = record else {
-            verify_password(&body.password, &self.decoy_hash);
+            verify_password(&body.password, self.decoy_hash());
             return Err(bad_credentials());
         };
         let account = &record.account;
         let locked = account.locked_until.is_some_and(|t| t > now);
         let Some(hash) = account.password_hash.as_deref().filter(|_| !locked) else {
-            verify_password(&body.password, &self.decoy_hash);
+            verify_password(&body.password, self.decoy_hash());
             return Err(bad_credentials());
         };
         if !verify_password(&body.password, hash) {

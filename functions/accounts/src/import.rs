@@ -60,8 +60,15 @@ pub fn decode(bytes: &[u8]) -> Cow<'_, str> {
     }
 }
 
-/// `;`-separated records with their line numbers.
-fn records(text: &str) -> impl Iterator<Item = (u64, Result<csv::StringRecord, csv::Error>)> {
+/// A `;`-separated file: its first line, then the other lines with their numbers, and the
+/// lines the reader could not make sense of, already as rejections.
+struct Rows {
+    first: Option<csv::StringRecord>,
+    lines: Vec<(u64, csv::StringRecord)>,
+    unreadable: Vec<Rejected>,
+}
+
+fn read_rows(text: &str) -> Rows {
     // The csv reader counts a CRLF as two line ends; the numbers given back must be the
     // ones a spreadsheet shows.
     let text = text.replace("\r\n", "\n");
@@ -70,20 +77,26 @@ fn records(text: &str) -> impl Iterator<Item = (u64, Result<csv::StringRecord, c
         .has_headers(false)
         .flexible(true)
         .from_reader(text.as_bytes());
-    let mut out = Vec::new();
+    let mut rows = Rows {
+        first: None,
+        lines: Vec::new(),
+        unreadable: Vec::new(),
+    };
     let mut record = csv::StringRecord::new();
     loop {
         let line = reader.position().line();
         match reader.read_record(&mut record) {
             Ok(false) => break,
-            Ok(true) => out.push((
-                record.position().map_or(line, |p| p.line()),
-                Ok(record.clone()),
-            )),
-            Err(e) => out.push((line, Err(e))),
+            Ok(true) if line == 1 && rows.first.is_none() => rows.first = Some(record.clone()),
+            Ok(true) => rows
+                .lines
+                .push((record.position().map_or(line, |p| p.line()), record.clone())),
+            Err(e) => rows
+                .unreadable
+                .push(reject(line, None, format!("unreadable line: {e}"))),
         }
     }
-    out.into_iter()
+    rows
 }
 
 /// The structures of an Etalab extract, with what was ignored and rejected.
@@ -105,28 +118,25 @@ const CATEGETAB: usize = 18;
 /// legal entity managing at least two FINESS of any activity is an OG) and makes one OG
 /// structure per such entity that manages an ESMS in scope.
 pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
-    let mut rows = records(text);
-    let header_ok = matches!(rows.next(), Some((_, Ok(r))) if r.get(0) == Some("finess") && r.get(1) == Some("etalab"));
+    let rows = read_rows(text);
+    let header_ok = rows
+        .first
+        .as_ref()
+        .is_some_and(|r| r.get(0) == Some("finess") && r.get(1) == Some("etalab"));
     if !header_ok {
         return Err(ApiError::invalid(
             "line 1",
             "not an Etalab FINESS extract: the first line must be finess;etalab;<version>;<date>",
         ));
     }
-    let mut extract = Extract::default();
+    let mut extract = Extract {
+        rejected: rows.unreadable,
+        ..Extract::default()
+    };
     let mut seen: HashMap<Finess, u64> = HashMap::new();
     let mut managed: BTreeMap<Finess, u32> = BTreeMap::new();
     let mut in_scope = Vec::new();
-    for (line, row) in rows {
-        let row = match row {
-            Ok(row) => row,
-            Err(e) => {
-                extract
-                    .rejected
-                    .push(reject(line, None, format!("unreadable line: {e}")));
-                continue;
-            }
-        };
+    for (line, row) in rows.lines {
         if row.get(0) != Some("structureet") {
             extract.ignored += 1;
             continue;
@@ -210,23 +220,18 @@ pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
         });
     }
     extract.structures.extend(ogs.into_values());
+    extract.rejected.sort_by_key(|r| r.line);
     Ok(extract)
 }
 
 /// Checks the first line of a CSV file against the expected column names.
-fn expect_header(
-    rows: &mut impl Iterator<Item = (u64, Result<csv::StringRecord, csv::Error>)>,
-    columns: &[&str],
-) -> Result<(), ApiError> {
-    let ok = match rows.next() {
-        Some((_, Ok(r))) => {
-            r.len() == columns.len()
-                && r.iter()
-                    .zip(columns)
-                    .all(|(a, b)| a.trim().eq_ignore_ascii_case(b))
-        }
-        _ => false,
-    };
+fn expect_header(rows: &Rows, columns: &[&str]) -> Result<(), ApiError> {
+    let ok = rows.first.as_ref().is_some_and(|r| {
+        r.len() == columns.len()
+            && r.iter()
+                .zip(columns)
+                .all(|(a, b)| a.trim().eq_ignore_ascii_case(b))
+    });
     if ok {
         Ok(())
     } else {
@@ -311,23 +316,15 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     ) -> Result<Response<Body>, ApiError> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let text = decode(file);
-        let mut rows = records(&text);
-        expect_header(&mut rows, &["finess_secondaire", "finess_principal"])?;
+        let rows = read_rows(&text);
+        expect_header(&rows, &["finess_secondaire", "finess_principal"])?;
         let mut summary = Summary {
             dry_run,
+            rejected: rows.unreadable,
             ..Summary::default()
         };
         let mut links: Vec<(u64, Finess, Finess)> = Vec::new();
-        for (line, row) in rows {
-            let row = match row {
-                Ok(row) => row,
-                Err(e) => {
-                    summary
-                        .rejected
-                        .push(reject(line, None, format!("unreadable line: {e}")));
-                    continue;
-                }
-            };
+        for (line, row) in rows.lines {
             let parsed = Finess::parse(cell(&row, 0))
                 .map_err(|e| reject(line, Some("finess_secondaire"), e.to_string()))
                 .and_then(|s| {
@@ -434,27 +431,16 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         dry_run: bool,
     ) -> Result<Response<Body>, ApiError> {
         let text = decode(file);
-        let mut rows = records(&text);
-        expect_header(
-            &mut rows,
-            &["finess", "nom", "prenom", "telephone", "email"],
-        )?;
+        let rows = read_rows(&text);
+        expect_header(&rows, &["finess", "nom", "prenom", "telephone", "email"])?;
         let mut summary = Summary {
             dry_run,
+            rejected: rows.unreadable,
             ..Summary::default()
         };
         let mut contacts: Vec<(u64, Finess, EmailAddress, Person)> = Vec::new();
         let mut seen: HashMap<Finess, u64> = HashMap::new();
-        for (line, row) in rows {
-            let row = match row {
-                Ok(row) => row,
-                Err(e) => {
-                    summary
-                        .rejected
-                        .push(reject(line, None, format!("unreadable line: {e}")));
-                    continue;
-                }
-            };
+        for (line, row) in rows.lines {
             let parsed = (|| {
                 let f = Finess::parse(cell(&row, 0))
                     .map_err(|e| reject(line, Some("finess"), e.to_string()))?;

@@ -71,8 +71,9 @@ pub struct App<S, M> {
     verifier: TokenVerifier,
     clock: Clock,
     settings: Settings,
-    /// Verified against when the e-mail is unknown, so that the answer takes as long.
-    decoy_hash: String,
+    /// Verified against when the e-mail is unknown, so that the answer takes as long. Made
+    /// on first need, not at cold start: hashing costs tens of milliseconds.
+    decoy_hash: std::sync::OnceLock<String>,
 }
 
 impl<S: AccountStore, M: Mailer> App<S, M> {
@@ -91,7 +92,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             verifier,
             clock,
             settings,
-            decoy_hash: secrets::hash_password(&secrets::new_token()),
+            decoy_hash: std::sync::OnceLock::new(),
         }
     }
 
@@ -101,6 +102,11 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
 
     fn now(&self) -> i64 {
         (self.clock)()
+    }
+
+    fn decoy_hash(&self) -> &str {
+        self.decoy_hash
+            .get_or_init(|| secrets::hash_password(&secrets::new_token()))
     }
 
     /// Answers one HTTP request. Never fails: errors become JSON error bodies.
