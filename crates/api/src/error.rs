@@ -1,24 +1,37 @@
-//! The error body every function returns, and JSON responses.
+//! The error body every function returns.
 
-use lambda_http::http::{StatusCode, header};
-use lambda_http::{Body, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tdb_domain::rights::Denied;
+use utoipa::ToSchema;
 
 /// An error answer: `{"error": {"code", "message", "field"?}}`. Internal details never go
 /// in it; they are logged by the caller with the request id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ApiError {
     #[serde(skip)]
+    #[schema(ignore)]
     pub status: u16,
+    /// A stable machine code (`invalid_input`, `missing_token`, `outside_territory`...).
+    #[schema(value_type = String)]
     pub code: &'static str,
+    /// What went wrong, in English, for a person reading the answer.
     pub message: String,
+    /// For bad input: the field (a JSON path such as `person.email`, a query or path
+    /// parameter, or `line N` of an uploaded file).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
 }
 
+/// The JSON document of every error answer.
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ApiError,
+}
+
 impl ApiError {
-    fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
+    pub fn new(status: u16, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
             code,
@@ -29,9 +42,19 @@ impl ApiError {
 
     /// Bad input: names the field (or `line N` of an uploaded file) and the reason.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
+        ApiError::invalid_as("invalid_input", field, message)
+    }
+
+    /// Bad input with a code of its own, for clients that explain the refusal in their
+    /// language (the password page translates `password_too_short`...).
+    pub fn invalid_as(
+        code: &'static str,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             field: Some(field.into()),
-            ..ApiError::new(400, "invalid_input", message)
+            ..ApiError::new(400, code, message)
         }
     }
 
@@ -52,23 +75,31 @@ impl ApiError {
         ApiError::new(404, "not_found", format!("{what} not found"))
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
-        ApiError::new(409, code, message)
-    }
-
-    pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(
-            413,
-            "body_too_large",
-            format!("the request body exceeds {limit} bytes"),
-        )
-    }
-
     pub fn method_not_allowed() -> ApiError {
         ApiError::new(
             405,
             "method_not_allowed",
             "method not allowed on this route",
+        )
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(409, code, message)
+    }
+
+    pub fn too_large() -> ApiError {
+        ApiError::new(
+            413,
+            "body_too_large",
+            "the request body exceeds this route's size limit",
+        )
+    }
+
+    pub fn unsupported_media_type() -> ApiError {
+        ApiError::new(
+            415,
+            "unsupported_media_type",
+            "this route takes a JSON body (Content-Type: application/json)",
         )
     }
 
@@ -83,40 +114,24 @@ impl ApiError {
             "a backend service is unavailable; retry later",
         )
     }
+}
 
-    pub fn into_response(self) -> Response<Body> {
-        json(self.status, &serde_json::json!({ "error": self }))
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // Codes and statuses only: bodies and fields may hold personal data.
+        tracing::info!(status = self.status, code = self.code, "refused");
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(ErrorBody { error: self })).into_response()
     }
 }
 
-impl From<ApiError> for Response<Body> {
-    fn from(e: ApiError) -> Self {
-        e.into_response()
-    }
-}
-
-/// A JSON response.
-pub fn json<T: Serialize>(status: u16, body: &T) -> Response<Body> {
-    let (status, body) = match serde_json::to_string(body) {
-        Ok(text) => (status, text),
-        Err(_) => (
-            500,
-            r#"{"error":{"code":"internal","message":"internal error"}}"#.into(),
-        ),
-    };
-    let mut response = Response::new(Body::Text(body));
-    *response.status_mut() =
-        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    response
+/// A JSON response with a status.
+pub fn json<T: Serialize>(status: u16, body: &T) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(body)).into_response()
 }
 
 /// 204 No Content.
-pub fn no_content() -> Response<Body> {
-    let mut response = Response::new(Body::Empty);
-    *response.status_mut() = StatusCode::NO_CONTENT;
-    response
+pub fn no_content() -> Response {
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -3,9 +3,12 @@
 use crate::ApiError;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use lambda_http::http::{HeaderMap, header};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 use tdb_domain::Finess;
 use tdb_domain::accounts::AccountId;
 use tdb_domain::rights::{Action, Denied, Role, Target, authorize};
@@ -125,5 +128,25 @@ impl TokenVerifier {
             account: claims.sub,
             roles: claims.roles,
         })
+    }
+}
+
+/// A function's state gives access to its token verifier, so that [`Caller`] can be an
+/// extractor: a handler that takes a `Caller` is unreachable without a valid token.
+pub trait HasVerifier {
+    fn token_verifier(&self) -> &TokenVerifier;
+}
+
+impl<T: HasVerifier> HasVerifier for Arc<T> {
+    fn token_verifier(&self) -> &TokenVerifier {
+        (**self).token_verifier()
+    }
+}
+
+impl<S: HasVerifier + Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Caller, ApiError> {
+        state.token_verifier().caller(&parts.headers)
     }
 }

@@ -2,18 +2,19 @@
 //! structures; an APE manages the Gestionnaire and Lecteur users of its structure.
 
 use crate::auth::{parse_email, parse_finess};
-use crate::{App, Query, query_value, store_error};
-use lambda_http::{Body, Response};
-use serde::Deserialize;
-use tdb_api::{ApiError, Caller, json, no_content};
+use crate::{App, store_error};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use tdb_api::{ApiError, Caller, FinessSchema, RoleSchema, json, no_content};
+use utoipa::{IntoParams, ToSchema};
 use tdb_domain::accounts::{
     Account, AccountId, AccountRecord, Person, StructureRecord, TokenPurpose, role_structure,
 };
 use tdb_domain::ports::{AccountStore, EmailAddress, Mailer};
 use tdb_domain::rights::{Action, Profile, Role, Target};
-use tdb_domain::{Departement, Region};
+use tdb_domain::{Departement, Finess, Region, RespondentKind};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PersonBody {
     email: String,
@@ -23,7 +24,7 @@ pub(crate) struct PersonBody {
     phone: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUserBody {
     #[serde(flatten)]
@@ -31,7 +32,7 @@ pub(crate) struct NewUserBody {
     profile: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChangeBody {
     #[serde(default)]
@@ -95,29 +96,121 @@ fn profile(value: &str) -> Result<Profile, ApiError> {
     }
 }
 
-fn user_json(account: &Account, role: &Role) -> serde_json::Value {
-    serde_json::json!({
-        "id": account.id,
-        "email": account.email,
-        "last_name": account.person.last_name,
-        "first_name": account.person.first_name,
-        "phone": account.person.phone,
-        "role": role,
-        "active": account.is_active(),
-    })
+/// A user of a structure, as its APE and administrators see it.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserView {
+    #[schema(value_type = String)]
+    id: AccountId,
+    #[schema(value_type = String)]
+    email: EmailAddress,
+    last_name: String,
+    first_name: String,
+    phone: Option<String>,
+    #[schema(value_type = RoleSchema)]
+    role: Role,
+    /// Whether the person has chosen a password.
+    active: bool,
 }
 
-fn structure_json(s: &StructureRecord, ape: Option<&Account>) -> serde_json::Value {
-    serde_json::json!({
-        "finess": s.finess,
-        "name": s.name,
-        "kind": s.kind,
-        "departement": s.departement().insee_code(),
-        "legal_entity": s.legal_entity,
-        "og": s.og,
-        "principal": s.principal,
-        "ape": ape.map(|a| user_json(a, &Role::Ape { structure: s.finess })),
-    })
+impl UserView {
+    fn of(account: &Account, role: &Role) -> UserView {
+        UserView {
+            id: account.id.clone(),
+            email: account.email.clone(),
+            last_name: account.person.last_name.clone(),
+            first_name: account.person.first_name.clone(),
+            phone: account.person.phone.clone(),
+            role: *role,
+            active: account.is_active(),
+        }
+    }
+}
+
+/// A structure of the account platform, with its APE.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StructureView {
+    #[schema(value_type = FinessSchema)]
+    finess: Finess,
+    name: String,
+    /// `og`, or `{"esms": "<category>"}`.
+    #[schema(value_type = Value)]
+    kind: RespondentKind,
+    /// INSEE département code.
+    departement: String,
+    #[schema(value_type = FinessSchema)]
+    legal_entity: Finess,
+    #[schema(value_type = Option<FinessSchema>)]
+    og: Option<Finess>,
+    #[schema(value_type = Option<FinessSchema>)]
+    principal: Option<Finess>,
+    ape: Option<UserView>,
+}
+
+impl StructureView {
+    fn of(s: &StructureRecord, ape: Option<&Account>) -> StructureView {
+        StructureView {
+            finess: s.finess,
+            name: s.name.clone(),
+            kind: s.kind,
+            departement: s.departement().insee_code().to_string(),
+            legal_entity: s.legal_entity,
+            og: s.og,
+            principal: s.principal,
+            ape: ape.map(|a| UserView::of(a, &Role::Ape { structure: s.finess })),
+        }
+    }
+}
+
+/// A page of structures.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StructurePage {
+    /// Structures matching, all pages together.
+    total: usize,
+    page: usize,
+    per_page: usize,
+    structures: Vec<StructureView>,
+}
+
+/// The users of a structure.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserList {
+    users: Vec<UserView>,
+}
+
+/// The APE a structure now has.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ApeSet {
+    #[schema(value_type = FinessSchema)]
+    structure: Finess,
+    #[schema(value_type = String)]
+    ape: AccountId,
+}
+
+/// A user given a profile on a structure.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct UserAdded {
+    #[schema(value_type = String)]
+    id: AccountId,
+    #[schema(value_type = RoleSchema)]
+    role: Role,
+}
+
+/// Which structures to list: exactly one of `departement`, `region` or `og`.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(crate) struct StructureQuery {
+    /// INSEE département code (`69`, `2A`, `971`).
+    departement: Option<String>,
+    /// INSEE region code (`84`).
+    region: Option<String>,
+    /// FINESS of an OG: the ESMS it manages.
+    og: Option<String>,
+    /// Part of a name, or the first digits of a FINESS.
+    q: Option<String>,
+    /// From 1.
+    page: Option<String>,
+    /// From 1 to 500 (100 by default).
+    per_page: Option<String>,
 }
 
 /// Outcome of making someone the APE of a structure, or a user of it.
@@ -278,11 +371,11 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     pub(crate) async fn list_structures(
         &self,
         caller: &Caller,
-        query: &Query,
-    ) -> Result<Response<Body>, ApiError> {
-        let scopes = ["departement", "region", "og"]
+        query: &StructureQuery,
+    ) -> Result<Response, ApiError> {
+        let scopes = [&query.departement, &query.region, &query.og]
             .iter()
-            .filter(|k| query_value(query, k).is_some())
+            .filter(|k| k.is_some())
             .count();
         if scopes != 1 {
             return Err(ApiError::invalid(
@@ -290,7 +383,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 "give exactly one of departement, region or og",
             ));
         }
-        let mut structures = if let Some(code) = query_value(query, "departement") {
+        let mut structures = if let Some(code) = query.departement.as_deref() {
             let departement = Departement::from_code(code)
                 .ok_or_else(|| ApiError::invalid("departement", "unknown département code"))?;
             caller.authorize(Action::FollowProgress, &Target::Departement { departement })?;
@@ -298,7 +391,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 .structures_of_departement(departement)
                 .await
                 .map_err(store_error)?
-        } else if let Some(code) = query_value(query, "region") {
+        } else if let Some(code) = query.region.as_deref() {
             let region = code
                 .parse()
                 .ok()
@@ -318,7 +411,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             all
         } else {
             let og = self
-                .load_structure(query_value(query, "og").unwrap_or_default())
+                .load_structure(query.og.as_deref().unwrap_or_default())
                 .await?;
             caller.authorize(Action::FollowProgress, &Target::Structure(og.target()))?;
             self.store
@@ -328,7 +421,9 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         };
         // Secondaries have no APE: their principal's acts for them.
         structures.retain(|s| s.principal.is_none());
-        if let Some(q) = query_value(query, "q")
+        if let Some(q) = query
+            .q
+            .as_deref()
             .map(str::to_lowercase)
             .filter(|q| !q.is_empty())
         {
@@ -337,7 +432,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 s.name.to_lowercase().contains(&q) || s.finess.as_str().starts_with(&digits)
             });
         }
-        let per_page: usize = match query_value(query, "per_page") {
+        let per_page: usize = match query.per_page.as_deref() {
             None => 100,
             Some(v) => v
                 .parse()
@@ -345,7 +440,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 .filter(|n| (1..=500).contains(n))
                 .ok_or_else(|| ApiError::invalid("per_page", "a number from 1 to 500"))?,
         };
-        let page: usize = match query_value(query, "page") {
+        let page: usize = match query.page.as_deref() {
             None => 1,
             Some(v) => v
                 .parse()
@@ -361,19 +456,24 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .collect();
         let ape_ids: Vec<AccountId> = shown.iter().filter_map(|s| s.ape.clone()).collect();
         let apes = self.store.accounts(&ape_ids).await.map_err(store_error)?;
-        let rows: Vec<_> = shown
+        let structures = shown
             .iter()
             .map(|s| {
                 let ape = s
                     .ape
                     .as_ref()
                     .and_then(|id| apes.iter().find(|a| &a.id == id));
-                structure_json(s, ape)
+                StructureView::of(s, ape)
             })
             .collect();
         Ok(json(
             200,
-            &serde_json::json!({ "total": total, "page": page, "per_page": per_page, "structures": rows }),
+            &StructurePage {
+                total,
+                page,
+                per_page,
+                structures,
+            },
         ))
     }
 
@@ -381,7 +481,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         &self,
         caller: &Caller,
         finess: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
@@ -394,7 +494,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 .pop(),
             None => None,
         };
-        Ok(json(200, &structure_json(&structure, ape.as_ref())))
+        Ok(json(200, &StructureView::of(&structure, ape.as_ref())))
     }
 
     pub(crate) async fn put_ape(
@@ -402,7 +502,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         finess: &str,
         body: PersonBody,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageApe, &Target::Structure(structure.target()))?;
         let email = parse_email("email", &body.email)?;
@@ -415,7 +515,10 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         tracing::info!(by = %caller.account, structure = %structure.finess, ape = %id, "APE set");
         Ok(json(
             status,
-            &serde_json::json!({ "structure": structure.finess, "ape": id }),
+            &ApeSet {
+                structure: structure.finess,
+                ape: id,
+            },
         ))
     }
 
@@ -423,7 +526,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         &self,
         caller: &Caller,
         finess: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageApe, &Target::Structure(structure.target()))?;
         let ape = structure
@@ -447,7 +550,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         &self,
         caller: &Caller,
         finess: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
         let members = self
@@ -455,8 +558,8 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .members(structure.finess)
             .await
             .map_err(store_error)?;
-        let users: Vec<_> = members.iter().map(|(a, r)| user_json(a, r)).collect();
-        Ok(json(200, &serde_json::json!({ "users": users })))
+        let users = members.iter().map(|(a, r)| UserView::of(a, r)).collect();
+        Ok(json(200, &UserList { users }))
     }
 
     pub(crate) async fn create_user(
@@ -464,7 +567,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         finess: &str,
         body: NewUserBody,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
         let email = parse_email("email", &body.person.email)?;
@@ -500,7 +603,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             Enrolment::Created(id) | Enrolment::Granted(id) | Enrolment::Unchanged(id) => id,
         };
         tracing::info!(by = %caller.account, structure = %structure.finess, user = %id, "user added");
-        Ok(json(201, &serde_json::json!({ "id": id, "role": role })))
+        Ok(json(201, &UserAdded { id, role }))
     }
 
     /// The member role `id` holds on the structure; APE are managed through `/ape`.
@@ -537,7 +640,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         finess: &str,
         id: &str,
         body: UserChangeBody,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
         let (account, mut role) = self.member_role(&structure, id).await?;
@@ -576,7 +679,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             account
         };
         tracing::info!(by = %caller.account, structure = %structure.finess, user = %account.id, "user changed");
-        Ok(json(200, &user_json(&account, &role)))
+        Ok(json(200, &UserView::of(&account, &role)))
     }
 
     pub(crate) async fn delete_user(
@@ -584,7 +687,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         finess: &str,
         id: &str,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
         let (account, role) = self.member_role(&structure, id).await?;

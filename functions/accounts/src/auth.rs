@@ -3,9 +3,12 @@
 
 use crate::secrets::{hash_password, new_token, token_hash, verify_password};
 use crate::{App, mail, store_error};
-use lambda_http::{Body, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
-use tdb_api::{ApiError, Caller, json, no_content};
+use axum::http::header;
+use axum::response::IntoResponse;
+use tdb_api::{ApiError, Caller, FinessSchema, PUBLIC_DOCUMENT, RoleSchema, json, no_content};
+use utoipa::ToSchema;
 use tdb_domain::Finess;
 use tdb_domain::accounts::{
     Account, AccountRecord, PasswordError, StructureRecord, TokenPurpose, TokenRecord,
@@ -14,7 +17,7 @@ use tdb_domain::accounts::{
 use tdb_domain::ports::{AccountStore, EmailAddress, Mailer, StoreError};
 use tdb_domain::rights::Role;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
     email: String,
@@ -24,7 +27,7 @@ pub(crate) struct LoginBody {
     structure: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RefreshBody {
     refresh_token: String,
@@ -32,34 +35,94 @@ pub(crate) struct RefreshBody {
     structure: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LogoutBody {
     refresh_token: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PasswordBody {
     token: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetBody {
     email: String,
 }
 
-#[derive(Serialize)]
-struct Tokens {
+/// What a login or a refresh gives: a short-lived access token to send as
+/// `Authorization: Bearer`, and a single-use refresh token to get the next one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Tokens {
     access_token: String,
+    /// Always `Bearer`.
+    #[schema(value_type = String)]
     token_type: &'static str,
+    /// Seconds until the access token expires.
     expires_in: i64,
     refresh_token: String,
+    /// The roles the access token acts under.
+    #[schema(value_type = Vec<RoleSchema>)]
     roles: Vec<Role>,
+    /// The structure the token acts for, when one was chosen.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<FinessSchema>)]
     acting_for: Option<Finess>,
+}
+
+/// A message for a person, when an answer has nothing else to say.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Message {
+    message: String,
+}
+
+/// The structure a profile is on.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ProfileStructure {
+    #[schema(value_type = FinessSchema)]
+    finess: Finess,
+    name: String,
+    /// `og`, or `{"esms": "<category>"}`.
+    #[schema(value_type = Value)]
+    kind: tdb_domain::RespondentKind,
+}
+
+/// One role of the caller, with its structure when it is on one.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ProfileView {
+    #[schema(value_type = RoleSchema)]
+    role: Role,
+    structure: Option<ProfileStructure>,
+}
+
+/// The caller's own account and profiles.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct MeView {
+    #[schema(value_type = String)]
+    id: tdb_domain::accounts::AccountId,
+    #[schema(value_type = String)]
+    email: EmailAddress,
+    last_name: String,
+    first_name: String,
+    phone: Option<String>,
+    profiles: Vec<ProfileView>,
+    /// The roles the presented token acts under.
+    #[schema(value_type = Vec<RoleSchema>)]
+    acting_roles: Vec<Role>,
+}
+
+/// OpenID Connect discovery: where API Gateway's JWT authorizer finds the signing keys.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Discovery {
+    issuer: String,
+    jwks_uri: String,
+    id_token_signing_alg_values_supported: Vec<String>,
+    response_types_supported: Vec<String>,
+    subject_types_supported: Vec<String>,
 }
 
 /// The one answer to every failed login: it says nothing of whether the address exists,
@@ -109,7 +172,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         &self,
         record: &AccountRecord,
         acting_for: Option<Finess>,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let now = self.now();
         let roles = roles_for(&record.roles, acting_for)?;
         let refresh_token = new_token();
@@ -171,7 +234,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         }))
     }
 
-    pub(crate) async fn login(&self, body: LoginBody) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn login(&self, body: LoginBody) -> Result<Response, ApiError> {
         let email = parse_email("email", &body.email)?;
         let acting_for = body
             .structure
@@ -206,7 +269,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         self.issue(&record, acting_for).await
     }
 
-    pub(crate) async fn refresh(&self, body: RefreshBody) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn refresh(&self, body: RefreshBody) -> Result<Response, ApiError> {
         let invalid = || ApiError::unauthorized("invalid_token", "the refresh token is not valid");
         let acting_for = body
             .structure
@@ -230,7 +293,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         self.issue(&record, acting_for.or(token.acting_for)).await
     }
 
-    pub(crate) async fn logout(&self, body: LogoutBody) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn logout(&self, body: LogoutBody) -> Result<Response, ApiError> {
         // Unknown tokens are fine: logging out twice is not an error.
         self.store
             .take_token(&token_hash(&body.refresh_token))
@@ -242,7 +305,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     pub(crate) async fn set_password(
         &self,
         body: PasswordBody,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let token = self
             .store
             .take_token(&token_hash(&body.token))
@@ -289,7 +352,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         Ok(no_content())
     }
 
-    pub(crate) async fn request_reset(&self, body: ResetBody) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn request_reset(&self, body: ResetBody) -> Result<Response, ApiError> {
         let email = parse_email("email", &body.email)?;
         if let Some(record) = self
             .store
@@ -303,7 +366,9 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         // The same answer whether or not the address has an account.
         Ok(json(
             202,
-            &serde_json::json!({ "message": "if this address has an account, a link was sent to it" }),
+            &Message {
+                message: "if this address has an account, a link was sent to it".into(),
+            },
         ))
     }
 
@@ -342,16 +407,36 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         Ok(())
     }
 
-    pub(crate) fn jwks(&self) -> Response<Body> {
-        let mut response = Response::new(Body::Text(self.signer.jwks_json()));
-        response.headers_mut().insert(
-            "content-type",
-            lambda_http::http::HeaderValue::from_static("application/json"),
-        );
+    pub(crate) fn jwks(&self) -> Response {
+        (
+            [
+                (header::CONTENT_TYPE, "application/json".parse().expect("a header value")),
+                (header::CACHE_CONTROL, PUBLIC_DOCUMENT),
+            ],
+            self.signer.jwks_json(),
+        )
+            .into_response()
+    }
+
+    /// The OpenID Connect discovery document. The issuer is the address this API is served
+    /// at, so `<issuer>/.well-known/jwks.json` is the key set above.
+    pub(crate) fn discovery(&self) -> Response {
+        let issuer = self.signer.issuer().trim_end_matches('/').to_string();
+        let document = Discovery {
+            jwks_uri: format!("{issuer}/.well-known/jwks.json"),
+            issuer: self.signer.issuer().to_string(),
+            id_token_signing_alg_values_supported: vec!["RS256".into()],
+            response_types_supported: vec!["token".into()],
+            subject_types_supported: vec!["public".into()],
+        };
+        let mut response = json(200, &document);
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, PUBLIC_DOCUMENT);
         response
     }
 
-    pub(crate) async fn me(&self, caller: &Caller) -> Result<Response<Body>, ApiError> {
+    pub(crate) async fn me(&self, caller: &Caller) -> Result<Response, ApiError> {
         let record = self
             .store
             .account(&caller.account)
@@ -362,31 +447,44 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             })?;
         let on: Vec<Finess> = record.roles.iter().filter_map(role_structure).collect();
         let structures = self.store.structures(&on).await.map_err(store_error)?;
-        let profiles: Vec<_> = record
+        let profiles = record
             .roles
             .iter()
-            .map(|role| {
-                let structure = role_structure(role)
+            .map(|role| ProfileView {
+                role: *role,
+                structure: role_structure(role)
                     .and_then(|f| structures.iter().find(|s| s.finess == f))
-                    .map(|s| serde_json::json!({ "finess": s.finess, "name": s.name, "kind": s.kind }));
-                serde_json::json!({ "role": role, "structure": structure })
+                    .map(|s| ProfileStructure {
+                        finess: s.finess,
+                        name: s.name.clone(),
+                        kind: s.kind,
+                    }),
             })
             .collect();
+        let account = record.account;
         Ok(json(
             200,
-            &serde_json::json!({
-                "id": record.account.id,
-                "email": record.account.email,
-                "last_name": record.account.person.last_name,
-                "first_name": record.account.person.first_name,
-                "phone": record.account.person.phone,
-                "profiles": profiles,
-                "acting_roles": caller.roles,
-            }),
+            &MeView {
+                id: account.id,
+                email: account.email,
+                last_name: account.person.last_name,
+                first_name: account.person.first_name,
+                phone: account.person.phone,
+                profiles,
+                acting_roles: caller.roles.clone(),
+            },
         ))
     }
 }
 
+/// A refused password names its reason in the code, so that the password page can say it
+/// in French.
 pub(crate) fn password_refused(e: PasswordError) -> ApiError {
-    ApiError::invalid("password", e.to_string())
+    let code = match e {
+        PasswordError::TooShort(_) => "password_too_short",
+        PasswordError::TooLong(_) => "password_too_long",
+        PasswordError::Weak => "password_weak",
+        PasswordError::ContainsEmail => "password_contains_email",
+    };
+    ApiError::invalid_as(code, "password", e.to_string())
 }

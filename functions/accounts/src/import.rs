@@ -7,7 +7,7 @@
 use crate::admin::person_of;
 use crate::auth::parse_email;
 use crate::{App, store_error};
-use lambda_http::{Body, Response};
+use axum::response::Response;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
@@ -18,15 +18,16 @@ use tdb_domain::rights::{Action, Target};
 use tdb_domain::{Category, Finess, RespondentKind};
 
 /// A line of the file that was not imported, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Rejected {
     pub line: u64,
+    #[schema(value_type = Option<String>)]
     pub field: Option<&'static str>,
     pub reason: String,
 }
 
 /// What an import did (or, in a dry run, would do).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Summary {
     pub dry_run: bool,
     pub created: usize,
@@ -252,7 +253,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         file: &[u8],
         dry_run: bool,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let extract = parse_etalab(&decode(file))?;
         let finess: Vec<Finess> = extract.structures.iter().map(|s| s.finess).collect();
@@ -313,7 +314,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         file: &[u8],
         dry_run: bool,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let text = decode(file);
         let rows = read_rows(&text);
@@ -429,7 +430,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         file: &[u8],
         dry_run: bool,
-    ) -> Result<Response<Body>, ApiError> {
+    ) -> Result<Response, ApiError> {
         let text = decode(file);
         let rows = read_rows(&text);
         expect_header(&rows, &["finess", "nom", "prenom", "telephone", "email"])?;

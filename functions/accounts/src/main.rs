@@ -1,9 +1,9 @@
 //! The accounts Lambda: configuration read once, AWS clients built once per cold start,
-//! then one `App::handle` per request.
+//! then the function's router answers every request.
 
-use accounts::{App, Settings, TokenSigner, system_clock};
+use accounts::{App, Settings, TokenSigner, router, system_clock};
 use anyhow::Context;
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::ses::SesMailer;
@@ -64,9 +64,5 @@ async fn main() -> Result<(), Error> {
         system_clock(),
         Settings::new(config.public_url),
     );
-    let app = &app;
-    lambda_http::run(service_fn(move |request| async move {
-        Ok::<_, std::convert::Infallible>(app.handle(request).await)
-    }))
-    .await
+    lambda_http::run(router(app)).await
 }

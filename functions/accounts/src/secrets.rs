@@ -116,6 +116,11 @@ impl TokenSigner {
             .expect("an RSA key that loaded signs any claims")
     }
 
+    /// The `iss` of the tokens it signs: the address the accounts API is served at.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// The public keys, as served at `/.well-known/jwks.json`.
     pub fn jwks_json(&self) -> String {
         serde_json::to_string(&self.jwks).expect("a key set serialises")

@@ -1,13 +1,16 @@
-//! The accounts stories, end to end through `App::handle` with the real adapters: DynamoDB
-//! Local for the accounts table, LocalStack's SES for e-mail (read back from `/_aws/ses`).
+//! The accounts stories, end to end through the function's router (the one Lambda runs) with
+//! the real adapters: DynamoDB Local for the accounts table, LocalStack's SES for e-mail
+//! (read back from `/_aws/ses`).
 //! Each test provisions its own copy of the template's resources.
 //!
 //! A stopped stack makes these tests fail, never skip: run them through `scripts/test.sh`.
 
 use accounts::secrets::hash_password;
 use accounts::{App, Settings, TokenSigner, generate_signing_key};
-use lambda_http::http::{self, Method};
-use lambda_http::{Body, Request};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{self, Method};
+use tower::ServiceExt;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -31,7 +34,9 @@ fn signing_key() -> &'static str {
 }
 
 struct World {
-    app: App<AccountsTable, SesMailer>,
+    router: Router,
+    /// The same table the router's function writes to, for checks the API does not show.
+    store: AccountsTable,
     now: Arc<AtomicI64>,
     /// Makes e-mail addresses unique to this test: LocalStack keeps every message it got.
     tag: String,
@@ -63,18 +68,26 @@ async fn world() -> World {
         let now = now.clone();
         Arc::new(move || now.load(Ordering::SeqCst))
     };
-    let app = App::new(
+    let table = || {
         AccountsTable::new(
             aws_sdk_dynamodb::Client::new(&config),
             &provisioned.environment["ACCOUNTS_TABLE"],
-        ),
+        )
+    };
+    let app = App::new(
+        table(),
         SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
         signer,
         verifier,
         clock,
         Settings::new("https://tdb-esms.test"),
     );
-    World { app, now, tag }
+    World {
+        router: accounts::router(app),
+        store: table(),
+        now,
+        tag,
+    }
 }
 
 fn f(first_eight: &str) -> Finess {
@@ -162,18 +175,22 @@ impl World {
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        let request: Request = request.body(body).unwrap();
-        let response = self.app.handle(request).await;
+        let request = request.body(body).unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
-        let value = match response.body() {
-            Body::Empty => Value::Null,
-            b => serde_json::from_slice(b.as_ref()).unwrap(),
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
         };
         (status, value)
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.call(Method::GET, path, Some(token), Body::Empty).await
+        self.call(Method::GET, path, Some(token), Body::empty()).await
     }
 
     async fn send(
@@ -225,8 +242,7 @@ impl World {
             created_at: 0,
             version: 1,
         };
-        self.app
-            .store()
+        self.store
             .create_account(&account, &role)
             .await
             .unwrap();
@@ -602,7 +618,7 @@ async fn territorial_admins_manage_ape_in_their_territory_only() {
             Method::DELETE,
             &format!("/accounts/structures/{}/ape", esms_d()),
             Some(&ars),
-            Body::Empty,
+            Body::empty(),
         )
         .await;
     assert_eq!(status, 204);
@@ -763,7 +779,7 @@ async fn an_og_ape_appoints_the_ape_of_its_esms_and_an_ape_manages_its_users() {
             Method::DELETE,
             &format!("{users}/{id}"),
             Some(&ape_a),
-            Body::Empty,
+            Body::empty(),
         )
         .await;
     assert_eq!(status, 204);
@@ -772,7 +788,7 @@ async fn an_og_ape_appoints_the_ape_of_its_esms_and_an_ape_manages_its_users() {
             Method::DELETE,
             &format!("{users}/{id}"),
             Some(&ape_a),
-            Body::Empty,
+            Body::empty(),
         )
         .await;
     assert_eq!(status, 404);
@@ -895,7 +911,7 @@ async fn refresh_tokens_rotate_and_expired_revoked_or_forged_tokens_are_refused(
     parts[1] = &evil_claims;
     let (status, _) = w.get("/accounts/me", &parts.join(".")).await;
     assert_eq!(status, 401);
-    let (status, e) = w.call(Method::GET, "/accounts/me", None, Body::Empty).await;
+    let (status, e) = w.call(Method::GET, "/accounts/me", None, Body::empty()).await;
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (401, Some("missing_token"))
@@ -1038,7 +1054,7 @@ async fn bad_input_names_the_field_and_saves_nothing() {
         json!({ "email": email, "last_name": "A", "first_name": "A" }),
     )
     .await;
-    let store = w.app.store();
+    let store = &w.store;
     let before = store
         .account_by_email(&EmailAddress::parse(&email).unwrap())
         .await
@@ -1065,63 +1081,103 @@ async fn bad_input_names_the_field_and_saves_nothing() {
     assert_eq!(after.roles.len(), 2);
 }
 
-/// The OpenAPI file lists exactly the implemented routes, and every route outside `/auth`
-/// and the JWKS refuses a request without a token.
+/// The served OpenAPI description lists every route, each protected route refuses a
+/// request without a token, and every answer carries the shared security headers.
 #[tokio::test]
-async fn the_openapi_file_matches_the_routes_and_no_route_is_unprotected() {
-    let spec: serde_yaml::Value = serde_yaml::from_str(include_str!("../openapi.yaml")).unwrap();
-    let mut documented: Vec<(String, String)> = Vec::new();
-    for (path, item) in spec["paths"].as_mapping().unwrap() {
-        for (method, op) in item.as_mapping().unwrap() {
-            let method = method.as_str().unwrap();
-            if method == "parameters" {
-                continue;
-            }
-            let public = op["security"].as_sequence().is_some_and(|s| s.is_empty());
-            documented.push((
-                format!("{} {}", method.to_uppercase(), path.as_str().unwrap()),
-                public.to_string(),
-            ));
+async fn the_openapi_description_is_served_and_no_protected_route_answers_without_a_token() {
+    let w = world().await;
+    let (status, spec) = w
+        .call(Method::GET, accounts::OPENAPI_PATH, None, Body::empty())
+        .await;
+    assert_eq!(status, 200);
+    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"), "{}", spec["openapi"]);
+    let mut documented = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let public = op["security"]
+                .as_array()
+                .is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
+            documented.push((method.to_uppercase(), path.clone(), public));
         }
     }
-    let mut implemented: Vec<(String, String)> = accounts::routes::ROUTES
-        .iter()
-        .map(|(m, p, r)| (format!("{m} {p}"), r.is_public().to_string()))
-        .collect();
     documented.sort();
-    implemented.sort();
-    assert_eq!(documented, implemented);
-
-    let w = world().await;
-    for (method, path, route) in accounts::routes::ROUTES {
-        if route.is_public() {
+    let public: Vec<String> = documented
+        .iter()
+        .filter(|(_, _, public)| *public)
+        .map(|(m, p, _)| format!("{m} {p}"))
+        .collect();
+    assert_eq!(
+        public,
+        [
+            "GET /.well-known/jwks.json",
+            "GET /.well-known/openid-configuration",
+            "POST /auth/login",
+            "POST /auth/logout",
+            "POST /auth/password",
+            "POST /auth/password-reset",
+            "POST /auth/refresh",
+        ]
+    );
+    assert_eq!(documented.len(), 19, "{documented:?}");
+    for (method, path, public) in &documented {
+        if *public {
             continue;
         }
         let path = path
             .replace("{finess}", &esms_a().to_string())
             .replace("{id}", "0");
-        let (status, _) = w
-            .call(
-                Method::from_bytes(method.as_bytes()).unwrap(),
-                &path,
-                None,
-                Body::Empty,
-            )
-            .await;
-        assert_eq!(status, 401, "{method} {path}");
+        let request = http::Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(&path)
+            .body(Body::empty())
+            .unwrap();
+        let response = w.router.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 401, "{method} {path}");
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        assert_eq!(response.headers()["cache-control"], "no-store");
     }
+    // Unknown paths and methods get the JSON error body too.
+    let (status, e) = w.call(Method::GET, "/accounts/nothing", None, Body::empty()).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, e) = w.call(Method::DELETE, "/auth/login", None, Body::empty()).await;
+    assert_eq!((status, e["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+}
+
+/// API Gateway's JWT authorizer finds the keys through the discovery document: its
+/// `jwks_uri` is the issuer's `/.well-known/jwks.json`, and that key set verifies the tokens
+/// the function signs.
+#[tokio::test]
+async fn the_discovery_document_leads_to_the_keys_that_verify_access_tokens() {
+    let w = world().await;
+    let (status, discovery) = w
+        .call(Method::GET, "/.well-known/openid-configuration", None, Body::empty())
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(discovery["issuer"], ISSUER);
+    assert_eq!(discovery["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
+    let jwks_path = discovery["jwks_uri"].as_str().unwrap().strip_prefix(ISSUER).unwrap();
+    let (status, jwks) = w.call(Method::GET, jwks_path, None, Body::empty()).await;
+    assert_eq!(status, 200);
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let verifier = TokenVerifier::from_jwks(&jwks.to_string(), ISSUER, AUDIENCE).unwrap();
+    let claims = verifier.verify(&national).unwrap();
+    assert_eq!(claims.iss, ISSUER);
 }
 
 /// The function as Lambda runs it: an API Gateway HTTP API (v2) event, converted by
-/// lambda_http, answered by the handler.
+/// lambda_http, answered by the router.
 #[tokio::test]
-async fn an_api_gateway_event_reaches_the_handler() {
+async fn an_api_gateway_event_reaches_the_router() {
     let w = world().await;
     let event = include_str!("fixtures/apigw-v2-jwks.json");
     let request = lambda_http::request::from_str(event).unwrap();
-    let response = w.app.handle(request).await;
+    let response = w.router.clone().oneshot(request).await.unwrap();
     assert_eq!(response.status(), 200);
-    let jwks: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(response.headers()["cache-control"], "public, max-age=300");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let jwks: Value = serde_json::from_slice(&bytes).unwrap();
     assert_eq!(jwks["keys"][0]["kty"], "RSA");
     assert_eq!(jwks["keys"][0]["alg"], "RS256");
     assert!(

@@ -1,0 +1,390 @@
+//! The accounts API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods.
+//! Each handler's `#[utoipa::path]` attribute is both its route and its documentation, so
+//! [`openapi`] cannot drift from [`router`].
+
+use crate::admin::{
+    ApeSet, NewUserBody, PersonBody, StructurePage, StructureQuery, StructureView, UserAdded,
+    UserChangeBody, UserList, UserView,
+};
+use crate::auth::{
+    Discovery, LoginBody, LogoutBody, MeView, Message, PasswordBody, RefreshBody, ResetBody,
+    Tokens,
+};
+use crate::import::Summary;
+use crate::App;
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use std::sync::Arc;
+use tdb_api::{
+    ApiError, Caller, ErrorBody, FileBody, JsonBody, MAX_FILE_BODY, PathParams, QueryParams,
+    edge, operation,
+};
+use tdb_domain::ports::{AccountStore, Mailer};
+use utoipa::openapi::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify};
+use utoipa_axum::router::OpenApiRouter;
+
+type Shared<S, M> = State<Arc<App<S, M>>>;
+
+/// Where the accounts function serves its OpenAPI description.
+pub const OPENAPI_PATH: &str = "/accounts/openapi.json";
+
+/// The router Lambda runs, tests call and the local gateway serves. Its OpenAPI description,
+/// served at [`OPENAPI_PATH`], comes from the same handler list, so the two cannot differ.
+pub fn router<S, M>(app: App<S, M>) -> Router
+where
+    S: AccountStore + 'static,
+    M: Mailer + 'static,
+{
+    let (router, mut api) = documented::<S, M>().split_for_parts();
+    api.info.title = "TDB-ESMS accounts".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Referential and APE-contact imports, APE and user accounts, login and tokens (the \
+         Plage part of the TDB-ESMS platform). Errors are `{\"error\": {\"code\", \"message\", \
+         \"field\"}}`; `field` names the bad input."
+            .into(),
+    );
+    Bearer.modify(&mut api);
+    tdb_api::add_common_errors(&mut api);
+    let description = Arc::new(api);
+    let router = router.route(
+        OPENAPI_PATH,
+        axum::routing::get(move || {
+            let description = description.clone();
+            async move {
+                let mut response = axum::Json(description.as_ref()).into_response();
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CACHE_CONTROL, tdb_api::PUBLIC_DOCUMENT);
+                response
+            }
+        }),
+    );
+    edge(router.with_state(Arc::new(app)))
+}
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, api: &mut OpenApi) {
+        let components = api.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        api.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+fn documented<S, M>() -> OpenApiRouter<Arc<App<S, M>>>
+where
+    S: AccountStore + 'static,
+    M: Mailer + 'static,
+{
+    let files = || DefaultBodyLimit::max(MAX_FILE_BODY);
+    OpenApiRouter::new()
+        .routes(operation::<__path_login, _, _, _>(login::<S, M>))
+        .routes(operation::<__path_refresh, _, _, _>(refresh::<S, M>))
+        .routes(operation::<__path_logout, _, _, _>(logout::<S, M>))
+        .routes(operation::<__path_set_password, _, _, _>(set_password::<S, M>))
+        .routes(operation::<__path_request_reset, _, _, _>(request_reset::<S, M>))
+        .routes(operation::<__path_jwks, _, _, _>(jwks::<S, M>))
+        .routes(operation::<__path_discovery, _, _, _>(discovery::<S, M>))
+        .routes(operation::<__path_me, _, _, _>(me::<S, M>))
+        .routes(operation::<__path_list_structures, _, _, _>(list_structures::<S, M>))
+        .routes(operation::<__path_structure, _, _, _>(structure::<S, M>))
+        .routes(operation::<__path_put_ape, _, _, _>(put_ape::<S, M>))
+        .routes(operation::<__path_delete_ape, _, _, _>(delete_ape::<S, M>))
+        .routes(operation::<__path_users, _, _, _>(users::<S, M>))
+        .routes(operation::<__path_create_user, _, _, _>(create_user::<S, M>))
+        .routes(operation::<__path_update_user, _, _, _>(update_user::<S, M>))
+        .routes(operation::<__path_delete_user, _, _, _>(delete_user::<S, M>))
+        .routes(with_limit(
+            operation::<__path_import_referential, _, _, _>(import_referential::<S, M>),
+            files(),
+        ))
+        .routes(with_limit(
+            operation::<__path_import_secondaries, _, _, _>(import_secondaries::<S, M>),
+            files(),
+        ))
+        .routes(with_limit(
+            operation::<__path_import_ape_contacts, _, _, _>(import_ape_contacts::<S, M>),
+            files(),
+        ))
+}
+
+fn with_limit<St: Clone + Send + Sync + 'static>(
+    (schemas, paths, router): utoipa_axum::router::UtoipaMethodRouter<St>,
+    limit: DefaultBodyLimit,
+) -> utoipa_axum::router::UtoipaMethodRouter<St> {
+    (schemas, paths, router.layer(limit))
+}
+
+/// `?dry_run=true` checks the file and reports without writing.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ImportQuery {
+    /// `true` (or empty) to check the file and report without writing anything.
+    dry_run: Option<String>,
+}
+
+impl ImportQuery {
+    fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some(_) => Err(ApiError::invalid("dry_run", "expected true or false")),
+        }
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct StructurePath {
+    /// FINESS of the structure.
+    finess: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct UserPath {
+    /// FINESS of the structure.
+    finess: String,
+    /// Account id of the user.
+    id: String,
+}
+
+/// Signs in. Unknown address, wrong password and locked account give the same 401.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", security(()), request_body = LoginBody,
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody, description = "wrong e-mail or password, or too many attempts"),
+        (status = 403, body = ErrorBody, description = "`structure` is not one of the account's"),
+        (status = 409, body = ErrorBody, description = "concurrent change of the account")))]
+async fn login<S: AccountStore, M: Mailer>(
+    State(app): Shared<S, M>,
+    JsonBody(body): JsonBody<LoginBody>,
+) -> Result<Response, ApiError> {
+    app.login(body).await
+}
+
+/// Exchanges a refresh token (used once) for new tokens.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", security(()), request_body = RefreshBody,
+    responses((status = 200, body = Tokens), (status = 401, body = ErrorBody, description = "unknown, used or expired refresh token"),
+        (status = 403, body = ErrorBody, description = "`structure` is not one of the account's")))]
+async fn refresh<S: AccountStore, M: Mailer>(
+    State(app): Shared<S, M>,
+    JsonBody(body): JsonBody<RefreshBody>,
+) -> Result<Response, ApiError> {
+    app.refresh(body).await
+}
+
+/// Ends a session by revoking its refresh token; an unknown token is fine.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(()), request_body = LogoutBody,
+    responses((status = 204, description = "the session is closed")))]
+async fn logout<S: AccountStore, M: Mailer>(
+    State(app): Shared<S, M>,
+    JsonBody(body): JsonBody<LogoutBody>,
+) -> Result<Response, ApiError> {
+    app.logout(body).await
+}
+
+/// Chooses a password with the token of an e-mailed link (activation or reset). Closes every
+/// session of the account. A refused password leaves the link usable.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", security(()), request_body = PasswordBody,
+    responses((status = 204, description = "the password is set"),
+        (status = 401, body = ErrorBody, description = "`invalid_link`: unknown, used or expired link"),
+        (status = 409, body = ErrorBody, description = "concurrent change of the account")))]
+async fn set_password<S: AccountStore, M: Mailer>(
+    State(app): Shared<S, M>,
+    JsonBody(body): JsonBody<PasswordBody>,
+) -> Result<Response, ApiError> {
+    app.set_password(body).await
+}
+
+/// Asks for a password-reset link. The answer is the same whether or not the address has an
+/// account.
+#[utoipa::path(post, path = "/auth/password-reset", tag = "auth", security(()), request_body = ResetBody,
+    responses((status = 202, body = Message)))]
+async fn request_reset<S: AccountStore, M: Mailer>(
+    State(app): Shared<S, M>,
+    JsonBody(body): JsonBody<ResetBody>,
+) -> Result<Response, ApiError> {
+    app.request_reset(body).await
+}
+
+/// The public keys that verify access tokens (JWKS).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()),
+    responses((status = 200, description = "JSON Web Key Set", body = Object, content_type = "application/json")))]
+async fn jwks<S: AccountStore, M: Mailer>(State(app): Shared<S, M>) -> Response {
+    app.jwks()
+}
+
+/// OpenID Connect discovery: API Gateway's JWT authorizer reads `jwks_uri` from here.
+#[utoipa::path(get, path = "/.well-known/openid-configuration", tag = "auth", security(()),
+    responses((status = 200, body = Discovery)))]
+async fn discovery<S: AccountStore, M: Mailer>(State(app): Shared<S, M>) -> Response {
+    app.discovery()
+}
+
+/// The caller's account and profiles.
+#[utoipa::path(get, path = "/accounts/me", tag = "accounts", responses((status = 200, body = MeView)))]
+async fn me<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+) -> Result<Response, ApiError> {
+    app.me(&caller).await
+}
+
+/// Structures of a département, a region or an OG, those without an APE first, with their
+/// APE (ARS, CD, OG's APE, national administrator).
+#[utoipa::path(get, path = "/accounts/structures", tag = "accounts", params(StructureQuery),
+    responses((status = 200, body = StructurePage)))]
+async fn list_structures<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    QueryParams(query): QueryParams<StructureQuery>,
+) -> Result<Response, ApiError> {
+    app.list_structures(&caller, &query).await
+}
+
+/// One structure and its APE.
+#[utoipa::path(get, path = "/accounts/structures/{finess}", tag = "accounts", params(StructurePath),
+    responses((status = 200, body = StructureView)))]
+async fn structure<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<StructurePath>,
+) -> Result<Response, ApiError> {
+    app.structure(&caller, &path.finess).await
+}
+
+/// Makes a person the structure's APE (creating the account and e-mailing its activation
+/// link if needed), replacing the previous APE.
+#[utoipa::path(put, path = "/accounts/structures/{finess}/ape", tag = "accounts", params(StructurePath),
+    request_body = PersonBody,
+    responses((status = 201, body = ApeSet, description = "a new account was created"), (status = 200, body = ApeSet),
+        (status = 409, body = ErrorBody, description = "secondary structure, or concurrent change")))]
+async fn put_ape<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<StructurePath>,
+    JsonBody(body): JsonBody<PersonBody>,
+) -> Result<Response, ApiError> {
+    app.put_ape(&caller, &path.finess, body).await
+}
+
+/// Removes the structure's APE.
+#[utoipa::path(delete, path = "/accounts/structures/{finess}/ape", tag = "accounts", params(StructurePath),
+    responses((status = 204, description = "the structure has no APE any more"),
+        (status = 409, body = ErrorBody, description = "concurrent change")))]
+async fn delete_ape<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<StructurePath>,
+) -> Result<Response, ApiError> {
+    app.delete_ape(&caller, &path.finess).await
+}
+
+/// The users of a structure (its APE).
+#[utoipa::path(get, path = "/accounts/structures/{finess}/users", tag = "accounts", params(StructurePath),
+    responses((status = 200, body = UserList)))]
+async fn users<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<StructurePath>,
+) -> Result<Response, ApiError> {
+    app.users(&caller, &path.finess).await
+}
+
+/// Gives a person a profile (`gestionnaire` or `lecteur`) on the structure (its APE).
+#[utoipa::path(post, path = "/accounts/structures/{finess}/users", tag = "accounts", params(StructurePath),
+    request_body = NewUserBody,
+    responses((status = 201, body = UserAdded),
+        (status = 409, body = ErrorBody, description = "`already_member`, `email_taken` or concurrent change")))]
+async fn create_user<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<StructurePath>,
+    JsonBody(body): JsonBody<NewUserBody>,
+) -> Result<Response, ApiError> {
+    app.create_user(&caller, &path.finess, body).await
+}
+
+/// Changes a user's profile or details (its APE).
+#[utoipa::path(patch, path = "/accounts/structures/{finess}/users/{id}", tag = "accounts", params(UserPath),
+    request_body = UserChangeBody,
+    responses((status = 200, body = UserView),
+        (status = 409, body = ErrorBody, description = "`is_ape`, or concurrent change")))]
+async fn update_user<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<UserPath>,
+    JsonBody(body): JsonBody<UserChangeBody>,
+) -> Result<Response, ApiError> {
+    app.update_user(&caller, &path.finess, &path.id, body).await
+}
+
+/// Takes a user's profile on the structure away (its APE).
+#[utoipa::path(delete, path = "/accounts/structures/{finess}/users/{id}", tag = "accounts", params(UserPath),
+    responses((status = 204, description = "the profile is removed"),
+        (status = 409, body = ErrorBody, description = "`is_ape`, or concurrent change")))]
+async fn delete_user<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    PathParams(path): PathParams<UserPath>,
+) -> Result<Response, ApiError> {
+    app.delete_user(&caller, &path.finess, &path.id).await
+}
+
+/// Imports the Etalab FINESS extract (`etalab-cs1100502-stock-<date>.csv`, UTF-8 or
+/// Latin-1, up to 6 MB) (national administrator).
+#[utoipa::path(post, path = "/accounts/imports/referential", tag = "imports", params(ImportQuery),
+    request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses((status = 200, body = Summary)))]
+async fn import_referential<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    QueryParams(query): QueryParams<ImportQuery>,
+    FileBody(file): FileBody,
+) -> Result<Response, ApiError> {
+    app.import_referential(&caller, &file, query.dry_run()?).await
+}
+
+/// Imports principal/secondary links: `finess_secondaire;finess_principal` (national
+/// administrator).
+#[utoipa::path(post, path = "/accounts/imports/secondaries", tag = "imports", params(ImportQuery),
+    request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses((status = 200, body = Summary)))]
+async fn import_secondaries<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    QueryParams(query): QueryParams<ImportQuery>,
+    FileBody(file): FileBody,
+) -> Result<Response, ApiError> {
+    app.import_secondaries(&caller, &file, query.dry_run()?).await
+}
+
+/// Imports APE contacts: `finess;nom;prenom;telephone;email` (national, ARS or CD for their
+/// territory).
+#[utoipa::path(post, path = "/accounts/imports/ape-contacts", tag = "imports", params(ImportQuery),
+    request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses((status = 200, body = Summary)))]
+async fn import_ape_contacts<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    QueryParams(query): QueryParams<ImportQuery>,
+    FileBody(file): FileBody,
+) -> Result<Response, ApiError> {
+    app.import_ape_contacts(&caller, &file, query.dry_run()?).await
+}
