@@ -1,1 +1,99 @@
-fn main() {}
+//! `tdb-gateway`: serves every function's router on one local address, under the template's
+//! HTTP API routes, over the local AWS stack (see `scripts/run-local.sh`).
+
+use anyhow::Context;
+use clap::Parser;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "tdb-gateway", about = "Every TDB-ESMS function on one local address")]
+struct Args {
+    #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// The stack whose resources the functions use; created if missing (`tdb provision`).
+    #[arg(long, default_value = "tdb-local")]
+    stack_name: String,
+    #[arg(long, default_value = "tdb-esms@campagne.test")]
+    sender: String,
+    /// The accounts function's signing key (PKCS#8 PEM file, `tdb keygen`).
+    #[arg(long)]
+    signing_key: PathBuf,
+    /// Browser origins allowed by CORS (the template's `WebOrigins`), comma-separated.
+    #[arg(long, env = "WEB_ORIGINS", value_delimiter = ',', default_value = "http://localhost:8080")]
+    web_origins: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,aws_config=warn,aws_smithy_runtime=warn".into()),
+        )
+        .with_target(false)
+        .compact()
+        .init();
+    let args = Args::parse();
+    let base = format!("http://{}", args.addr);
+    let aws = tdb_aws::load_config().await;
+    let provisioned =
+        tdb_aws::provision::provision_stack(&aws, &args.stack_name, &args.sender)
+            .await
+            .context("creating the stack's resources on the local AWS stack: is it started?")?;
+    let signing_key = std::fs::read_to_string(&args.signing_key)
+        .with_context(|| format!("reading {}", args.signing_key.display()))?;
+    // Locally the gateway is the API's public address: the tokens' issuer (so discovery
+    // works as deployed) and the address e-mailed links point at.
+    let local: BTreeMap<&str, String> = [
+        ("JWT_SIGNING_KEY", signing_key),
+        ("JWT_ISSUER", base.clone()),
+        ("JWT_AUDIENCE", "tdb-esms".to_string()),
+        ("PUBLIC_URL", base.clone()),
+    ]
+    .into();
+    let lookup = |name: &str| {
+        local
+            .get(name)
+            .cloned()
+            .or_else(|| provisioned.environment.get(name).cloned())
+    };
+    let mut functions = BTreeMap::new();
+    functions.insert(
+        "accounts".to_string(),
+        accounts::Config::from_lookup(lookup)?.router(&aws)?,
+    );
+    let (router, missing) = tdb_gateway::gateway(
+        tdb_aws::provision::TEMPLATE,
+        &functions,
+        &args.web_origins,
+    )?;
+    for route in missing {
+        tracing::warn!(
+            "{} {} ({}): function not built yet, answers 404",
+            route.method.as_ref().map_or("ANY", |m| m.as_str()),
+            route.path,
+            route.function
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(args.addr)
+        .await
+        .with_context(|| format!("listening on {}", args.addr))?;
+    tracing::info!("serving on {base}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown())
+        .await?;
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+}

@@ -9,6 +9,7 @@
 
 mod admin;
 mod auth;
+mod config;
 mod http;
 pub mod import;
 mod mail;
@@ -19,6 +20,7 @@ use tdb_api::{ApiError, TokenVerifier};
 use tdb_domain::accounts::{LoginThrottle, PasswordPolicy};
 use tdb_domain::ports::{AccountStore, Mailer, StoreError};
 
+pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
 pub use secrets::{TokenSigner, generate_signing_key};
 pub use tdb_api::{MAX_FILE_BODY, MAX_JSON_BODY};
