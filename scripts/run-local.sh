@@ -1,33 +1,64 @@
 #!/usr/bin/env bash
-# Runs the system locally: starts the local AWS stack, creates the template's resources and
-# loads a generated campaign into it. ESTABLISHMENTS (default 2000) sets the campaign size.
+# Runs the platform locally and ends with the API serving in the foreground:
+#   local AWS stack (installed on first use) -> the template's resources -> a generated campaign
+#   -> demo accounts for every role -> every function's router on one address (tdb-gateway).
+# Ctrl-C stops the gateway and the stack this script started. Running it again is harmless.
+# Environment: ESTABLISHMENTS (campaign size, default 2000), GATEWAY_ADDR (127.0.0.1:3000),
+#              WEB_ORIGINS (browser origins allowed by CORS, default http://localhost:8080).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$HOME/.cache/tdb-esms/target}
+addr=${GATEWAY_ADDR:-127.0.0.1:3000}
+base=http://$addr
+run=localstack/.run
+
+# Stop only what this run started: a stack that was already up stays up.
+stack_was_up=false
+if curl -fsS "http://127.0.0.1:${LOCALSTACK_PORT:-4566}/_localstack/health" >/dev/null 2>&1 \
+  && curl -s -o /dev/null "http://127.0.0.1:${DYNAMODB_PORT:-8000}/" 2>/dev/null; then
+  stack_was_up=true
+fi
+cleanup() {
+  [ -n "${gateway_pid:-}" ] && kill "$gateway_pid" 2>/dev/null && wait "$gateway_pid" 2>/dev/null
+  if [ "$stack_was_up" = false ]; then bash localstack/stop.sh; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
 bash localstack/start.sh
 # shellcheck disable=SC1091
-source localstack/.run/env
-cargo build --release --locked -p tdb-cli
-tdb=$CARGO_TARGET_DIR/release/tdb
-"$tdb" provision --stack-name tdb-local > localstack/.run/functions.env
+source $run/env
+# Debug builds, in the target folder the tests use: no release build on this path.
+cargo build --locked -p tdb-cli -p tdb-gateway
+tdb=$CARGO_TARGET_DIR/debug/tdb
+"$tdb" provision --stack-name tdb-local > $run/functions.env
 # shellcheck disable=SC1091
-source localstack/.run/functions.env
-cat localstack/.run/functions.env
-out=localstack/.run/campaign
-"$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$out"
-"$tdb" load --from "$out"
-# The accounts function's settings: a signing key made once and kept in the git-ignored
-# run folder, and a first national administrator whose activation e-mail LocalStack keeps.
-key=localstack/.run/jwt-signing-key.pem
+source $run/functions.env
+campaign=$run/campaign-${ESTABLISHMENTS:-2000}
+if [ ! -s "$campaign/questionnaires.jsonl" ]; then
+  "$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$campaign"
+fi
+"$tdb" load --from "$campaign"
+"$tdb" demo --from "$campaign"
+# The accounts function's signing key: made once, kept in the git-ignored run folder.
+key=$run/jwt-signing-key.pem
 [ -s "$key" ] || "$tdb" keygen > "$key"
-cat > localstack/.run/accounts.env <<ENV
-export JWT_SIGNING_KEY="\$(cat $key)"
-export JWT_ISSUER=http://localhost/tdb-esms
-export JWT_AUDIENCE=tdb-esms
-export PUBLIC_URL=http://localhost:3000
-ENV
-# shellcheck disable=SC1091
-source localstack/.run/accounts.env
-"$tdb" admin --email admin@tdb-esms.test --last-name Admin --first-name National --role national
-echo "Activation link of admin@tdb-esms.test: curl -s $AWS_ENDPOINT_URL/_aws/ses (the e-mail's #jeton=...)"
-echo "The local stack runs (stop it with: bash localstack/stop.sh). Environment: source localstack/.run/env localstack/.run/functions.env localstack/.run/accounts.env"
+
+cat <<EOF
+
+The API answers on $base (every function's routes from infra/template.yaml).
+  OpenAPI of the accounts function: $base/accounts/openapi.json
+  E-mails sent (activation links...): curl -s $AWS_ENDPOINT_URL/_aws/ses
+
+Try it:
+  curl -s $base/.well-known/openid-configuration
+  TOKEN=\$(curl -s $base/auth/login -H 'content-type: application/json' \\
+    -d '{"email": "ape-esms@demo.tdb-esms.test", "password": "une visite du tableau de bord"}' \\
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  curl -s $base/accounts/me -H "authorization: Bearer \$TOKEN"
+
+Ctrl-C stops the gateway$( [ "$stack_was_up" = false ] && echo " and the local AWS stack" ).
+EOF
+GATEWAY_ADDR=$addr "$CARGO_TARGET_DIR/debug/tdb-gateway" --stack-name tdb-local --signing-key "$key" &
+gateway_pid=$!
+wait "$gateway_pid"

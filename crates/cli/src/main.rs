@@ -62,6 +62,16 @@ enum Command {
         #[arg(long)]
         role: String,
     },
+    /// Writes a generated campaign's structures into the accounts table and creates one demo
+    /// account per role (national, ARS, CD, OG's APE, ESMS' APE, Gestionnaire, Lecteur), all
+    /// with the password printed. For a local stack only. Running it again changes nothing.
+    Demo {
+        /// Folder written by `tdb generate`.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, env = "ACCOUNTS_TABLE")]
+        table: String,
+    },
     /// Loads generated questionnaires (from `tdb generate`) into the campaign table.
     Load {
         /// Folder written by `tdb generate`.
@@ -89,6 +99,10 @@ fn main() -> Result<()> {
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(admin(email, last_name, first_name, role))?;
+        }
+        Command::Demo { from, table } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(demo(from, table))?;
         }
         Command::Load {
             from,
@@ -281,5 +295,113 @@ async fn admin(email: String, last_name: String, first_name: String, role: Strin
         .await
         .map_err(|e| anyhow::anyhow!("{} ({})", e.message, e.code))?;
     println!("administrator account {id} ready (a new account gets its activation link by e-mail)");
+    Ok(())
+}
+
+/// The password of every demo account (local stacks only).
+const DEMO_PASSWORD: &str = "une visite du tableau de bord";
+
+async fn demo(from: PathBuf, table: String) -> Result<()> {
+    use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord};
+    use tdb_domain::ports::{AccountStore, EmailAddress};
+    use tdb_domain::rights::{Profile, Role};
+    use tdb_domain::{Finess, RespondentKind};
+
+    let referential: tdb_domain::Referential = serde_json::from_reader(std::io::BufReader::new(
+        std::fs::File::open(from.join("referential.json")).context("referential.json")?,
+    ))?;
+    let config = tdb_aws::load_config().await;
+    let store =
+        tdb_aws::accounts::AccountsTable::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let structures = StructureRecord::from_referential(&referential);
+    let finess: Vec<Finess> = structures.iter().map(|s| s.finess).collect();
+    let existing: std::collections::HashSet<Finess> =
+        store.structures(&finess).await?.into_iter().map(|s| s.finess).collect();
+    let new: Vec<StructureRecord> = structures
+        .iter()
+        .filter(|s| !existing.contains(&s.finess))
+        .cloned()
+        .collect();
+    store.create_structures(&new).await?;
+    println!(
+        "{} structures in the accounts table ({} new)",
+        structures.len(),
+        new.len()
+    );
+
+    // The first OG managing at least two ESMS that answer, and its first such ESMS.
+    let og = referential
+        .ogs()
+        .find(|og| {
+            referential
+                .establishments_of(&og.finess)
+                .filter(|e| e.gets_questionnaire())
+                .count()
+                >= 2
+        })
+        .context("the generated referential has no OG managing two ESMS: generate more")?;
+    let esms = referential
+        .establishments_of(&og.finess)
+        .find(|e| e.gets_questionnaire())
+        .context("an ESMS of the OG")?;
+    let departement = esms.departement();
+    let region = esms.region().context("the ESMS' region")?;
+    let accounts = [
+        ("national", Role::NationalAdmin),
+        ("ars", Role::RegionalAdmin { region }),
+        ("cd", Role::DepartementalAdmin { departement }),
+        ("ape-og", Role::Ape { structure: og.finess }),
+        ("ape-esms", Role::Ape { structure: esms.finess }),
+        (
+            "gestionnaire",
+            Role::Member {
+                structure: esms.finess,
+                profile: Profile::Gestionnaire,
+            },
+        ),
+        (
+            "lecteur",
+            Role::Member {
+                structure: esms.finess,
+                profile: Profile::Lecteur,
+            },
+        ),
+    ];
+    println!("\nDemo logins (password for all: \"{DEMO_PASSWORD}\"):");
+    for (who, role) in accounts {
+        let email = EmailAddress::parse(&format!("{who}@demo.tdb-esms.test"))?;
+        if store.account_by_email(&email).await?.is_none() {
+            let account = Account {
+                id: AccountId::from_random(accounts::secrets::random_bytes()),
+                email: email.clone(),
+                person: Person {
+                    last_name: "Démo".into(),
+                    first_name: who.into(),
+                    phone: None,
+                },
+                password_hash: Some(accounts::secrets::hash_password(DEMO_PASSWORD)),
+                failed_logins: 0,
+                locked_until: None,
+                created_at: 0,
+                version: 1,
+            };
+            store.create_account(&account, &role).await?;
+        }
+        let on = match role {
+            Role::NationalAdmin => "national administrator".to_string(),
+            Role::RegionalAdmin { region } => format!("ARS of region {}", region.code()),
+            Role::DepartementalAdmin { departement } => {
+                format!("CD of département {}", departement.insee_code())
+            }
+            Role::Ape { structure } | Role::Member { structure, .. } => {
+                let kind = match referential.establishment(&structure) {
+                    Some(e) => format!("{:?}", RespondentKind::Esms(e.category)),
+                    None => "OG".into(),
+                };
+                format!("{who} of {structure} ({kind})")
+            }
+        };
+        println!("  {:<40} {on}", email.as_str());
+    }
     Ok(())
 }

@@ -149,6 +149,30 @@ impl StructureRecord {
         }
     }
 
+    /// The structures of a referential as the account platform keeps them: every
+    /// establishment, and every legal entity that counts as an OG. No APE yet.
+    pub fn from_referential(referential: &crate::Referential) -> Vec<StructureRecord> {
+        let ogs = referential.ogs().map(|og| StructureRecord {
+            finess: og.finess,
+            kind: RespondentKind::Og,
+            name: og.name.clone(),
+            legal_entity: og.finess,
+            og: None,
+            principal: None,
+            ape: None,
+        });
+        let establishments = referential.establishments().map(|e| StructureRecord {
+            finess: e.finess,
+            kind: RespondentKind::Esms(e.category),
+            name: e.name.clone(),
+            legal_entity: e.legal_entity,
+            og: referential.og_of(&e.finess).map(|og| og.finess),
+            principal: e.principal,
+            ape: None,
+        });
+        ogs.chain(establishments).collect()
+    }
+
     /// Whether the referential data (everything but the APE link) differ.
     pub fn same_referential_data(&self, other: &StructureRecord) -> bool {
         StructureRecord {
