@@ -17,6 +17,7 @@ use tdb_domain::{Departement, Finess, Region, RespondentKind};
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PersonBody {
+    #[schema(format = Email)]
     email: String,
     last_name: String,
     first_name: String,
@@ -27,8 +28,13 @@ pub(crate) struct PersonBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct NewUserBody {
-    #[serde(flatten)]
-    person: PersonBody,
+    #[schema(format = Email)]
+    email: String,
+    last_name: String,
+    first_name: String,
+    #[serde(default)]
+    phone: Option<String>,
+    /// `gestionnaire` or `lecteur`.
     profile: String,
 }
 
@@ -570,11 +576,11 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
-        let email = parse_email("email", &body.person.email)?;
+        let email = parse_email("email", &body.email)?;
         let person = person_of(
-            &body.person.last_name,
-            &body.person.first_name,
-            body.person.phone.as_deref(),
+            &body.last_name,
+            &body.first_name,
+            body.phone.as_deref(),
         )?;
         let profile = profile(&body.profile)?;
         let existing = self

@@ -20,6 +20,7 @@ use tdb_domain::rights::Role;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct LoginBody {
+    #[schema(format = Email)]
     email: String,
     password: String,
     /// The structure to act for; all roles when absent.
@@ -51,6 +52,7 @@ pub(crate) struct PasswordBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ResetBody {
+    #[schema(format = Email)]
     email: String,
 }
 

@@ -154,6 +154,7 @@ impl ImportQuery {
 #[into_params(parameter_in = Path)]
 struct StructurePath {
     /// FINESS of the structure.
+    #[param(pattern = "^[0-9][0-9AB][0-9]{7}$")]
     finess: String,
 }
 
@@ -161,8 +162,10 @@ struct StructurePath {
 #[into_params(parameter_in = Path)]
 struct UserPath {
     /// FINESS of the structure.
+    #[param(pattern = "^[0-9][0-9AB][0-9]{7}$")]
     finess: String,
     /// Account id of the user.
+    #[param(pattern = "^[0-9a-f]{32}$")]
     id: String,
 }
 
