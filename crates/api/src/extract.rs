@@ -151,7 +151,9 @@ mod tests {
             request = request.header(CONTENT_TYPE, t);
         }
         let request = request.body(Body::from(body.to_string())).unwrap();
-        JsonBody::<Person>::from_request(request, &()).await.map(|j| j.0)
+        JsonBody::<Person>::from_request(request, &())
+            .await
+            .map(|j| j.0)
     }
 
     #[tokio::test]
@@ -159,10 +161,23 @@ mod tests {
         let field = |r: Result<Person, ApiError>| r.unwrap_err().field.unwrap();
         assert_eq!(field(json_of("", None).await), "email");
         assert_eq!(field(json_of(r#"{"email":"a","x":1}"#, None).await), "x");
-        assert_eq!(field(json_of(r#"{"email":"a","age":300}"#, None).await), "age");
+        assert_eq!(
+            field(json_of(r#"{"email":"a","age":300}"#, None).await),
+            "age"
+        );
         assert_eq!(field(json_of("{not json", None).await), "body");
-        assert!(json_of(r#"{"email":"a"}"#, Some("application/json; charset=utf-8")).await.is_ok());
-        assert_eq!(json_of(r#"{"email":"a"}"#, Some("text/plain")).await.unwrap_err().status, 415);
+        assert!(
+            json_of(r#"{"email":"a"}"#, Some("application/json; charset=utf-8"))
+                .await
+                .is_ok()
+        );
+        assert_eq!(
+            json_of(r#"{"email":"a"}"#, Some("text/plain"))
+                .await
+                .unwrap_err()
+                .status,
+            415
+        );
     }
 
     #[tokio::test]
@@ -178,7 +193,9 @@ mod tests {
             .unwrap()
             .into_parts()
             .0;
-        let e = QueryParams::<Page>::from_request_parts(&mut parts, &()).await.unwrap_err();
+        let e = QueryParams::<Page>::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
         assert_eq!((e.status, e.field.as_deref()), (400, Some("page")));
     }
 }

@@ -24,7 +24,8 @@ use aws_sdk_dynamodb::types::{
 use tdb_domain::accounts::{
     Account, AccountId, AccountRecord, StructureRecord, TokenRecord, role_structure,
 };
-use tdb_domain::ports::{AccountStore, EmailAddress, StoreError};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::{AccountStore, StoreError};
 use tdb_domain::rights::Role;
 use tdb_domain::{Departement, Finess};
 

@@ -13,7 +13,7 @@ use crate::item::{
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
-use tdb_domain::ports::memory::status_key;
+
 use tdb_domain::ports::{
     AuditEntry, AuditLog, Page, ProgressEntry, QuestionnaireStore, SendLog, StoreError,
     StoredQuestionnaire,
@@ -55,10 +55,7 @@ fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
             "gsi2pk".into(),
             s(format!("DEP#{}#{}", q.campaign, q.departement)),
         ),
-        (
-            "gsi2sk".into(),
-            s(format!("{}#{finess}", status_key(q.status))),
-        ),
+        ("gsi2sk".into(), s(format!("{}#{finess}", q.status.key()))),
         ("campaign".into(), n(q.campaign.value())),
         ("finess".into(), s(finess.as_str())),
         (
@@ -66,7 +63,7 @@ fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
             s(serde_json::to_string(&q.respondent.kind).map_err(corrupt)?),
         ),
         ("departement".into(), s(q.departement.insee_code())),
-        ("status".into(), s(status_key(q.status))),
+        ("status".into(), s(q.status.key())),
         // One JSON string rather than a map: answers are read and written whole, and a
         // string keeps the item compact, far under DynamoDB's 400 KB.
         (
@@ -214,7 +211,7 @@ impl QuestionnaireStore for CampaignTable {
         query = match status {
             Some(st) => query
                 .key_condition_expression("gsi2pk = :pk AND begins_with(gsi2sk, :status)")
-                .expression_attribute_values(":status", s(format!("{}#", status_key(st)))),
+                .expression_attribute_values(":status", s(format!("{}#", st.key()))),
             None => query.key_condition_expression("gsi2pk = :pk"),
         };
         let out = query.send().await.map_err(backend)?;

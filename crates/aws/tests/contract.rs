@@ -15,7 +15,8 @@ use tdb_domain::accounts::{
     Account, AccountId, Person, StructureRecord, TokenPurpose, TokenRecord,
 };
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
-use tdb_domain::ports::memory::{
+use tdb_domain::email::EmailAddress;
+use tdb_domain::fakes::{
     MemoryAccountStore, MemoryAuditLog, MemoryLake, MemoryMailer, MemoryQuestionnaireStore,
     MemorySendLog,
 };

@@ -284,7 +284,7 @@ async fn admin(email: String, last_name: String, first_name: String, role: Strin
         accounts::system_clock(),
         accounts::Settings::new(env("PUBLIC_URL")?),
     );
-    let email = tdb_domain::ports::EmailAddress::parse(&email).context("--email")?;
+    let email = tdb_domain::email::EmailAddress::parse(&email).context("--email")?;
     let person = tdb_domain::accounts::Person {
         last_name,
         first_name,
@@ -303,7 +303,8 @@ const DEMO_PASSWORD: &str = "une visite du tableau de bord";
 
 async fn demo(from: PathBuf, table: String) -> Result<()> {
     use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord};
-    use tdb_domain::ports::{AccountStore, EmailAddress};
+    use tdb_domain::email::EmailAddress;
+    use tdb_domain::ports::AccountStore;
     use tdb_domain::rights::{Profile, Role};
     use tdb_domain::{Finess, RespondentKind};
 
@@ -315,8 +316,12 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
         tdb_aws::accounts::AccountsTable::new(aws_sdk_dynamodb::Client::new(&config), table);
     let structures = StructureRecord::from_referential(&referential);
     let finess: Vec<Finess> = structures.iter().map(|s| s.finess).collect();
-    let existing: std::collections::HashSet<Finess> =
-        store.structures(&finess).await?.into_iter().map(|s| s.finess).collect();
+    let existing: std::collections::HashSet<Finess> = store
+        .structures(&finess)
+        .await?
+        .into_iter()
+        .map(|s| s.finess)
+        .collect();
     let new: Vec<StructureRecord> = structures
         .iter()
         .filter(|s| !existing.contains(&s.finess))
@@ -350,8 +355,18 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
         ("national", Role::NationalAdmin),
         ("ars", Role::RegionalAdmin { region }),
         ("cd", Role::DepartementalAdmin { departement }),
-        ("ape-og", Role::Ape { structure: og.finess }),
-        ("ape-esms", Role::Ape { structure: esms.finess }),
+        (
+            "ape-og",
+            Role::Ape {
+                structure: og.finess,
+            },
+        ),
+        (
+            "ape-esms",
+            Role::Ape {
+                structure: esms.finess,
+            },
+        ),
         (
             "gestionnaire",
             Role::Member {

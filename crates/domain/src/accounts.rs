@@ -4,9 +4,9 @@
 //! randomness happen in the functions, which pass their results in.
 
 use crate::category::RespondentKind;
+use crate::email::EmailAddress;
 use crate::finess::Finess;
 use crate::geo::Departement;
-use crate::ports::EmailAddress;
 use crate::rights::{Role, StructureKind, StructureTarget};
 use serde::{Deserialize, Serialize};
 use std::fmt;

@@ -194,6 +194,19 @@ pub enum QuestionnaireStatus {
     Closed,
 }
 
+impl QuestionnaireStatus {
+    /// The status's name as stored, sorted and indexed.
+    pub fn key(self) -> &'static str {
+        match self {
+            QuestionnaireStatus::NotStarted => "not_started",
+            QuestionnaireStatus::InProgress => "in_progress",
+            QuestionnaireStatus::Validated => "validated",
+            QuestionnaireStatus::Reopened => "reopened",
+            QuestionnaireStatus::Closed => "closed",
+        }
+    }
+}
+
 /// A change asked of a questionnaire's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,6 +8,9 @@
 pub mod accounts;
 pub mod campaign;
 pub mod category;
+pub mod email;
+#[cfg(feature = "fakes")]
+pub mod fakes;
 pub mod finess;
 pub mod generator;
 pub mod geo;

@@ -145,7 +145,11 @@ pub fn cors(template: &str, origins: &[String]) -> Result<CorsLayer, TemplateErr
     let list = |key: &str| -> Vec<String> {
         config[key]
             .as_sequence()
-            .map(|s| s.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|s| {
+                s.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     };
     let methods: Vec<Method> = list("AllowMethods")
@@ -242,10 +246,7 @@ mod tests {
     #[test]
     fn template_routes_are_read_with_their_function_and_authorizer() {
         let routes = api_routes(tdb_aws::provision::TEMPLATE).unwrap();
-        let login = routes
-            .iter()
-            .find(|r| r.path == "/auth/{proxy+}")
-            .unwrap();
+        let login = routes.iter().find(|r| r.path == "/auth/{proxy+}").unwrap();
         assert_eq!(login.function, "accounts");
         assert_eq!(login.method, Some(Method::POST));
         assert!(!login.authorized);

@@ -8,7 +8,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "tdb-gateway", about = "Every TDB-ESMS function on one local address")]
+#[command(
+    name = "tdb-gateway",
+    about = "Every TDB-ESMS function on one local address"
+)]
 struct Args {
     #[arg(long, env = "GATEWAY_ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
@@ -21,7 +24,12 @@ struct Args {
     #[arg(long)]
     signing_key: PathBuf,
     /// Browser origins allowed by CORS (the template's `WebOrigins`), comma-separated.
-    #[arg(long, env = "WEB_ORIGINS", value_delimiter = ',', default_value = "http://localhost:8080")]
+    #[arg(
+        long,
+        env = "WEB_ORIGINS",
+        value_delimiter = ',',
+        default_value = "http://localhost:8080"
+    )]
     web_origins: Vec<String>,
 }
 
@@ -38,10 +46,9 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let base = format!("http://{}", args.addr);
     let aws = tdb_aws::load_config().await;
-    let provisioned =
-        tdb_aws::provision::provision_stack(&aws, &args.stack_name, &args.sender)
-            .await
-            .context("creating the stack's resources on the local AWS stack: is it started?")?;
+    let provisioned = tdb_aws::provision::provision_stack(&aws, &args.stack_name, &args.sender)
+        .await
+        .context("creating the stack's resources on the local AWS stack: is it started?")?;
     let signing_key = std::fs::read_to_string(&args.signing_key)
         .with_context(|| format!("reading {}", args.signing_key.display()))?;
     // Locally the gateway is the API's public address: the tokens' issuer (so discovery
@@ -64,11 +71,8 @@ async fn main() -> anyhow::Result<()> {
         "accounts".to_string(),
         accounts::Config::from_lookup(lookup)?.router(&aws)?,
     );
-    let (router, missing) = tdb_gateway::gateway(
-        tdb_aws::provision::TEMPLATE,
-        &functions,
-        &args.web_origins,
-    )?;
+    let (router, missing) =
+        tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;
     for route in missing {
         tracing::warn!(
             "{} {} ({}): function not built yet, answers 404",

@@ -16,7 +16,7 @@ use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::ses::SesMailer;
 use tdb_domain::accounts::Person;
-use tdb_domain::ports::EmailAddress;
+use tdb_domain::email::EmailAddress;
 use tdb_domain::rights::Role;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -84,7 +84,8 @@ impl Served {
     async fn administrator(&self, email: &str) {
         let c = &self.config;
         let signer = TokenSigner::from_pem(&c.signing_key, &c.issuer, &c.audience).unwrap();
-        let verifier = TokenVerifier::from_jwks(&signer.jwks_json(), &c.issuer, &c.audience).unwrap();
+        let verifier =
+            TokenVerifier::from_jwks(&signer.jwks_json(), &c.issuer, &c.audience).unwrap();
         let app = App::new(
             AccountsTable::new(aws_sdk_dynamodb::Client::new(&self.aws), &c.accounts_table),
             SesMailer::new(aws_sdk_ses::Client::new(&self.aws), SENDER),
@@ -98,9 +99,13 @@ impl Served {
             first_name: "Claire".into(),
             phone: None,
         };
-        app.add_administrator(&EmailAddress::parse(email).unwrap(), person, Role::NationalAdmin)
-            .await
-            .unwrap();
+        app.add_administrator(
+            &EmailAddress::parse(email).unwrap(),
+            person,
+            Role::NationalAdmin,
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -170,7 +175,10 @@ impl Browser {
         let (found, address) = std::sync::mpsc::channel();
         let stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if let Some(ws) = line.strip_prefix("DevTools listening on ") {
                     let _ = found.send(ws.trim().to_string());
                 }
@@ -270,7 +278,8 @@ impl Browser {
         self.type_into("confirmation", password).await;
         self.eval("document.getElementById('resultat').dataset.etat = ''")
             .await;
-        self.eval("document.getElementById('valider').click()").await;
+        self.eval("document.getElementById('valider').click()")
+            .await;
         let state = self
             .wait_for(
                 "['succes', 'erreur'].includes(document.getElementById('resultat').dataset.etat) \
@@ -345,7 +354,9 @@ async fn a_person_sets_a_password_from_the_emailed_link_in_a_browser_then_logs_i
         .json()
         .await
         .unwrap();
-    let token = login["access_token"].as_str().expect("a login with the new password");
+    let token = login["access_token"]
+        .as_str()
+        .expect("a login with the new password");
     let me = client
         .get(format!("{}/accounts/me", served.base))
         .bearer_auth(token)
@@ -373,10 +384,7 @@ async fn the_gateway_applies_the_templates_cors_rules_and_discovery_names_its_ad
             .send()
     };
     let allowed = preflight(WEB_ORIGIN).await.unwrap();
-    assert_eq!(
-        allowed.headers()["access-control-allow-origin"],
-        WEB_ORIGIN
-    );
+    assert_eq!(allowed.headers()["access-control-allow-origin"], WEB_ORIGIN);
     assert!(
         allowed.headers()["access-control-allow-headers"]
             .to_str()

@@ -6,13 +6,14 @@ use crate::{App, store_error};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tdb_api::{ApiError, Caller, FinessSchema, RoleSchema, json, no_content};
-use utoipa::{IntoParams, ToSchema};
 use tdb_domain::accounts::{
     Account, AccountId, AccountRecord, Person, StructureRecord, TokenPurpose, role_structure,
 };
-use tdb_domain::ports::{AccountStore, EmailAddress, Mailer};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::{AccountStore, Mailer};
 use tdb_domain::rights::{Action, Profile, Role, Target};
 use tdb_domain::{Departement, Finess, Region, RespondentKind};
+use utoipa::{IntoParams, ToSchema};
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -162,7 +163,14 @@ impl StructureView {
             legal_entity: s.legal_entity,
             og: s.og,
             principal: s.principal,
-            ape: ape.map(|a| UserView::of(a, &Role::Ape { structure: s.finess })),
+            ape: ape.map(|a| {
+                UserView::of(
+                    a,
+                    &Role::Ape {
+                        structure: s.finess,
+                    },
+                )
+            }),
         }
     }
 }
@@ -552,11 +560,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         Ok(no_content())
     }
 
-    pub(crate) async fn users(
-        &self,
-        caller: &Caller,
-        finess: &str,
-    ) -> Result<Response, ApiError> {
+    pub(crate) async fn users(&self, caller: &Caller, finess: &str) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
         let members = self
@@ -577,11 +581,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
         let email = parse_email("email", &body.email)?;
-        let person = person_of(
-            &body.last_name,
-            &body.first_name,
-            body.phone.as_deref(),
-        )?;
+        let person = person_of(&body.last_name, &body.first_name, body.phone.as_deref())?;
         let profile = profile(&body.profile)?;
         let existing = self
             .store

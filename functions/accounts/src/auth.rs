@@ -3,19 +3,20 @@
 
 use crate::secrets::{hash_password, new_token, token_hash, verify_password};
 use crate::{App, mail, store_error};
-use axum::response::Response;
-use serde::{Deserialize, Serialize};
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
 use tdb_api::{ApiError, Caller, FinessSchema, PUBLIC_DOCUMENT, RoleSchema, json, no_content};
-use utoipa::ToSchema;
 use tdb_domain::Finess;
 use tdb_domain::accounts::{
     Account, AccountRecord, PasswordError, StructureRecord, TokenPurpose, TokenRecord,
     role_structure,
 };
-use tdb_domain::ports::{AccountStore, EmailAddress, Mailer, StoreError};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::{AccountStore, Mailer, StoreError};
 use tdb_domain::rights::Role;
+use utoipa::ToSchema;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -304,10 +305,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         Ok(no_content())
     }
 
-    pub(crate) async fn set_password(
-        &self,
-        body: PasswordBody,
-    ) -> Result<Response, ApiError> {
+    pub(crate) async fn set_password(&self, body: PasswordBody) -> Result<Response, ApiError> {
         let token = self
             .store
             .take_token(&token_hash(&body.token))
@@ -412,7 +410,10 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     pub(crate) fn jwks(&self) -> Response {
         (
             [
-                (header::CONTENT_TYPE, "application/json".parse().expect("a header value")),
+                (
+                    header::CONTENT_TYPE,
+                    "application/json".parse().expect("a header value"),
+                ),
                 (header::CACHE_CONTROL, PUBLIC_DOCUMENT),
             ],
             self.signer.jwks_json(),

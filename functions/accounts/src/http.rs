@@ -2,24 +2,23 @@
 //! Each handler's `#[utoipa::path]` attribute is both its route and its documentation, so
 //! [`openapi`] cannot drift from [`router`].
 
+use crate::App;
 use crate::admin::{
     ApeSet, NewUserBody, PersonBody, StructurePage, StructureQuery, StructureView, UserAdded,
     UserChangeBody, UserList, UserView,
 };
 use crate::auth::{
-    Discovery, LoginBody, LogoutBody, MeView, Message, PasswordBody, RefreshBody, ResetBody,
-    Tokens,
+    Discovery, LoginBody, LogoutBody, MeView, Message, PasswordBody, RefreshBody, ResetBody, Tokens,
 };
 use crate::import::Summary;
-use crate::App;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
 use tdb_api::{
-    ApiError, Caller, ErrorBody, FileBody, JsonBody, MAX_FILE_BODY, PathParams, QueryParams,
-    edge, operation,
+    ApiError, Caller, ErrorBody, FileBody, JsonBody, MAX_FILE_BODY, PathParams, QueryParams, edge,
+    operation,
 };
 use tdb_domain::ports::{AccountStore, Mailer};
 use utoipa::openapi::OpenApi;
@@ -98,19 +97,31 @@ where
         .routes(operation::<__path_login, _, _, _>(login::<S, M>))
         .routes(operation::<__path_refresh, _, _, _>(refresh::<S, M>))
         .routes(operation::<__path_logout, _, _, _>(logout::<S, M>))
-        .routes(operation::<__path_set_password, _, _, _>(set_password::<S, M>))
-        .routes(operation::<__path_request_reset, _, _, _>(request_reset::<S, M>))
+        .routes(operation::<__path_set_password, _, _, _>(
+            set_password::<S, M>,
+        ))
+        .routes(operation::<__path_request_reset, _, _, _>(
+            request_reset::<S, M>,
+        ))
         .routes(operation::<__path_jwks, _, _, _>(jwks::<S, M>))
         .routes(operation::<__path_discovery, _, _, _>(discovery::<S, M>))
         .routes(operation::<__path_me, _, _, _>(me::<S, M>))
-        .routes(operation::<__path_list_structures, _, _, _>(list_structures::<S, M>))
+        .routes(operation::<__path_list_structures, _, _, _>(
+            list_structures::<S, M>,
+        ))
         .routes(operation::<__path_structure, _, _, _>(structure::<S, M>))
         .routes(operation::<__path_put_ape, _, _, _>(put_ape::<S, M>))
         .routes(operation::<__path_delete_ape, _, _, _>(delete_ape::<S, M>))
         .routes(operation::<__path_users, _, _, _>(users::<S, M>))
-        .routes(operation::<__path_create_user, _, _, _>(create_user::<S, M>))
-        .routes(operation::<__path_update_user, _, _, _>(update_user::<S, M>))
-        .routes(operation::<__path_delete_user, _, _, _>(delete_user::<S, M>))
+        .routes(operation::<__path_create_user, _, _, _>(
+            create_user::<S, M>,
+        ))
+        .routes(operation::<__path_update_user, _, _, _>(
+            update_user::<S, M>,
+        ))
+        .routes(operation::<__path_delete_user, _, _, _>(
+            delete_user::<S, M>,
+        ))
         .routes(with_limit(
             operation::<__path_import_referential, _, _, _>(import_referential::<S, M>),
             files(),
@@ -361,7 +372,8 @@ async fn import_referential<S: AccountStore, M: Mailer>(
     QueryParams(query): QueryParams<ImportQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    app.import_referential(&caller, &file, query.dry_run()?).await
+    app.import_referential(&caller, &file, query.dry_run()?)
+        .await
 }
 
 /// Imports principal/secondary links: `finess_secondaire;finess_principal` (national
@@ -375,7 +387,8 @@ async fn import_secondaries<S: AccountStore, M: Mailer>(
     QueryParams(query): QueryParams<ImportQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    app.import_secondaries(&caller, &file, query.dry_run()?).await
+    app.import_secondaries(&caller, &file, query.dry_run()?)
+        .await
 }
 
 /// Imports APE contacts: `finess;nom;prenom;telephone;email` (national, ARS or CD for their
@@ -389,5 +402,6 @@ async fn import_ape_contacts<S: AccountStore, M: Mailer>(
     QueryParams(query): QueryParams<ImportQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    app.import_ape_contacts(&caller, &file, query.dry_run()?).await
+    app.import_ape_contacts(&caller, &file, query.dry_run()?)
+        .await
 }

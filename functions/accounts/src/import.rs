@@ -13,7 +13,8 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use tdb_api::{ApiError, Caller, json};
 use tdb_domain::accounts::{Person, StructureRecord};
-use tdb_domain::ports::{AccountStore, EmailAddress, Mailer};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::{AccountStore, Mailer};
 use tdb_domain::rights::{Action, Target};
 use tdb_domain::{Category, Finess, RespondentKind};
 

@@ -2,7 +2,8 @@
 //! a password.
 
 use tdb_domain::accounts::{Person, StructureRecord};
-use tdb_domain::ports::{Email, EmailAddress};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::Email;
 
 fn hours(seconds: i64) -> i64 {
     seconds / 3600

@@ -10,7 +10,6 @@ use accounts::{App, Settings, TokenSigner, generate_signing_key};
 use axum::Router;
 use axum::body::Body;
 use axum::http::{self, Method};
-use tower::ServiceExt;
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -18,9 +17,11 @@ use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::ses::SesMailer;
 use tdb_domain::accounts::{Account, AccountId, Person};
-use tdb_domain::ports::{AccountStore, EmailAddress};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::AccountStore;
 use tdb_domain::rights::Role;
 use tdb_domain::{Departement, Finess, Region};
+use tower::ServiceExt;
 
 const SENDER: &str = "plage@tdb-esms.test";
 const ISSUER: &str = "https://comptes.tdb-esms.test";
@@ -190,7 +191,8 @@ impl World {
     }
 
     async fn get(&self, path: &str, token: &str) -> (u16, Value) {
-        self.call(Method::GET, path, Some(token), Body::empty()).await
+        self.call(Method::GET, path, Some(token), Body::empty())
+            .await
     }
 
     async fn send(
@@ -242,10 +244,7 @@ impl World {
             created_at: 0,
             version: 1,
         };
-        self.store
-            .create_account(&account, &role)
-            .await
-            .unwrap();
+        self.store.create_account(&account, &role).await.unwrap();
         self.token_of(&email).await
     }
 
@@ -911,7 +910,9 @@ async fn refresh_tokens_rotate_and_expired_revoked_or_forged_tokens_are_refused(
     parts[1] = &evil_claims;
     let (status, _) = w.get("/accounts/me", &parts.join(".")).await;
     assert_eq!(status, 401);
-    let (status, e) = w.call(Method::GET, "/accounts/me", None, Body::empty()).await;
+    let (status, e) = w
+        .call(Method::GET, "/accounts/me", None, Body::empty())
+        .await;
     assert_eq!(
         (status, e["error"]["code"].as_str()),
         (401, Some("missing_token"))
@@ -1090,13 +1091,18 @@ async fn the_openapi_description_is_served_and_no_protected_route_answers_withou
         .call(Method::GET, accounts::OPENAPI_PATH, None, Body::empty())
         .await;
     assert_eq!(status, 200);
-    assert!(spec["openapi"].as_str().unwrap().starts_with("3.1"), "{}", spec["openapi"]);
+    assert!(
+        spec["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        spec["openapi"]
+    );
     let mut documented = Vec::new();
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
-            let public = op["security"]
-                .as_array()
-                .is_some_and(|s| s.iter().all(|r| r.as_object().is_some_and(|o| o.is_empty())));
+            let public = op["security"].as_array().is_some_and(|s| {
+                s.iter()
+                    .all(|r| r.as_object().is_some_and(|o| o.is_empty()))
+            });
             documented.push((method.to_uppercase(), path.clone(), public));
         }
     }
@@ -1137,10 +1143,20 @@ async fn the_openapi_description_is_served_and_no_protected_route_answers_withou
         assert_eq!(response.headers()["cache-control"], "no-store");
     }
     // Unknown paths and methods get the JSON error body too.
-    let (status, e) = w.call(Method::GET, "/accounts/nothing", None, Body::empty()).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (404, Some("not_found")));
-    let (status, e) = w.call(Method::DELETE, "/auth/login", None, Body::empty()).await;
-    assert_eq!((status, e["error"]["code"].as_str()), (405, Some("method_not_allowed")));
+    let (status, e) = w
+        .call(Method::GET, "/accounts/nothing", None, Body::empty())
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (status, e) = w
+        .call(Method::DELETE, "/auth/login", None, Body::empty())
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (405, Some("method_not_allowed"))
+    );
 }
 
 /// API Gateway's JWT authorizer finds the keys through the discovery document: its
@@ -1150,12 +1166,24 @@ async fn the_openapi_description_is_served_and_no_protected_route_answers_withou
 async fn the_discovery_document_leads_to_the_keys_that_verify_access_tokens() {
     let w = world().await;
     let (status, discovery) = w
-        .call(Method::GET, "/.well-known/openid-configuration", None, Body::empty())
+        .call(
+            Method::GET,
+            "/.well-known/openid-configuration",
+            None,
+            Body::empty(),
+        )
         .await;
     assert_eq!(status, 200);
     assert_eq!(discovery["issuer"], ISSUER);
-    assert_eq!(discovery["jwks_uri"], format!("{ISSUER}/.well-known/jwks.json"));
-    let jwks_path = discovery["jwks_uri"].as_str().unwrap().strip_prefix(ISSUER).unwrap();
+    assert_eq!(
+        discovery["jwks_uri"],
+        format!("{ISSUER}/.well-known/jwks.json")
+    );
+    let jwks_path = discovery["jwks_uri"]
+        .as_str()
+        .unwrap()
+        .strip_prefix(ISSUER)
+        .unwrap();
     let (status, jwks) = w.call(Method::GET, jwks_path, None, Body::empty()).await;
     assert_eq!(status, 200);
     let national = w.admin("national", Role::NationalAdmin).await;
