@@ -407,7 +407,8 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         Ok(())
     }
 
-    pub(crate) fn jwks(&self) -> Response {
+    /// The public keys, as a JWKS document.
+    pub fn jwks(&self) -> Response {
         (
             [
                 (
@@ -423,7 +424,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
 
     /// The OpenID Connect discovery document. The issuer is the address this API is served
     /// at, so `<issuer>/.well-known/jwks.json` is the key set above.
-    pub(crate) fn discovery(&self) -> Response {
+    pub fn discovery(&self) -> Response {
         let issuer = self.signer.issuer().trim_end_matches('/').to_string();
         let document = Discovery {
             jwks_uri: format!("{issuer}/.well-known/jwks.json"),
@@ -439,7 +440,8 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         response
     }
 
-    pub(crate) async fn me(&self, caller: &Caller) -> Result<Response, ApiError> {
+    /// The caller's account and profiles.
+    pub async fn me(&self, caller: &Caller) -> Result<Response, ApiError> {
         let record = self
             .store
             .account(&caller.account)
