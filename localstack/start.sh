@@ -4,12 +4,12 @@
 #   - Amazon's DynamoDB Local (from the amplify-dynamodb-simulator npm package, on Java 17).
 # Waits until both answer, then writes the environment to use into localstack/.run/env.
 # Running it twice is harmless: what already runs and answers is left alone.
-# Environment: TDB_STACK_CACHE (install cache, default localstack/.cache),
+# Environment: TDB_STACK_CACHE (install cache, shared by every clone, default ~/.cache/tdb-esms/stack),
 #              LOCALSTACK_PORT (4566), DYNAMODB_PORT (8000).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-cache=${TDB_STACK_CACHE:-$here/.cache}
+cache=${TDB_STACK_CACHE:-$HOME/.cache/tdb-esms/stack}
 run=$here/.run
 ls_port=${LOCALSTACK_PORT:-4566}
 ddb_port=${DYNAMODB_PORT:-8000}
