@@ -30,9 +30,25 @@ source $run/fuzz.env
 key=$run/fuzz-signing-key.pem
 [ -s "$key" ] || "$tdb" keygen > "$key"
 
+# Real FINESS numbers and territory codes, so that part of the generated requests reach the
+# handlers' logic instead of stopping at a wrong Luhn key.
+python3 - "$run/fuzz-campaign/referential.json" > $run/fuzz-schemathesis.toml <<'PY'
+import json, sys
+referential = json.load(open(sys.argv[1]))
+finess = sorted(referential["entities"])[:10] + sorted(referential["establishments"])[:30]
+departements = sorted({f[:2] for f in finess if not f.startswith("9")})
+values = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"
+print(f"[dictionaries.finess]\nvalues = {values(finess)}")
+print(f"[dictionaries.departement]\nvalues = {values(departements)}")
+print("[parameters]")
+for key, dictionary in [("path.finess", "finess"), ("query.og", "finess"),
+                        ("query.departement", "departement")]:
+    print(f'"{key}" = {{ dictionary = "{dictionary}", probability = 0.7 }}')
+PY
+
 addr=127.0.0.1:${FUZZ_PORT:-3100}
 base=http://$addr
-RUST_LOG=warn "$CARGO_TARGET_DIR/debug/tdb-gateway" --addr "$addr" --stack-name "$stack" --signing-key "$key" &
+RUST_LOG=${FUZZ_LOG:-warn} "$CARGO_TARGET_DIR/debug/tdb-gateway" --addr "$addr" --stack-name "$stack" --signing-key "$key" &
 gateway=$!
 trap 'kill $gateway 2>/dev/null; wait $gateway 2>/dev/null' EXIT
 for _ in $(seq 1 50); do curl -fs -o /dev/null "$base/.well-known/jwks.json" && break; sleep 0.2; done
@@ -44,7 +60,8 @@ token=$(curl -fsS "$base/auth/login" -H 'content-type: application/json' \
 status=0
 for description in /accounts/openapi.json; do
   echo "fuzz: $base$description" >&2
-  timeout 900 "$venv/bin/schemathesis" run "$base$description" --url "$base" \
+  timeout 900 "$venv/bin/schemathesis" --config-file $run/fuzz-schemathesis.toml \
+    run "$base$description" --url "$base" \
     --header "Authorization: Bearer $token" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --max-examples "${FUZZ_EXAMPLES:-25}" --workers 1 --seed 2025 --no-color || status=$?
