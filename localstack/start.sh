@@ -18,7 +18,8 @@ mkdir -p "$cache" "$run"
 
 say() { printf 'localstack: %s\n' "$*" >&2; }
 
-fingerprint() { sha256sum "$@" | sha256sum | cut -c1-16; }
+# Of the files' contents only: every clone, wherever it lives, shares one install.
+fingerprint() { cat "$@" | sha256sum | cut -c1-16; }
 
 install_localstack() {
   local stamp="$cache/venv/.installed-$(fingerprint "$here/requirements.lock")"

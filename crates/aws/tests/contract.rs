@@ -467,6 +467,7 @@ fn account(byte: u8, email: &str) -> Account {
         locked_until: None,
         created_at: 1_750_000_000,
         version: 1,
+        sessions_epoch: 0,
     }
 }
 
@@ -652,6 +653,8 @@ async fn account_store_contract(store: impl AccountStore) {
         account: bob.id.clone(),
         expires_at: 1_750_000_000,
         acting_for: Some(e1.finess),
+        epoch: 2,
+        session_started: 1_749_000_000,
     };
     store.put_token(&token("aa")).await.unwrap();
     store.put_token(&token("bb")).await.unwrap();

@@ -399,6 +399,7 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
                 locked_until: None,
                 created_at: 0,
                 version: 1,
+                sessions_epoch: 0,
             };
             store.create_account(&account, &role).await?;
         }

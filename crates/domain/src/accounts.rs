@@ -90,6 +90,10 @@ pub struct Account {
     pub created_at: i64,
     /// Incremented by each save: two concurrent logins cannot lose a failure count.
     pub version: u64,
+    /// Raised when every session must end (a new password): a refresh token started under
+    /// an older epoch is refused, including one written while the password was changing.
+    #[serde(default)]
+    pub sessions_epoch: u64,
 }
 
 impl Account {
@@ -208,6 +212,13 @@ pub struct TokenRecord {
     pub expires_at: i64,
     /// For refresh tokens: the structure the user chose to act for, if any.
     pub acting_for: Option<Finess>,
+    /// For refresh tokens: the account's sessions epoch when the session began.
+    #[serde(default)]
+    pub epoch: u64,
+    /// For refresh tokens: when the session began (the login), in Unix seconds, kept
+    /// through every rotation so that a session has an absolute maximum age.
+    #[serde(default)]
+    pub session_started: i64,
 }
 
 /// Password rules. Current guidance (ANSSI, NIST SP 800-63B) favours length over

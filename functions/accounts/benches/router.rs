@@ -75,6 +75,7 @@ fn main() {
             locked_until: None,
             created_at: 0,
             version: 1,
+            sessions_epoch: 0,
         };
         for app in [&direct_app, &routed_app] {
             app.store()

@@ -347,6 +347,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             locked_until: None,
             created_at: self.now(),
             version: 1,
+            sessions_epoch: 0,
         }
     }
 

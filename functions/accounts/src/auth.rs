@@ -170,22 +170,29 @@ fn roles_for(roles: &[Role], structure: Option<Finess>) -> Result<Vec<Role>, Api
 }
 
 impl<S: AccountStore, M: Mailer> App<S, M> {
-    /// Issues an access token and a new refresh token.
+    /// Issues an access token and a new refresh token. `continuing` is the refresh token
+    /// being rotated: the new one keeps its session's start, so a session cannot outlive
+    /// `session_max_age` however often it is refreshed.
     async fn issue(
         &self,
         record: &AccountRecord,
+        roles: Vec<Role>,
         acting_for: Option<Finess>,
+        continuing: Option<&TokenRecord>,
     ) -> Result<Response, ApiError> {
         let now = self.now();
-        let roles = roles_for(&record.roles, acting_for)?;
+        let session_started = continuing.map_or(now, |t| t.session_started);
         let refresh_token = new_token();
         self.store
             .put_token(&TokenRecord {
                 hash: token_hash(&refresh_token),
                 purpose: TokenPurpose::Refresh,
                 account: record.account.id.clone(),
-                expires_at: now + self.settings.refresh_ttl,
+                expires_at: (now + self.settings.refresh_ttl)
+                    .min(session_started + self.settings.session_max_age),
                 acting_for,
+                epoch: record.account.sessions_epoch,
+                session_started,
             })
             .await
             .map_err(store_error)?;
@@ -205,26 +212,62 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         ))
     }
 
-    /// Saves the login counters, rereading once if a concurrent login changed the account.
-    async fn record_attempt(&self, account: &Account, success: bool) -> Result<(), ApiError> {
-        let mut current = account.clone();
-        for _ in 0..3 {
+    /// Counts a login attempt as a failure before the password is verified, with a write
+    /// conditioned on the account's version: parallel attempts each need a reservation of
+    /// their own, so no more passwords are verified than the throttle allows, and none is
+    /// verified while the account is paused or locked. `None` when no attempt may be made
+    /// (locked, no password yet, or too much contention: the caller answers as for a wrong
+    /// password). Returns the account as reserved.
+    async fn reserve_attempt(
+        &self,
+        mut record: AccountRecord,
+    ) -> Result<Option<AccountRecord>, ApiError> {
+        for _ in 0..8 {
             let now = self.now();
-            let failures = if success {
-                0
-            } else {
-                current.failed_logins + 1
-            };
-            let next = Account {
+            let account = &record.account;
+            if account.password_hash.is_none() || account.locked_until.is_some_and(|t| t > now) {
+                return Ok(None);
+            }
+            let failures = account.failed_logins + 1;
+            let reserved = Account {
                 failed_logins: failures,
                 locked_until: self.settings.login_throttle.locked_until(failures, now),
+                version: account.version + 1,
+                ..account.clone()
+            };
+            match self.store.save_account(&reserved).await {
+                Ok(()) => {
+                    record.account = reserved;
+                    return Ok(Some(record));
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    match self.store.account(&account.id).await.map_err(store_error)? {
+                        Some(current) => record = current,
+                        None => return Ok(None),
+                    }
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// After a right password: the reserved failure and any pause are cleared. A concurrent
+    /// change is reread and the clearing retried; failing that, the counter stays as it was
+    /// (the next success clears it), which never blocks this login.
+    async fn clear_attempts(&self, reserved: &Account) -> Result<(), ApiError> {
+        let mut current = reserved.clone();
+        for _ in 0..4 {
+            let cleared = Account {
+                failed_logins: 0,
+                locked_until: None,
                 version: current.version + 1,
                 ..current.clone()
             };
-            match self.store.save_account(&next).await {
+            match self.store.save_account(&cleared).await {
                 Ok(()) => return Ok(()),
                 Err(StoreError::Conflict { .. }) => {
-                    match self.store.account(&account.id).await.map_err(store_error)? {
+                    match self.store.account(&current.id).await.map_err(store_error)? {
                         Some(r) => current = r.account,
                         None => return Ok(()),
                     }
@@ -232,11 +275,13 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 Err(e) => return Err(store_error(e)),
             }
         }
-        Err(store_error(StoreError::Conflict {
-            expected: current.version,
-        }))
+        tracing::warn!(account = %reserved.id, "login counters not cleared: concurrent changes");
+        Ok(())
     }
 
+    /// Answers 200 with tokens, or 400 on a malformed body, 401 for every failure whether or
+    /// not the address exists, 403 for a `structure` the account has no role on, and 503
+    /// when storage is down (for known and unknown addresses alike: both read it).
     pub(crate) async fn login(&self, body: LoginBody) -> Result<Response, ApiError> {
         let email = parse_email("email", &body.email)?;
         let acting_for = body
@@ -249,27 +294,26 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .account_by_email(&email)
             .await
             .map_err(store_error)?;
-        let now = self.now();
-        let Some(record) = record else {
+        let reserved = match record {
+            Some(record) => self.reserve_attempt(record).await?,
+            None => None,
+        };
+        let Some(record) = reserved else {
+            // Unknown, locked or never activated: the same work and answer as a wrong password.
             verify_password(&body.password, self.decoy_hash());
             return Err(bad_credentials());
         };
-        let account = &record.account;
-        let locked = account.locked_until.is_some_and(|t| t > now);
-        let Some(hash) = account.password_hash.as_deref().filter(|_| !locked) else {
-            verify_password(&body.password, self.decoy_hash());
-            return Err(bad_credentials());
-        };
+        let hash = record.account.password_hash.as_deref().unwrap_or_default();
+        self.password_checks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         if !verify_password(&body.password, hash) {
-            self.record_attempt(account, false).await?;
-            tracing::info!(account = %account.id, "login failed");
+            tracing::info!(account = %record.account.id, "login failed");
             return Err(bad_credentials());
         }
-        if account.failed_logins > 0 || account.locked_until.is_some() {
-            self.record_attempt(account, true).await?;
-        }
-        tracing::info!(account = %account.id, "login");
-        self.issue(&record, acting_for).await
+        self.clear_attempts(&record.account).await?;
+        let roles = roles_for(&record.roles, acting_for)?;
+        tracing::info!(account = %record.account.id, "login");
+        self.issue(&record, roles, acting_for, None).await
     }
 
     pub(crate) async fn refresh(&self, body: RefreshBody) -> Result<Response, ApiError> {
@@ -279,21 +323,34 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .as_deref()
             .map(|s| parse_finess("structure", s))
             .transpose()?;
+        let now = self.now();
         // Taking the token consumes it: a refresh token is used once, then replaced.
         let token = self
             .store
             .take_token(&token_hash(&body.refresh_token))
             .await
             .map_err(store_error)?
-            .filter(|t| t.purpose == TokenPurpose::Refresh && t.expires_at > self.now())
+            .filter(|t| t.purpose == TokenPurpose::Refresh && t.expires_at > now)
             .ok_or_else(invalid)?;
         let record = self
             .store
             .account(&token.account)
             .await
             .map_err(store_error)?
+            // A new password raised the epoch: every session begun before it is over.
+            .filter(|r| r.account.sessions_epoch == token.epoch)
+            .filter(|_| now - token.session_started < self.settings.session_max_age)
             .ok_or_else(invalid)?;
-        self.issue(&record, acting_for.or(token.acting_for)).await
+        let acting_for = acting_for.or(token.acting_for);
+        let roles = match roles_for(&record.roles, acting_for) {
+            Ok(roles) => roles,
+            Err(refused) => {
+                // Refused for another reason than the token: it stays usable.
+                self.store.put_token(&token).await.map_err(store_error)?;
+                return Err(refused);
+            }
+        };
+        self.issue(&record, roles, acting_for, Some(&token)).await
     }
 
     pub(crate) async fn logout(&self, body: LogoutBody) -> Result<Response, ApiError> {
@@ -322,32 +379,57 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .await
             .map_err(store_error)?
             .ok_or_else(invalid_link)?;
-        let account = record.account;
         if let Err(e) = self
             .settings
             .password_policy
-            .check(&body.password, &account.email)
+            .check(&body.password, &record.account.email)
         {
             // The link stays usable for a better password.
             self.store.put_token(&token).await.map_err(store_error)?;
             return Err(password_refused(e));
         }
-        let updated = Account {
-            password_hash: Some(hash_password(&body.password)),
-            failed_logins: 0,
-            locked_until: None,
-            version: account.version + 1,
-            ..account
+        let hash = hash_password(&body.password);
+        let mut account = record.account;
+        // A concurrent login attempt may have changed the account: reread and apply again.
+        let mut saved = None;
+        for _ in 0..8 {
+            let updated = Account {
+                password_hash: Some(hash.clone()),
+                failed_logins: 0,
+                locked_until: None,
+                version: account.version + 1,
+                // Every session begun before this password is over.
+                sessions_epoch: account.sessions_epoch + 1,
+                ..account.clone()
+            };
+            match self.store.save_account(&updated).await {
+                Ok(()) => {
+                    saved = Some(updated);
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    match self.store.account(&account.id).await.map_err(store_error)? {
+                        Some(r) => account = r.account,
+                        None => return Err(invalid_link()),
+                    }
+                }
+                Err(e) => {
+                    self.store.put_token(&token).await.map_err(store_error)?;
+                    return Err(store_error(e));
+                }
+            }
+        }
+        let Some(updated) = saved else {
+            // Not consumed: the person may simply try again.
+            self.store.put_token(&token).await.map_err(store_error)?;
+            return Err(store_error(StoreError::Conflict {
+                expected: account.version,
+            }));
         };
-        self.store
-            .save_account(&updated)
-            .await
-            .map_err(store_error)?;
-        // A new password ends every open session.
-        self.store
-            .revoke_tokens(&updated.id)
-            .await
-            .map_err(store_error)?;
+        // The epoch already ends the sessions; deleting their tokens only tidies the table.
+        if let Err(e) = self.store.revoke_tokens(&updated.id).await {
+            tracing::warn!(account = %updated.id, error = ?e, "old refresh tokens not deleted");
+        }
         tracing::info!(account = %updated.id, purpose = ?token.purpose, "password set");
         Ok(no_content())
     }
@@ -388,6 +470,8 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 account: account.id.clone(),
                 expires_at: self.now() + ttl,
                 acting_for: None,
+                epoch: account.sessions_epoch,
+                session_started: self.now(),
             })
             .await
             .map_err(store_error)?;

@@ -45,8 +45,10 @@ pub struct Settings {
     pub public_url: String,
     /// How long an activation or reset link works, in seconds (72 h).
     pub link_ttl: i64,
-    /// How long a refresh token works, in seconds.
+    /// How long a refresh token works unused, in seconds.
     pub refresh_ttl: i64,
+    /// The longest a session lasts from its login, however often it is refreshed.
+    pub session_max_age: i64,
     pub password_policy: PasswordPolicy,
     pub login_throttle: LoginThrottle,
 }
@@ -56,7 +58,8 @@ impl Settings {
         Settings {
             public_url: public_url.into().trim_end_matches('/').to_string(),
             link_ttl: 72 * 3600,
-            refresh_ttl: 30 * 24 * 3600,
+            refresh_ttl: 7 * 24 * 3600,
+            session_max_age: 30 * 24 * 3600,
             password_policy: PasswordPolicy::default(),
             login_throttle: LoginThrottle::default(),
         }
@@ -73,6 +76,9 @@ pub struct App<S, M> {
     /// Verified against when the e-mail is unknown, so that the answer takes as long. Made
     /// on first need, not at cold start: hashing costs tens of milliseconds.
     decoy_hash: std::sync::OnceLock<String>,
+    /// Passwords verified against an account's own hash (decoys not counted): the quantity
+    /// the login throttle bounds, kept as a figure the operators and tests can read.
+    password_checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl<S: AccountStore, M: Mailer> App<S, M> {
@@ -92,7 +98,14 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             clock,
             settings,
             decoy_hash: std::sync::OnceLock::new(),
+            password_checks: Arc::default(),
         }
+    }
+
+    /// The number of passwords verified against an account's hash so far, shared with the
+    /// app (take it before the app moves into its router).
+    pub fn password_checks(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.password_checks.clone()
     }
 
     pub fn store(&self) -> &S {

@@ -36,6 +36,8 @@ fn signing_key() -> &'static str {
 
 struct World {
     router: Router,
+    /// Passwords the function verified against an account's hash.
+    password_checks: Arc<std::sync::atomic::AtomicU64>,
     /// The same table the router's function writes to, for checks the API does not show.
     store: AccountsTable,
     now: Arc<AtomicI64>,
@@ -83,7 +85,9 @@ async fn world() -> World {
         clock,
         Settings::new("https://tdb-esms.test"),
     );
+    let password_checks = app.password_checks();
     World {
+        password_checks,
         router: accounts::router(app),
         store: table(),
         now,
@@ -243,6 +247,7 @@ impl World {
             locked_until: None,
             created_at: 0,
             version: 1,
+            sessions_epoch: 0,
         };
         self.store.create_account(&account, &role).await.unwrap();
         self.token_of(&email).await
@@ -1213,4 +1218,233 @@ async fn an_api_gateway_event_reaches_the_router() {
             .as_str()
             .is_some_and(|k| !k.is_empty())
     );
+}
+
+impl World {
+    /// Sends the same kind of request from `n` spawned tasks at once, through clones of the
+    /// router: real parallelism on the multi-threaded runtime, as Lambda's concurrent
+    /// instances would race on the same items.
+    async fn in_parallel(&self, bodies: Vec<(&'static str, Value)>) -> Vec<(u16, Value)> {
+        let tasks: Vec<_> = bodies
+            .into_iter()
+            .map(|(path, body)| {
+                let router = self.router.clone();
+                tokio::spawn(async move {
+                    let request = http::Request::builder()
+                        .method(Method::POST)
+                        .uri(path)
+                        .header("content-type", "application/json")
+                        .body(Body::from(body.to_string()))
+                        .unwrap();
+                    let response = router.oneshot(request).await.unwrap();
+                    let status = response.status().as_u16();
+                    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                        .await
+                        .unwrap();
+                    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+                    (status, value)
+                })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
+
+    async fn refresh(&self, token: &str) -> (u16, Value) {
+        self.send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": token }),
+        )
+        .await
+    }
+
+    async fn failed_logins(&self, email: &str) -> (u32, Option<i64>) {
+        let account = self
+            .store
+            .account_by_email(&EmailAddress::parse(email).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+            .account;
+        (account.failed_logins, account.locked_until)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_wrong_passwords_get_no_more_verifications_than_the_throttle_allows() {
+    let w = world().await;
+    w.admin("cible", Role::NationalAdmin).await;
+    let email = w.email("cible");
+    let attempts = (0..50)
+        .map(|i| {
+            (
+                "/auth/login",
+                json!({ "email": email, "password": format!("mauvais essai numéro {i}") }),
+            )
+        })
+        .collect();
+    let answers = w.in_parallel(attempts).await;
+    for (status, body) in &answers {
+        assert_eq!(
+            (*status, body["error"]["code"].as_str()),
+            (401, Some("invalid_credentials")),
+            "only 401, never a 409 or a 5xx"
+        );
+    }
+    // Every verification needs its own reservation, counted before the password is looked
+    // at; the clock does not move, so after the 3 free failures the 4th reservation pauses
+    // the account and nothing more is verified.
+    let throttle = tdb_domain::accounts::LoginThrottle::default();
+    let (failures, paused_until) = w.failed_logins(&email).await;
+    assert_eq!(failures, throttle.free_failures + 1, "failures counted");
+    // One check was the administrator's own login when the test set it up.
+    assert_eq!(
+        w.password_checks.load(Ordering::SeqCst),
+        1 + u64::from(throttle.free_failures + 1),
+        "passwords verified"
+    );
+    assert!(paused_until.is_some());
+    let (status, _) = w.login(&email, PASSWORD).await;
+    assert_eq!(status, 401, "paused: even the right password is not tried");
+    w.advance(3);
+    let (status, body) = w.login(&email, PASSWORD).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        w.failed_logins(&email).await,
+        (0, None),
+        "a success clears them"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_password_ends_the_sessions_even_a_refresh_racing_it() {
+    let w = world().await;
+    w.admin("session", Role::NationalAdmin).await;
+    let email = w.email("session");
+    for round in 0..6 {
+        let (_, tokens) = w.login(&email, PASSWORD).await;
+        let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+        let (status, _) = w
+            .send(
+                Method::POST,
+                "/auth/password-reset",
+                None,
+                json!({ "email": email }),
+            )
+            .await;
+        assert_eq!(status, 202);
+        let link = w.last_link_to(&email).await.expect("a reset e-mail");
+        let answers = w
+            .in_parallel(vec![
+                ("/auth/refresh", json!({ "refresh_token": refresh })),
+                (
+                    "/auth/password",
+                    json!({ "token": link, "password": PASSWORD }),
+                ),
+            ])
+            .await;
+        assert_eq!(answers[1].0, 204, "round {round}: {}", answers[1].1);
+        if answers[0].0 == 200 {
+            let rotated = answers[0].1["refresh_token"].as_str().unwrap();
+            assert_eq!(
+                w.refresh(rotated).await.0,
+                401,
+                "round {round}: the session refreshed during the change is over"
+            );
+        }
+        assert_eq!(w.refresh(&refresh).await.0, 401, "round {round}");
+    }
+
+    // The race made certain: a refresh token written after the change, for a session begun
+    // before it (what a refresh reading the account just before the change writes).
+    let (_, tokens) = w.login(&email, PASSWORD).await;
+    let account = w
+        .store
+        .account_by_email(&EmailAddress::parse(&email).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .account;
+    w.send(
+        Method::POST,
+        "/auth/password-reset",
+        None,
+        json!({ "email": email }),
+    )
+    .await;
+    let link = w.last_link_to(&email).await.unwrap();
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": link, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let late = "jeton-ecrit-pendant-le-changement";
+    w.store
+        .put_token(&tdb_domain::accounts::TokenRecord {
+            hash: accounts::secrets::token_hash(late),
+            purpose: tdb_domain::accounts::TokenPurpose::Refresh,
+            account: account.id.clone(),
+            expires_at: w.now.load(Ordering::SeqCst) + 3600,
+            acting_for: None,
+            epoch: account.sessions_epoch,
+            session_started: w.now.load(Ordering::SeqCst),
+        })
+        .await
+        .unwrap();
+    assert_eq!(w.refresh(late).await.0, 401, "an older session's token");
+    assert_eq!(
+        w.refresh(tokens["refresh_token"].as_str().unwrap()).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn sessions_have_an_absolute_age_and_a_refused_refresh_keeps_its_token() {
+    let w = world().await;
+    w.admin("duree", Role::NationalAdmin).await;
+    let email = w.email("duree");
+    let (_, tokens) = w.login(&email, PASSWORD).await;
+    let mut refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    // A structure the account has no role on: 403, and the token is not used up.
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/refresh",
+            None,
+            json!({ "refresh_token": refresh, "structure": esms_a().to_string() }),
+        )
+        .await;
+    assert_eq!(status, 403);
+
+    // Refreshed every 6 days (a refresh token lives 7 unused), the session still ends 30
+    // days after its login.
+    let settings = Settings::new("https://tdb-esms.test");
+    let day = 24 * 3600;
+    let mut age = 0;
+    loop {
+        w.advance(6 * day);
+        age += 6 * day;
+        let (status, body) = w.refresh(&refresh).await;
+        if age >= settings.session_max_age {
+            assert_eq!(
+                status,
+                401,
+                "day {}: past the session's maximum age",
+                age / day
+            );
+            break;
+        }
+        assert_eq!(status, 200, "day {}: {body}", age / day);
+        refresh = body["refresh_token"].as_str().unwrap().to_string();
+    }
 }
