@@ -13,13 +13,14 @@
 
 use crate::backend;
 use crate::item::{
-    Item, batch_write_once, corrupt, get_s, n, opt_s, put_request, query_all, s, write_all,
+    ATTEMPTS, Item, Unprocessed, backoff, batch_write_once, corrupt, get_n, get_s, n, opt_s,
+    put_request, query_all, s, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    ConditionCheck, Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
+    Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use tdb_domain::accounts::{
     Account, AccountId, AccountRecord, StructureRecord, TokenRecord, role_structure,
@@ -119,6 +120,29 @@ fn account_of(item: &Item) -> Result<Account, StoreError> {
     serde_json::from_str(get_s(item, "account")?).map_err(corrupt)
 }
 
+/// The attribute of the account item that counts changes to its set of roles.
+const ROLES_REV: &str = "roles_rev";
+
+/// Raises the account's roles revision if it is still `seen`; fails its condition otherwise
+/// (a concurrent grant or revoke, or a deleted account).
+fn bump_roles_rev(table: &str, id: &AccountId, seen: u64) -> Result<TransactWriteItem, StoreError> {
+    Ok(TransactWriteItem::builder()
+        .update(
+            Update::builder()
+                .table_name(table)
+                .key("pk", s(account_pk(id)))
+                .key("sk", s("ACCOUNT"))
+                .update_expression("SET #rev = :next")
+                .condition_expression("#rev = :seen")
+                .expression_attribute_names("#rev", ROLES_REV)
+                .expression_attribute_values(":seen", n(seen))
+                .expression_attribute_values(":next", n(seen + 1))
+                .build()
+                .map_err(backend)?,
+        )
+        .build())
+}
+
 fn token_of(item: &Item) -> Result<TokenRecord, StoreError> {
     serde_json::from_str(get_s(item, "token")?).map_err(corrupt)
 }
@@ -193,6 +217,28 @@ fn set_ape(
         .build())
 }
 
+/// What a failed transaction means when no caller-specific reading applies: a condition
+/// refused or a concurrent transaction on the same items is a conflict (409, try again),
+/// anything else the backend failing (503).
+fn transaction_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
+    let conflicting = match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                )
+            })
+        }
+        _ => false,
+    };
+    if conflicting {
+        StoreError::Conflict { expected: 0 }
+    } else {
+        backend(e)
+    }
+}
+
 /// Which operations of a cancelled transaction failed their condition.
 fn failed_conditions(e: &SdkError<TransactWriteItemsError>) -> Option<Vec<bool>> {
     match e.as_service_error()? {
@@ -217,6 +263,25 @@ impl AccountsTable {
             .send()
             .await
             .map(|_| ())
+    }
+
+    /// An account with its roles, read consistently in one query, and the revision of its
+    /// set of roles: every grant and revoke is conditioned on the revision it read and raises
+    /// it, so a revoke that deletes a "last" role cannot race a grant of another.
+    async fn account_and_roles_rev(
+        &self,
+        id: &AccountId,
+    ) -> Result<Option<(AccountRecord, u64)>, StoreError> {
+        let items = self.query_all(None, "pk", account_pk(id)).await?;
+        let mut account = None;
+        let mut roles = Vec::new();
+        for item in &items {
+            match get_s(item, "sk")? {
+                "ACCOUNT" => account = Some((account_of(item)?, get_n(item, ROLES_REV)?)),
+                _ => roles.push(serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?),
+            }
+        }
+        Ok(account.map(|(account, rev)| (AccountRecord { account, roles }, rev)))
     }
 
     /// Why an APE link could not be written: the structure is missing or taken.
@@ -267,7 +332,15 @@ impl AccountsTable {
                     .build()
                     .map_err(backend)?,
             );
+            let mut attempt = 0;
             while let Some(request) = pending.take() {
+                if attempt > 0 {
+                    if attempt > ATTEMPTS {
+                        return Err(backend(Unprocessed(request.keys().len())));
+                    }
+                    backoff(attempt).await;
+                }
+                attempt += 1;
                 let out = self
                     .client
                     .batch_get_item()
@@ -377,16 +450,10 @@ impl AccountStore for AccountsTable {
     }
 
     async fn account(&self, id: &AccountId) -> Result<Option<AccountRecord>, StoreError> {
-        let items = self.query_all(None, "pk", account_pk(id)).await?;
-        let mut account = None;
-        let mut roles = Vec::new();
-        for item in &items {
-            match get_s(item, "sk")? {
-                "ACCOUNT" => account = Some(account_of(item)?),
-                _ => roles.push(serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?),
-            }
-        }
-        Ok(account.map(|account| AccountRecord { account, roles }))
+        Ok(self
+            .account_and_roles_rev(id)
+            .await?
+            .map(|(record, _)| record))
     }
 
     async fn account_by_email(
@@ -436,6 +503,7 @@ impl AccountStore for AccountsTable {
                     ("sk".into(), s("ACCOUNT")),
                     ("account".into(), s(json(account)?)),
                     ("version".into(), n(account.version)),
+                    (ROLES_REV.into(), n(0)),
                 ]),
                 Some("attribute_not_exists(pk)"),
             )?,
@@ -451,7 +519,7 @@ impl AccountStore for AccountsTable {
                 Some([_, _, _, true]) => {
                     Err(self.ape_refusal(role_structure(role).expect("ape")).await)
                 }
-                _ => Err(backend(e)),
+                _ => Err(transaction_error(e)),
             },
         }
     }
@@ -495,8 +563,8 @@ impl AccountStore for AccountsTable {
 
     async fn grant(&self, id: &AccountId, role: &Role) -> Result<(), StoreError> {
         let t = &self.table;
-        let current = self
-            .account(id)
+        let (current, rev) = self
+            .account_and_roles_rev(id)
             .await?
             .ok_or(StoreError::NotFound("account"))?;
         if current.roles.contains(role) {
@@ -510,17 +578,7 @@ impl AccountStore for AccountsTable {
             .iter()
             .find(|r| on.is_some() && role_structure(r) == on);
         let mut ops = vec![
-            TransactWriteItem::builder()
-                .condition_check(
-                    ConditionCheck::builder()
-                        .table_name(t)
-                        .key("pk", s(account_pk(id)))
-                        .key("sk", s("ACCOUNT"))
-                        .condition_expression("attribute_exists(pk)")
-                        .build()
-                        .map_err(backend)?,
-                )
-                .build(),
+            bump_roles_rev(t, id, rev)?,
             put(t, role_item(id, role)?, None)?,
         ];
         match (replaced, role) {
@@ -531,20 +589,24 @@ impl AccountStore for AccountsTable {
         match self.transact(ops).await {
             Ok(()) => Ok(()),
             Err(e) => match failed_conditions(&e).as_deref() {
-                Some([true, ..]) => Err(StoreError::NotFound("account")),
+                // The account was deleted, or its roles changed, since it was read.
+                Some([true, ..]) => match self.account(id).await? {
+                    None => Err(StoreError::NotFound("account")),
+                    Some(_) => Err(StoreError::Conflict { expected: rev }),
+                },
                 Some([_, _, true]) => match role {
                     Role::Ape { structure } => Err(self.ape_refusal(*structure).await),
-                    _ => Err(StoreError::Conflict { expected: 0 }),
+                    _ => Err(StoreError::Conflict { expected: rev }),
                 },
-                _ => Err(backend(e)),
+                _ => Err(transaction_error(e)),
             },
         }
     }
 
     async fn revoke(&self, id: &AccountId, role: &Role) -> Result<(), StoreError> {
         let t = &self.table;
-        let current = self
-            .account(id)
+        let (current, rev) = self
+            .account_and_roles_rev(id)
             .await?
             .ok_or(StoreError::NotFound("role"))?;
         if !current.roles.contains(role) {
@@ -556,10 +618,28 @@ impl AccountStore for AccountsTable {
         }
         let last = current.roles.len() == 1;
         if last {
-            ops.push(delete(t, account_pk(id), "ACCOUNT")?);
+            // Deleted only if no role was granted since the read: otherwise the new role and
+            // its structure's APE link would point at a deleted account.
+            ops.push(
+                TransactWriteItem::builder()
+                    .delete(
+                        Delete::builder()
+                            .table_name(t)
+                            .key("pk", s(account_pk(id)))
+                            .key("sk", s("ACCOUNT"))
+                            .condition_expression("#rev = :seen")
+                            .expression_attribute_names("#rev", ROLES_REV)
+                            .expression_attribute_values(":seen", n(rev))
+                            .build()
+                            .map_err(backend)?,
+                    )
+                    .build(),
+            );
             ops.push(delete(t, email_pk(&current.account.email), "EMAIL")?);
+        } else {
+            ops.push(bump_roles_rev(t, id, rev)?);
         }
-        self.transact(ops).await.map_err(backend)?;
+        self.transact(ops).await.map_err(transaction_error)?;
         if last {
             self.revoke_tokens(id).await?;
         }

@@ -64,7 +64,7 @@ pub(crate) fn decode_token(token: Option<String>) -> Result<Option<Item>, StoreE
 pub const BATCH: usize = 25;
 
 /// How many times a batch's unprocessed rest is sent again before giving up.
-const ATTEMPTS: u32 = 8;
+pub(crate) const ATTEMPTS: u32 = 8;
 
 /// Writes every request in batches of 25 through `send`, which performs one BatchWriteItem
 /// call and returns the requests DynamoDB left unprocessed. BatchWriteItem is not atomic:
@@ -87,16 +87,25 @@ where
             if !pending.is_empty() {
                 attempt += 1;
                 if attempt > ATTEMPTS {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} items still unprocessed after {attempt} attempts",
-                        pending.len()
-                    )));
+                    // Throttling that outlasts the retries: the service is unavailable, the
+                    // data are fine.
+                    return Err(backend(Unprocessed(pending.len())));
                 }
-                tokio::time::sleep(std::time::Duration::from_millis(25 << attempt)).await;
+                backoff(attempt).await;
             }
         }
     }
     Ok(())
+}
+
+/// What a batch call still had unprocessed after every retry.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} items still unprocessed after {ATTEMPTS} retries")]
+pub struct Unprocessed(pub usize);
+
+/// The pause before retry `attempt` (1-based) of a batch's unprocessed rest: 50 ms, doubling.
+pub(crate) async fn backoff(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(25 << attempt.min(10))).await;
 }
 
 /// One real BatchWriteItem call on `table`, returning what was left unprocessed.

@@ -762,3 +762,86 @@ async fn batch_writes_resend_what_dynamodb_left_unprocessed() {
         assert!(out.item().is_some(), "item {i} was written");
     }
 }
+
+/// A revoke of someone's last role racing a grant of another role to them: whichever wins,
+/// the structure's APE link and the accounts agree. Without the roles revision, the revoke
+/// (which read one role) deletes the account just after the grant wrote an APE role and
+/// link, leaving the structure pointing at an account that no longer exists.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_revoke_racing_a_grant_leaves_accounts_and_ape_links_consistent() {
+    let stack = local_stack().await;
+    let store = std::sync::Arc::new(stack.accounts_table());
+    let rounds = 12u8;
+    let structures: Vec<StructureRecord> = (0..rounds)
+        .map(|i| structure(100 + u32::from(i), "69", None))
+        .collect();
+    store.create_structures(&structures).await.unwrap();
+    let esms = structure(1, "69", None);
+    store
+        .create_structures(std::slice::from_ref(&esms))
+        .await
+        .unwrap();
+    let member = Role::Member {
+        structure: esms.finess,
+        profile: Profile::Gestionnaire,
+    };
+    let mut outcomes = std::collections::BTreeMap::new();
+    for (i, target) in structures.iter().enumerate() {
+        let person = account(40 + i as u8, &format!("course{i}@exemple.fr"));
+        store.create_account(&person, &member).await.unwrap();
+        let ape = Role::Ape {
+            structure: target.finess,
+        };
+        let (revoke, grant) = tokio::join!(
+            {
+                let store = store.clone();
+                let id = person.id.clone();
+                tokio::spawn(async move { store.revoke(&id, &member).await })
+            },
+            {
+                let store = store.clone();
+                let id = person.id.clone();
+                tokio::spawn(async move { store.grant(&id, &ape).await })
+            }
+        );
+        let (revoke, grant) = (revoke.unwrap(), grant.unwrap());
+        for result in [&revoke, &grant] {
+            assert!(
+                matches!(
+                    result,
+                    Ok(()) | Err(StoreError::Conflict { .. } | StoreError::NotFound(_))
+                ),
+                "round {i}: {result:?}"
+            );
+        }
+        *outcomes
+            .entry(format!(
+                "revoke {:?} / grant {:?}",
+                revoke.is_ok(),
+                grant.is_ok()
+            ))
+            .or_insert(0) += 1;
+
+        let linked = store.structures(&[target.finess]).await.unwrap()[0]
+            .ape
+            .clone();
+        let stored = store.account(&person.id).await.unwrap();
+        match (&linked, &stored) {
+            (Some(id), Some(record)) => {
+                assert_eq!(id, &person.id);
+                assert!(record.roles.contains(&ape), "round {i}");
+            }
+            (Some(_), None) => panic!("round {i}: the APE link points at a deleted account"),
+            (None, Some(record)) => assert!(!record.roles.contains(&ape), "round {i}"),
+            (None, None) => {}
+        }
+        // The e-mail item and the account live and die together.
+        let by_email = store.account_by_email(&person.email).await.unwrap();
+        assert_eq!(
+            by_email.map(|r| r.account.id),
+            stored.map(|r| r.account.id),
+            "round {i}"
+        );
+    }
+    println!("outcomes over {rounds} rounds: {outcomes:?}");
+}
