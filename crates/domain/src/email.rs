@@ -13,21 +13,37 @@ pub struct EmailAddress(String);
 pub struct EmailAddressError;
 
 impl EmailAddress {
+    /// Accepts what a mail service sends to without quoting: an ASCII dot-atom local part
+    /// (no spaces, quotes, angle brackets or commas, which would also let one field name
+    /// several recipients) and a domain whose international labels are stored in punycode
+    /// (`xn--crche-soleil-ydb.fr` for `crèche-soleil.fr`).
     pub fn parse(s: &str) -> Result<EmailAddress, EmailAddressError> {
         let s = s.trim();
-        let (local, domain) = s.split_once('@').ok_or(EmailAddressError)?;
-        let ok = !local.is_empty()
-            && domain.contains('.')
-            && !domain.starts_with('.')
-            && !domain.ends_with('.')
-            && !domain.contains('@')
-            && s.len() <= 254
-            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
-        if ok {
-            Ok(EmailAddress(s.to_lowercase()))
-        } else {
-            Err(EmailAddressError)
+        let (local, domain) = s.rsplit_once('@').ok_or(EmailAddressError)?;
+        let atom = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~-".contains(c);
+        let local_ok = (1..=64).contains(&local.len())
+            && local
+                .split('.')
+                .all(|part| !part.is_empty() && part.chars().all(atom));
+        if !local_ok {
+            return Err(EmailAddressError);
         }
+        let domain = idna::domain_to_ascii(domain).map_err(|_| EmailAddressError)?;
+        let label_ok = |label: &str| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        };
+        let labels: Vec<&str> = domain.split('.').collect();
+        if labels.len() < 2 || !labels.iter().all(|l| label_ok(l)) {
+            return Err(EmailAddressError);
+        }
+        let address = format!("{local}@{domain}").to_ascii_lowercase();
+        if address.len() > 254 {
+            return Err(EmailAddressError);
+        }
+        Ok(EmailAddress(address))
     }
 
     pub fn as_str(&self) -> &str {
@@ -67,5 +83,34 @@ mod tests {
         for bad in ["", "no-at", "a@b", "a@@b.fr", "a b@c.fr", "@c.fr", "a@.fr"] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn addresses_a_mail_service_would_refuse_are_refused_and_idn_is_stored_in_punycode() {
+        for bad in [
+            "josé@exemple.fr",
+            "<a@exemple.fr>",
+            "\"a\"@exemple.fr",
+            "a,b@exemple.fr",
+            "a@exemple.fr,b@exemple.fr",
+            "a..b@exemple.fr",
+            ".a@exemple.fr",
+            "a@-exemple.fr",
+            "a@exem ple.fr",
+        ] {
+            assert!(EmailAddress::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            EmailAddress::parse("Direction@Crèche-Soleil.fr")
+                .unwrap()
+                .as_str(),
+            "direction@xn--crche-soleil-ydb.fr"
+        );
+        assert_eq!(
+            EmailAddress::parse("o'neil+tdb@exemple.fr")
+                .unwrap()
+                .as_str(),
+            "o'neil+tdb@exemple.fr"
+        );
     }
 }

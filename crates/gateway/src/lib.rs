@@ -261,4 +261,31 @@ mod tests {
         assert!(!login.matches(&Method::GET, "/auth/login"));
         assert!(routes.iter().any(|r| r.function == "collect"));
     }
+
+    /// Unauthenticated routes that cost a password hash or an e-mail are throttled at the
+    /// gateway, and the accounts function cannot take every concurrent execution.
+    #[test]
+    fn public_write_routes_are_throttled_and_the_accounts_function_is_capped() {
+        let template = tdb_aws::provision::TEMPLATE;
+        let doc: Value = serde_yaml::from_str(template).unwrap();
+        let resources = &doc["Resources"];
+        let settings = &resources["HttpApi"]["Properties"]["RouteSettings"];
+        for route in api_routes(template).unwrap() {
+            if route.authorized || route.method.as_ref() != Some(&Method::POST) {
+                continue;
+            }
+            let key = format!("POST {}", route.path);
+            let limits = &settings[key.as_str()];
+            assert!(
+                limits["ThrottlingRateLimit"]
+                    .as_u64()
+                    .is_some_and(|r| r <= 50)
+                    && limits["ThrottlingBurstLimit"].as_u64().is_some(),
+                "{key} is not throttled"
+            );
+        }
+        assert!(
+            !resources["AccountsFunction"]["Properties"]["ReservedConcurrentExecutions"].is_null()
+        );
+    }
 }

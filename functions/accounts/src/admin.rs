@@ -60,7 +60,30 @@ fn name(field: &str, value: &str) -> Result<String, ApiError> {
     if value.chars().count() > 100 || value.chars().any(char::is_control) {
         return Err(ApiError::invalid(field, "at most 100 printable characters"));
     }
+    // Names go into official e-mails: no invisible or direction-changing characters (they
+    // can make a text read differently from what it is), and no web addresses.
+    if value.chars().any(is_invisible) {
+        return Err(ApiError::invalid(
+            field,
+            "invisible or text-direction characters are not allowed",
+        ));
+    }
+    let lower = value.to_lowercase();
+    if ["://", "www.", "http", ".fr/", ".com", ".org", ".net"]
+        .iter()
+        .any(|m| lower.contains(m))
+    {
+        return Err(ApiError::invalid(field, "a name, not a web address"));
+    }
     Ok(value.to_string())
+}
+
+/// Zero-width and formatting characters, and the bidirectional overrides and isolates.
+fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{206F}'
+        | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{E0000}'..='\u{E007F}')
 }
 
 fn phone(value: Option<&str>) -> Result<Option<String>, ApiError> {

@@ -12,10 +12,11 @@ use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use tdb_api::{ApiError, Caller, json};
+use tdb_domain::accounts::role_structure;
 use tdb_domain::accounts::{Person, StructureRecord};
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::{AccountStore, Mailer};
-use tdb_domain::rights::{Action, Target};
+use tdb_domain::rights::{Action, Denied, Target};
 use tdb_domain::{Category, Finess, RespondentKind};
 
 /// A line of the file that was not imported, and why.
@@ -37,7 +38,24 @@ pub struct Summary {
     /// Lines outside the import's scope: categories without a questionnaire, other record
     /// types of the extract.
     pub ignored: usize,
+    /// The first [`MAX_REJECTIONS`] rejected lines, by line number.
     pub rejected: Vec<Rejected>,
+    /// How many lines were rejected in all.
+    pub rejected_total: usize,
+}
+
+/// Rejected lines listed in a summary: a wrong file can have 100,000 bad lines, and the
+/// first thousand say enough.
+pub const MAX_REJECTIONS: usize = 1000;
+
+impl Summary {
+    /// Sorts the rejections by line and keeps the first [`MAX_REJECTIONS`], with the total.
+    fn finish(mut self) -> Summary {
+        self.rejected.sort_by_key(|r| r.line);
+        self.rejected_total = self.rejected.len();
+        self.rejected.truncate(MAX_REJECTIONS);
+        self
+    }
 }
 
 fn reject(line: u64, field: Option<&'static str>, reason: impl Into<String>) -> Rejected {
@@ -70,7 +88,9 @@ struct Rows {
     unreadable: Vec<Rejected>,
 }
 
-fn read_rows(text: &str) -> Rows {
+/// `quoting` reads `\"` as CSV quotes; the Etalab extract has none, and there a stray quote
+/// must not swallow the lines that follow it.
+fn read_rows(text: &str, quoting: bool) -> Rows {
     // The csv reader counts a CRLF as two line ends; the numbers given back must be the
     // ones a spreadsheet shows.
     let text = text.replace("\r\n", "\n");
@@ -78,6 +98,7 @@ fn read_rows(text: &str) -> Rows {
         .delimiter(b';')
         .has_headers(false)
         .flexible(true)
+        .quoting(quoting)
         .from_reader(text.as_bytes());
     let mut rows = Rows {
         first: None,
@@ -120,7 +141,7 @@ const CATEGETAB: usize = 18;
 /// legal entity managing at least two FINESS of any activity is an OG) and makes one OG
 /// structure per such entity that manages an ESMS in scope.
 pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
-    let rows = read_rows(text);
+    let rows = read_rows(text, false);
     let header_ok = rows
         .first
         .as_ref()
@@ -307,7 +328,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         }
         tracing::info!(by = %caller.account, dry_run, created = summary.created, updated = summary.updated,
             unchanged = summary.unchanged, rejected = summary.rejected.len(), "referential import");
-        Ok(json(200, &summary))
+        Ok(json(200, &summary.finish()))
     }
 
     pub(crate) async fn import_secondaries(
@@ -318,7 +339,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     ) -> Result<Response, ApiError> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let text = decode(file);
-        let rows = read_rows(&text);
+        let rows = read_rows(&text, true);
         expect_header(&rows, &["finess_secondaire", "finess_principal"])?;
         let mut summary = Summary {
             dry_run,
@@ -422,8 +443,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 }
             }
         }
-        summary.rejected.sort_by_key(|r| r.line);
-        Ok(json(200, &summary))
+        Ok(json(200, &summary.finish()))
     }
 
     pub(crate) async fn import_ape_contacts(
@@ -432,8 +452,12 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         file: &[u8],
         dry_run: bool,
     ) -> Result<Response, ApiError> {
+        // Only administrators import contacts; anyone else is refused before the file is read.
+        if !caller.roles.iter().any(|r| role_structure(r).is_none()) {
+            return Err(ApiError::forbidden(Denied::ActionNotAllowed));
+        }
         let text = decode(file);
-        let rows = read_rows(&text);
+        let rows = read_rows(&text, true);
         expect_header(&rows, &["finess", "nom", "prenom", "telephone", "email"])?;
         let mut summary = Summary {
             dry_run,
@@ -525,10 +549,9 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 summary.rejected.push(reject(line, None, e.message));
             }
         }
-        summary.rejected.sort_by_key(|r| r.line);
         tracing::info!(by = %caller.account, dry_run, created = summary.created, updated = summary.updated,
             unchanged = summary.unchanged, rejected = summary.rejected.len(), "APE contacts import");
-        Ok(json(200, &summary))
+        Ok(json(200, &summary.finish()))
     }
 }
 

@@ -1448,3 +1448,94 @@ async fn sessions_have_an_absolute_age_and_a_refused_refresh_keeps_its_token() {
         refresh = body["refresh_token"].as_str().unwrap().to_string();
     }
 }
+
+#[tokio::test]
+async fn imports_check_rights_first_cap_their_rejections_and_ignore_stray_quotes() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+
+    // The Etalab extract has no CSV quoting: a stray quote in a name must not swallow the
+    // lines after it.
+    let mut lines = vec!["finess;etalab;1.2;2025-01-06".to_string()];
+    lines.push(etalab_row(esms_a(), og(), "\"Les Chênes", 500));
+    lines.push(etalab_row(esms_b(), og(), "IME Le Tilleul", 183));
+    lines.push(etalab_row(esms_c(), f("69000200"), "EHPAD du CCAS", 500));
+    // 1,500 lines with a wrong FINESS key.
+    for n in 0..1500u32 {
+        let wrong = with_wrong_key(f(&format!("6910{n:04}")));
+        lines.push(
+            etalab_row(f("69200000"), f("69000300"), "Faux", 500).replacen(
+                &f("69200000").to_string(),
+                &wrong,
+                1,
+            ),
+        );
+    }
+    let (status, summary) = w
+        .upload(
+            "/accounts/imports/referential",
+            &national,
+            lines.join("\n").into_bytes(),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        summary["created"], 4,
+        "3 ESMS and their OG; first rejection: {}",
+        summary["rejected"][0]
+    );
+    assert_eq!(summary["rejected_total"], 1500);
+    assert_eq!(summary["rejected"].as_array().unwrap().len(), 1000);
+    assert_eq!(summary["rejected"][0]["line"], 5);
+    let (_, a) = w
+        .get(&format!("/accounts/structures/{}", esms_a()), &national)
+        .await;
+    assert_eq!(a["name"], "\"Les Chênes");
+
+    // Someone with only a structure role is refused before the file is even read.
+    let ape = w.ape(&national, esms_a(), "ape-a").await;
+    let (status, e) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &ape,
+            b"not;a;contacts;file".to_vec(),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("action_not_allowed"))
+    );
+
+    // Names that would go into official e-mails: no web address, no invisible characters;
+    // addresses a mail service would refuse are refused before anything is created.
+    let put = format!("/accounts/structures/{}/ape", esms_b());
+    for (body, field) in [
+        (
+            json!({ "email": w.email("b"), "last_name": "www.arnaque.fr", "first_name": "A" }),
+            "last_name",
+        ),
+        (
+            json!({ "email": w.email("b"), "last_name": "Durand", "first_name": "Jean\u{202E}nimda" }),
+            "first_name",
+        ),
+        (
+            json!({ "email": "josé@exemple.fr", "last_name": "Durand", "first_name": "Jean" }),
+            "email",
+        ),
+        (
+            json!({ "email": "a@exemple.fr, b@exemple.fr", "last_name": "Durand", "first_name": "Jean" }),
+            "email",
+        ),
+    ] {
+        let (status, e) = w.send(Method::PUT, &put, Some(&national), body).await;
+        assert_eq!(
+            (status, e["error"]["field"].as_str()),
+            (400, Some(field)),
+            "{e}"
+        );
+    }
+    let (_, b) = w
+        .get(&format!("/accounts/structures/{}", esms_b()), &national)
+        .await;
+    assert_eq!(b["ape"], Value::Null, "nothing was created");
+}
