@@ -468,6 +468,7 @@ fn account(byte: u8, email: &str) -> Account {
         created_at: 1_750_000_000,
         version: 1,
         sessions_epoch: 0,
+        link_sent_at: None,
     }
 }
 

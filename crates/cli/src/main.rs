@@ -400,6 +400,7 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
                 created_at: 0,
                 version: 1,
                 sessions_epoch: 0,
+                link_sent_at: None,
             };
             store.create_account(&account, &role).await?;
         }

@@ -94,6 +94,11 @@ pub struct Account {
     /// an older epoch is refused, including one written while the password was changing.
     #[serde(default)]
     pub sessions_epoch: u64,
+    /// When the last activation or reset link was e-mailed (Unix seconds): links are sent
+    /// again only after a cooldown, and the claim is a conditional write, so concurrent
+    /// requests send one e-mail.
+    #[serde(default)]
+    pub link_sent_at: Option<i64>,
 }
 
 impl Account {

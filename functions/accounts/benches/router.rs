@@ -76,6 +76,7 @@ fn main() {
             created_at: 0,
             version: 1,
             sessions_epoch: 0,
+            link_sent_at: None,
         };
         for app in [&direct_app, &routed_app] {
             app.store()

@@ -42,12 +42,20 @@ pub(crate) struct NewUserBody {
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UserChangeBody {
-    #[serde(default)]
-    profile: Option<String>,
+    /// `gestionnaire` or `lecteur`. A person's name and phone are theirs to change
+    /// (`PATCH /accounts/me`), not the APE's.
+    profile: String,
+}
+
+/// A person's own details; absent fields are kept.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct OwnDetailsBody {
     #[serde(default)]
     last_name: Option<String>,
     #[serde(default)]
     first_name: Option<String>,
+    /// An empty string removes the phone number.
     #[serde(default)]
     phone: Option<String>,
 }
@@ -250,6 +258,14 @@ pub(crate) struct StructureQuery {
     per_page: Option<String>,
 }
 
+/// An account cannot be both an administrator's and a structure's.
+fn administrator_account() -> ApiError {
+    ApiError::conflict(
+        "administrator_account",
+        "an administrator's account cannot hold a structure role, nor the reverse: use another address",
+    )
+}
+
 /// Outcome of making someone the APE of a structure, or a user of it.
 pub(crate) enum Enrolment {
     /// A new account was created and its activation link sent.
@@ -285,30 +301,30 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         structure: &StructureRecord,
     ) -> Result<Enrolment, ApiError> {
         if let Some(record) = existing {
-            let account = record.account;
-            if record.roles.contains(&role) {
-                if account.person != person {
-                    let updated = Account {
-                        person,
-                        version: account.version + 1,
-                        ..account.clone()
-                    };
-                    self.store
-                        .save_account(&updated)
-                        .await
-                        .map_err(store_error)?;
-                }
-                return Ok(Enrolment::Unchanged(account.id));
+            // Separation of duties: administrators never enter or validate data.
+            if record.roles.iter().any(|r| role_structure(r).is_none()) {
+                return Err(administrator_account());
             }
-            self.store
-                .grant(&account.id, &role)
-                .await
-                .map_err(store_error)?;
+            // The details a person stored are theirs: an APE typing the same address with
+            // another name changes nothing of them.
+            let account = record.account;
+            if !record.roles.contains(&role) {
+                self.store
+                    .grant(&account.id, &role)
+                    .await
+                    .map_err(store_error)?;
+            }
+            // A person who never chose a password gets the link again (after a cooldown):
+            // the first e-mail may have failed or been lost.
             if !account.is_active() {
                 self.send_link(&account, TokenPurpose::Activation, Some(structure))
                     .await?;
             }
-            return Ok(Enrolment::Granted(account.id));
+            return Ok(if record.roles.contains(&role) {
+                Enrolment::Unchanged(account.id)
+            } else {
+                Enrolment::Granted(account.id)
+            });
         }
         let account = self.new_account(email, person);
         self.store
@@ -342,6 +358,9 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .await
             .map_err(store_error)?
         {
+            if record.roles.iter().any(|r| role_structure(r).is_some()) {
+                return Err(administrator_account());
+            }
             self.store
                 .grant(&record.account.id, &role)
                 .await
@@ -371,12 +390,14 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             created_at: self.now(),
             version: 1,
             sessions_epoch: 0,
+            link_sent_at: None,
         }
     }
 
     /// Makes the person the APE of `structure`, replacing the previous APE if another.
     pub(crate) async fn appoint_ape(
         &self,
+        caller: &Caller,
         structure: &StructureRecord,
         email: &EmailAddress,
         person: Person,
@@ -395,6 +416,16 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .account_by_email(email)
             .await
             .map_err(store_error)?;
+        if existing
+            .as_ref()
+            .is_some_and(|r| r.account.id == caller.account)
+        {
+            return Err(ApiError::new(
+                403,
+                "self_appointment",
+                "nobody appoints themselves APE: another administrator or the OG's APE does",
+            ));
+        }
         if let Some(current) = &structure.ape
             && existing.as_ref().map(|r| &r.account.id) != Some(current)
         {
@@ -451,11 +482,24 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             let og = self
                 .load_structure(query.og.as_deref().unwrap_or_default())
                 .await?;
-            caller.authorize(Action::FollowProgress, &Target::Structure(og.target()))?;
-            self.store
+            let seat = caller.authorize(Action::FollowProgress, &Target::Structure(og.target()));
+            // Each ESMS on its own: an OG's ESMS may lie outside the territory of its seat.
+            let mut rows = self
+                .store
                 .structures_of_og(og.finess)
                 .await
-                .map_err(store_error)?
+                .map_err(store_error)?;
+            rows.retain(|s| {
+                caller
+                    .authorize(Action::FollowProgress, &Target::Structure(s.target()))
+                    .is_ok()
+            });
+            if let Err(refused) = seat
+                && rows.is_empty()
+            {
+                return Err(refused);
+            }
+            rows
         };
         // Secondaries have no APE: their principal's acts for them.
         structures.retain(|s| s.principal.is_none());
@@ -545,7 +589,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller.authorize(Action::ManageApe, &Target::Structure(structure.target()))?;
         let email = parse_email("email", &body.email)?;
         let person = person_of(&body.last_name, &body.first_name, body.phone.as_deref())?;
-        let outcome = self.appoint_ape(&structure, &email, person).await?;
+        let outcome = self.appoint_ape(caller, &structure, &email, person).await?;
         let (status, id) = match outcome {
             Enrolment::Created(id) => (201, id),
             Enrolment::Granted(id) | Enrolment::Unchanged(id) => (200, id),
@@ -673,43 +717,62 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     ) -> Result<Response, ApiError> {
         let structure = self.load_structure(finess).await?;
         caller.authorize(Action::ManageUsers, &Target::Structure(structure.target()))?;
-        let (account, mut role) = self.member_role(&structure, id).await?;
-        let new_profile = body.profile.as_deref().map(profile).transpose()?;
-        let person = person_of(
-            body.last_name
-                .as_deref()
-                .unwrap_or(&account.person.last_name),
-            body.first_name
-                .as_deref()
-                .unwrap_or(&account.person.first_name),
-            body.phone.as_deref().or(account.person.phone.as_deref()),
-        )?;
-        if let Some(profile) = new_profile {
-            role = Role::Member {
-                structure: structure.finess,
-                profile,
-            };
-            self.store
-                .grant(&account.id, &role)
+        let (account, _) = self.member_role(&structure, id).await?;
+        let role = Role::Member {
+            structure: structure.finess,
+            profile: profile(&body.profile)?,
+        };
+        self.store
+            .grant(&account.id, &role)
+            .await
+            .map_err(store_error)?;
+        tracing::info!(by = %caller.account, structure = %structure.finess, user = %account.id, "user changed");
+        Ok(json(200, &UserView::of(&account, &role)))
+    }
+
+    /// A person changes their own name or phone number.
+    pub(crate) async fn update_me(
+        &self,
+        caller: &Caller,
+        body: OwnDetailsBody,
+    ) -> Result<Response, ApiError> {
+        for _ in 0..4 {
+            let record = self
+                .store
+                .account(&caller.account)
                 .await
-                .map_err(store_error)?;
-        }
-        let account = if person != account.person {
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    ApiError::unauthorized("invalid_token", "this account no longer exists")
+                })?;
+            let account = record.account;
+            let person = person_of(
+                body.last_name
+                    .as_deref()
+                    .unwrap_or(&account.person.last_name),
+                body.first_name
+                    .as_deref()
+                    .unwrap_or(&account.person.first_name),
+                match body.phone.as_deref() {
+                    Some(phone) => Some(phone),
+                    None => account.person.phone.as_deref(),
+                },
+            )?;
             let updated = Account {
                 person,
                 version: account.version + 1,
                 ..account
             };
-            self.store
-                .save_account(&updated)
-                .await
-                .map_err(store_error)?;
-            updated
-        } else {
-            account
-        };
-        tracing::info!(by = %caller.account, structure = %structure.finess, user = %account.id, "user changed");
-        Ok(json(200, &UserView::of(&account, &role)))
+            match self.store.save_account(&updated).await {
+                Ok(()) => return self.me(caller).await,
+                Err(tdb_domain::ports::StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Err(ApiError::conflict(
+            "concurrent_change",
+            "the account changed during the request; try again",
+        ))
     }
 
     pub(crate) async fn delete_user(

@@ -434,18 +434,23 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         Ok(no_content())
     }
 
+    /// Answers 202 whether or not the address has an account, no sooner than
+    /// `reset_answer_floor`; only a storage failure on the lookup, which both cases make,
+    /// answers 503. A link is sent at most once per `link_cooldown`.
     pub(crate) async fn request_reset(&self, body: ResetBody) -> Result<Response, ApiError> {
+        let started = tokio::time::Instant::now();
         let email = parse_email("email", &body.email)?;
-        if let Some(record) = self
-            .store
-            .account_by_email(&email)
-            .await
-            .map_err(store_error)?
+        let found = self.store.account_by_email(&email).await;
+        if let Ok(Some(record)) = &found
+            && let Err(e) = self
+                .send_link(&record.account, TokenPurpose::PasswordReset, None)
+                .await
         {
-            self.send_link(&record.account, TokenPurpose::PasswordReset, None)
-                .await?;
+            // Logged with the account id; the caller is told nothing that depends on it.
+            tracing::warn!(account = %record.account.id, code = e.code, "reset link not sent");
         }
-        // The same answer whether or not the address has an account.
+        tokio::time::sleep_until(started + self.settings.reset_answer_floor).await;
+        found.map_err(store_error)?;
         Ok(json(
             202,
             &Message {
@@ -454,8 +459,49 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         ))
     }
 
-    /// Creates a single-use link for `account` and e-mails it.
+    /// Creates a single-use link for `account` and e-mails it, unless a link was sent less
+    /// than `link_cooldown` ago. The send is claimed first by a conditional write of
+    /// `link_sent_at` (so of two concurrent requests one sends), and the claim is released
+    /// if the e-mail fails, so that a retry sends it. `Ok(false)` when nothing was sent.
     pub(crate) async fn send_link(
+        &self,
+        account: &Account,
+        purpose: TokenPurpose,
+        structure: Option<&StructureRecord>,
+    ) -> Result<bool, ApiError> {
+        let now = self.now();
+        if account
+            .link_sent_at
+            .is_some_and(|t| now - t < self.settings.link_cooldown)
+        {
+            return Ok(false);
+        }
+        let claimed = Account {
+            link_sent_at: Some(now),
+            version: account.version + 1,
+            ..account.clone()
+        };
+        match self.store.save_account(&claimed).await {
+            Ok(()) => {}
+            // Someone else changed the account meanwhile (maybe sending this very link).
+            Err(StoreError::Conflict { .. }) => return Ok(false),
+            Err(e) => return Err(store_error(e)),
+        }
+        if let Err(e) = self.mail_link(&claimed, purpose, structure).await {
+            let released = Account {
+                link_sent_at: account.link_sent_at,
+                version: claimed.version + 1,
+                ..claimed
+            };
+            if self.store.save_account(&released).await.is_err() {
+                tracing::warn!(account = %account.id, "link claim not released");
+            }
+            return Err(e);
+        }
+        Ok(true)
+    }
+
+    async fn mail_link(
         &self,
         account: &Account,
         purpose: TokenPurpose,

@@ -4,8 +4,8 @@
 
 use crate::App;
 use crate::admin::{
-    ApeSet, NewUserBody, PersonBody, StructurePage, StructureQuery, StructureView, UserAdded,
-    UserChangeBody, UserList, UserView,
+    ApeSet, NewUserBody, OwnDetailsBody, PersonBody, StructurePage, StructureQuery, StructureView,
+    UserAdded, UserChangeBody, UserList, UserView,
 };
 use crate::auth::{
     Discovery, LoginBody, LogoutBody, MeView, Message, PasswordBody, RefreshBody, ResetBody, Tokens,
@@ -106,6 +106,7 @@ where
         .routes(operation::<__path_jwks, _, _, _>(jwks::<S, M>))
         .routes(operation::<__path_discovery, _, _, _>(discovery::<S, M>))
         .routes(operation::<__path_me, _, _, _>(me::<S, M>))
+        .routes(operation::<__path_update_me, _, _, _>(update_me::<S, M>))
         .routes(operation::<__path_list_structures, _, _, _>(
             list_structures::<S, M>,
         ))
@@ -260,6 +261,18 @@ async fn me<S: AccountStore, M: Mailer>(
     app.me(&caller).await
 }
 
+/// Changes the caller's own name or phone number.
+#[utoipa::path(patch, path = "/accounts/me", tag = "accounts", request_body = OwnDetailsBody,
+    responses((status = 200, body = MeView),
+        (status = 409, body = ErrorBody, description = "concurrent change")))]
+async fn update_me<S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<S, M>,
+    JsonBody(body): JsonBody<OwnDetailsBody>,
+) -> Result<Response, ApiError> {
+    app.update_me(&caller, body).await
+}
+
 /// Structures of a département, a region or an OG, those without an APE first, with their
 /// APE (ARS, CD, OG's APE, national administrator).
 #[utoipa::path(get, path = "/accounts/structures", tag = "accounts", params(StructureQuery),
@@ -295,6 +308,7 @@ async fn put_ape<S: AccountStore, M: Mailer>(
     PathParams(path): PathParams<StructurePath>,
     JsonBody(body): JsonBody<PersonBody>,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.put_ape(&caller, &path.finess, body).await
 }
 
@@ -307,6 +321,7 @@ async fn delete_ape<S: AccountStore, M: Mailer>(
     State(app): Shared<S, M>,
     PathParams(path): PathParams<StructurePath>,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.delete_ape(&caller, &path.finess).await
 }
 
@@ -332,6 +347,7 @@ async fn create_user<S: AccountStore, M: Mailer>(
     PathParams(path): PathParams<StructurePath>,
     JsonBody(body): JsonBody<NewUserBody>,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.create_user(&caller, &path.finess, body).await
 }
 
@@ -346,6 +362,7 @@ async fn update_user<S: AccountStore, M: Mailer>(
     PathParams(path): PathParams<UserPath>,
     JsonBody(body): JsonBody<UserChangeBody>,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.update_user(&caller, &path.finess, &path.id, body).await
 }
 
@@ -358,6 +375,7 @@ async fn delete_user<S: AccountStore, M: Mailer>(
     State(app): Shared<S, M>,
     PathParams(path): PathParams<UserPath>,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.delete_user(&caller, &path.finess, &path.id).await
 }
 
@@ -372,6 +390,7 @@ async fn import_referential<S: AccountStore, M: Mailer>(
     QueryParams(query): QueryParams<ImportQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.import_referential(&caller, &file, query.dry_run()?)
         .await
 }
@@ -387,6 +406,7 @@ async fn import_secondaries<S: AccountStore, M: Mailer>(
     QueryParams(query): QueryParams<ImportQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.import_secondaries(&caller, &file, query.dry_run()?)
         .await
 }
@@ -402,6 +422,7 @@ async fn import_ape_contacts<S: AccountStore, M: Mailer>(
     QueryParams(query): QueryParams<ImportQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
+    let caller = app.current(caller).await?;
     app.import_ape_contacts(&caller, &file, query.dry_run()?)
         .await
 }

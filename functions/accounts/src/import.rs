@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use tdb_api::{ApiError, Caller, json};
 use tdb_domain::accounts::role_structure;
-use tdb_domain::accounts::{Person, StructureRecord};
+use tdb_domain::accounts::{Person, StructureRecord, TokenPurpose};
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::{AccountStore, Mailer};
 use tdb_domain::rights::{Action, Denied, Target};
@@ -42,6 +42,8 @@ pub struct Summary {
     pub rejected: Vec<Rejected>,
     /// How many lines were rejected in all.
     pub rejected_total: usize,
+    /// APE not activated yet whose activation link was e-mailed again.
+    pub links_resent: usize,
 }
 
 /// Rejected lines listed in a summary: a wrong file can have 100,000 bad lines, and the
@@ -536,12 +538,26 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             match current {
                 Some(a) if a.email == email && a.person == person => {
                     summary.unchanged += 1;
+                    // Not activated yet: the link may have been lost; sent again after the
+                    // cooldown.
+                    if !dry_run && !a.is_active() {
+                        match self
+                            .send_link(a, TokenPurpose::Activation, Some(structure))
+                            .await
+                        {
+                            Ok(true) => summary.links_resent += 1,
+                            Ok(false) => {}
+                            Err(e) => summary
+                                .rejected
+                                .push(reject(line, Some("email"), e.message)),
+                        }
+                    }
                     continue;
                 }
                 Some(_) => summary.updated += 1,
                 None => summary.created += 1,
             }
-            if !dry_run && let Err(e) = self.appoint_ape(structure, &email, person).await {
+            if !dry_run && let Err(e) = self.appoint_ape(caller, structure, &email, person).await {
                 match current {
                     Some(_) => summary.updated -= 1,
                     None => summary.created -= 1,

@@ -16,7 +16,7 @@ mod mail;
 pub mod secrets;
 
 use std::sync::Arc;
-use tdb_api::{ApiError, TokenVerifier};
+use tdb_api::{ApiError, Caller, TokenVerifier};
 use tdb_domain::accounts::{LoginThrottle, PasswordPolicy};
 use tdb_domain::ports::{AccountStore, Mailer, StoreError};
 
@@ -49,6 +49,12 @@ pub struct Settings {
     pub refresh_ttl: i64,
     /// The longest a session lasts from its login, however often it is refreshed.
     pub session_max_age: i64,
+    /// The least time between two links e-mailed to one account, in seconds.
+    pub link_cooldown: i64,
+    /// A password-reset request is answered no sooner than this, whether the address has
+    /// an account (a link is made and sent) or not (nothing is done): the answer's timing
+    /// says nothing of the address.
+    pub reset_answer_floor: std::time::Duration,
     pub password_policy: PasswordPolicy,
     pub login_throttle: LoginThrottle,
 }
@@ -60,6 +66,8 @@ impl Settings {
             link_ttl: 72 * 3600,
             refresh_ttl: 7 * 24 * 3600,
             session_max_age: 30 * 24 * 3600,
+            link_cooldown: 5 * 60,
+            reset_answer_floor: std::time::Duration::from_millis(400),
             password_policy: PasswordPolicy::default(),
             login_throttle: LoginThrottle::default(),
         }
@@ -119,6 +127,30 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     fn decoy_hash(&self) -> &str {
         self.decoy_hash
             .get_or_init(|| secrets::hash_password(&secrets::new_token()))
+    }
+}
+
+impl<S: AccountStore, M: Mailer> App<S, M> {
+    /// The caller with only the roles it still holds, read now in one consistent query: a
+    /// role removed since the token was issued cannot make lasting changes (write routes
+    /// call this; reads live with the token's 10 minutes).
+    pub(crate) async fn current(&self, caller: Caller) -> Result<Caller, ApiError> {
+        let record = self
+            .store
+            .account(&caller.account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "this account no longer exists")
+            })?;
+        Ok(Caller {
+            roles: caller
+                .roles
+                .into_iter()
+                .filter(|r| record.roles.contains(r))
+                .collect(),
+            ..caller
+        })
     }
 }
 

@@ -248,6 +248,7 @@ impl World {
             created_at: 0,
             version: 1,
             sessions_epoch: 0,
+            link_sent_at: None,
         };
         self.store.create_account(&account, &role).await.unwrap();
         self.token_of(&email).await
@@ -616,7 +617,10 @@ async fn territorial_admins_manage_ape_in_their_territory_only() {
     let (_, d) = w
         .get(&format!("/accounts/structures/{}", esms_d()), &ars)
         .await;
-    assert_eq!(d["ape"]["phone"], "04 76 11 11 11");
+    assert_eq!(
+        d["ape"]["phone"], "04 76 00 00 00",
+        "a person's stored details are theirs: the same address with other details changes nothing"
+    );
     let (status, _) = w
         .call(
             Method::DELETE,
@@ -771,13 +775,23 @@ async fn an_og_ape_appoints_the_ape_of_its_esms_and_an_ape_manages_its_users() {
             Method::PATCH,
             &format!("{users}/{id}"),
             Some(&ape_a),
-            json!({ "profile": "gestionnaire", "phone": "06 00 00 00 00" }),
+            json!({ "profile": "gestionnaire" }),
         )
         .await;
     assert_eq!(
         (status, changed["role"]["profile"].as_str()),
         (200, Some("gestionnaire"))
     );
+    // A person's phone and name are theirs to change, not the APE's.
+    let (status, e) = w
+        .send(
+            Method::PATCH,
+            &format!("{users}/{id}"),
+            Some(&ape_a),
+            json!({ "profile": "lecteur", "phone": "06 00 00 00 00" }),
+        )
+        .await;
+    assert_eq!((status, e["error"]["field"].as_str()), (400, Some("phone")));
     let (status, _) = w
         .call(
             Method::DELETE,
@@ -1129,7 +1143,7 @@ async fn the_openapi_description_is_served_and_no_protected_route_answers_withou
             "POST /auth/refresh",
         ]
     );
-    assert_eq!(documented.len(), 19, "{documented:?}");
+    assert_eq!(documented.len(), 20, "{documented:?}");
     for (method, path, public) in &documented {
         if *public {
             continue;
@@ -1326,7 +1340,10 @@ async fn a_new_password_ends_the_sessions_even_a_refresh_racing_it() {
     let w = world().await;
     w.admin("session", Role::NationalAdmin).await;
     let email = w.email("session");
+    let cooldown = Settings::new("https://tdb-esms.test").link_cooldown;
     for round in 0..6 {
+        // One reset link per cooldown: let it pass so that each round gets a fresh link.
+        w.advance(cooldown);
         let (_, tokens) = w.login(&email, PASSWORD).await;
         let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
         let (status, _) = w
@@ -1362,6 +1379,7 @@ async fn a_new_password_ends_the_sessions_even_a_refresh_racing_it() {
 
     // The race made certain: a refresh token written after the change, for a session begun
     // before it (what a refresh reading the account just before the change writes).
+    w.advance(cooldown);
     let (_, tokens) = w.login(&email, PASSWORD).await;
     let account = w
         .store
@@ -1538,4 +1556,294 @@ async fn imports_check_rights_first_cap_their_rejections_and_ignore_stray_quotes
         .get(&format!("/accounts/structures/{}", esms_b()), &national)
         .await;
     assert_eq!(b["ape"], Value::Null, "nothing was created");
+}
+
+impl World {
+    /// How many e-mails LocalStack's SES received for `to`.
+    async fn emails_to(&self, to: &str) -> usize {
+        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
+        let sent: Value = reqwest::get(format!("{endpoint}/_aws/ses"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        sent["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["Destination"]["ToAddresses"][0] == to)
+            .count()
+    }
+}
+
+#[tokio::test]
+async fn scope_holds_administrators_apart_people_own_their_details_and_removed_roles_write_nothing()
+{
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    // The OG has an ESMS in the Isère too: the CD of the Rhône, where the OG sits, must not
+    // see it.
+    let isere = f("38001007");
+    let mut file = etalab_file();
+    file.extend_from_slice(
+        format!("\r\n{}", etalab_row(isere, og(), "EHPAD du groupe", 500)).as_bytes(),
+    );
+    let (status, _) = w
+        .upload("/accounts/imports/referential", &national, file)
+        .await;
+    assert_eq!(status, 200);
+    let cd69 = w
+        .admin(
+            "cd69",
+            Role::DepartementalAdmin {
+                departement: Departement::from_code("69").unwrap(),
+            },
+        )
+        .await;
+    let (status, list) = w
+        .get(&format!("/accounts/structures?og={}", og()), &cd69)
+        .await;
+    assert_eq!(status, 200);
+    let listed: Vec<&str> = list["structures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["finess"].as_str().unwrap())
+        .collect();
+    assert!(!listed.contains(&isere.as_str()), "{listed:?}");
+    assert!(listed.contains(&esms_a().as_str()), "{listed:?}");
+
+    // Nobody appoints themselves; an administrator's account holds no structure role.
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_a()),
+            Some(&national),
+            json!({ "email": w.email("national"), "last_name": "Moi", "first_name": "Moi" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (403, Some("self_appointment"))
+    );
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_a()),
+            Some(&national),
+            json!({ "email": w.email("cd69"), "last_name": "CD", "first_name": "Rhône" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("administrator_account"))
+    );
+
+    // An APE adding someone who already has an account changes nothing of what they stored.
+    let ape_a = w.ape(&national, esms_a(), "ape-a").await;
+    let ape_c = w.ape(&national, esms_c(), "ape-c").await;
+    let person = w.email("claire");
+    let users = |f: Finess| format!("/accounts/structures/{f}/users");
+    let (status, _) = w
+        .send(
+            Method::POST,
+            &users(esms_a()),
+            Some(&ape_a),
+            json!({ "email": person, "last_name": "Martin", "first_name": "Claire",
+                    "phone": "04 72 00 00 00", "profile": "gestionnaire" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, added) = w
+        .send(
+            Method::POST,
+            &users(esms_c()),
+            Some(&ape_c),
+            json!({ "email": person, "last_name": "Autre", "first_name": "Nom",
+                    "phone": "06 99 99 99 99", "profile": "lecteur" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(
+        added.get("phone").is_none() && added.get("last_name").is_none(),
+        "{added}"
+    );
+    let stored = w
+        .store
+        .account_by_email(&EmailAddress::parse(&person).unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .account
+        .person;
+    assert_eq!(
+        (stored.last_name.as_str(), stored.phone.as_deref()),
+        ("Martin", Some("04 72 00 00 00"))
+    );
+    // The person changes their own details.
+    w.activate(&person).await;
+    let own = w.token_of(&person).await;
+    let (status, me) = w
+        .send(
+            Method::PATCH,
+            "/accounts/me",
+            Some(&own),
+            json!({ "phone": "04 72 12 34 56" }),
+        )
+        .await;
+    assert_eq!(
+        (status, me["phone"].as_str()),
+        (200, Some("04 72 12 34 56"))
+    );
+    assert_eq!(me["last_name"], "Martin");
+
+    // A token whose role was removed since it was issued cannot make lasting changes (the
+    // account lives on through another role).
+    let (status, _) = w
+        .send(
+            Method::POST,
+            &users(esms_a()),
+            Some(&ape_a),
+            json!({ "email": w.email("ape-c"), "last_name": "Durand", "first_name": "C",
+                    "profile": "lecteur" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = w
+        .call(
+            Method::DELETE,
+            &format!("/accounts/structures/{}/ape", esms_c()),
+            Some(&national),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, e) = w
+        .send(
+            Method::POST,
+            &users(esms_c()),
+            Some(&ape_c),
+            json!({ "email": w.email("zoe"), "last_name": "Z", "first_name": "Zoé",
+                    "profile": "lecteur" }),
+        )
+        .await;
+    assert_eq!(status, 403, "{e}");
+    let zoe = EmailAddress::parse(&w.email("zoe")).unwrap();
+    assert!(
+        w.store.account_by_email(&zoe).await.unwrap().is_none(),
+        "nothing was created"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn password_resets_answer_alike_for_any_address_and_send_once_per_cooldown() {
+    let w = world().await;
+    w.admin("oubli", Role::NationalAdmin).await;
+    let known = w.email("oubli");
+    let unknown = w.email("personne");
+    let settings = Settings::new("https://tdb-esms.test");
+    let before = w.emails_to(&known).await;
+
+    let started = std::time::Instant::now();
+    let answers = w
+        .in_parallel(
+            (0..5)
+                .map(|_| ("/auth/password-reset", json!({ "email": known })))
+                .chain([("/auth/password-reset", json!({ "email": unknown }))])
+                .collect(),
+        )
+        .await;
+    assert!(started.elapsed() >= settings.reset_answer_floor);
+    let expected = answers[5].clone();
+    assert_eq!(expected.0, 202);
+    for answer in &answers {
+        assert_eq!(
+            answer, &expected,
+            "the same answer for known and unknown addresses"
+        );
+    }
+    assert_eq!(
+        w.emails_to(&known).await,
+        before + 1,
+        "five requests, one e-mail"
+    );
+    assert_eq!(w.emails_to(&unknown).await, 0);
+
+    // Within the cooldown nothing more is sent; after it, a new link is.
+    w.advance(settings.link_cooldown - 10);
+    w.send(
+        Method::POST,
+        "/auth/password-reset",
+        None,
+        json!({ "email": known }),
+    )
+    .await;
+    assert_eq!(w.emails_to(&known).await, before + 1);
+    w.advance(20);
+    w.send(
+        Method::POST,
+        "/auth/password-reset",
+        None,
+        json!({ "email": known }),
+    )
+    .await;
+    assert_eq!(w.emails_to(&known).await, before + 2);
+}
+
+#[tokio::test]
+async fn an_ape_not_yet_activated_gets_the_link_again_on_a_later_import() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    w.import_referential(&national).await;
+    let contact = w.email("contact-a");
+    let file = format!(
+        "finess;nom;prenom;telephone;email\n{};Durand;Paul;04 72 00 00 00;{contact}\n",
+        esms_a()
+    );
+    let (status, first) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &national,
+            file.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!((status, first["created"].as_u64()), (200, Some(1)));
+    assert_eq!(w.emails_to(&contact).await, 1);
+    // Imported again at once: unchanged, and no second e-mail within the cooldown.
+    let (_, again) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &national,
+            file.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(
+        (again["unchanged"].as_u64(), again["links_resent"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(w.emails_to(&contact).await, 1);
+    // Later, still not activated (the e-mail was lost, or SES failed): the link goes again.
+    w.advance(Settings::new("https://tdb-esms.test").link_cooldown + 1);
+    let (_, later) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &national,
+            file.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(later["links_resent"].as_u64(), Some(1));
+    assert_eq!(w.emails_to(&contact).await, 2);
+    // Once activated, never again.
+    w.activate(&contact).await;
+    w.advance(Settings::new("https://tdb-esms.test").link_cooldown + 1);
+    let (_, active) = w
+        .upload(
+            "/accounts/imports/ape-contacts",
+            &national,
+            file.clone().into_bytes(),
+        )
+        .await;
+    assert_eq!(active["links_resent"].as_u64(), Some(0));
+    assert_eq!(w.emails_to(&contact).await, 2);
 }
