@@ -44,6 +44,10 @@ impl AccountsTable {
             table: table.into(),
         }
     }
+
+    pub fn table_name(&self) -> &str {
+        &self.table
+    }
 }
 
 fn structure_pk(f: Finess) -> String {

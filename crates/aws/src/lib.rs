@@ -10,6 +10,7 @@ pub mod dynamo;
 pub mod item;
 pub mod provision;
 pub mod s3;
+pub mod secrets;
 pub mod ses;
 
 use tdb_domain::ports::StoreError;

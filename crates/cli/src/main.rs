@@ -50,7 +50,7 @@ enum Command {
     Keygen,
     /// Creates a national, regional (ARS) or departmental (CD) administrator account and
     /// e-mails its activation link. Reads the accounts function's environment
-    /// (ACCOUNTS_TABLE, SENDER_EMAIL, JWT_SIGNING_KEY, JWT_ISSUER, JWT_AUDIENCE, PUBLIC_URL).
+    /// (ACCOUNTS_TABLE, SENDER_EMAIL, JWT_SIGNING_KEY_SECRET, JWT_ISSUER, JWT_AUDIENCE, PUBLIC_URL).
     Admin {
         #[arg(long)]
         email: String,
@@ -268,22 +268,9 @@ fn parse_role(role: &str) -> Result<tdb_domain::rights::Role> {
 
 async fn admin(email: String, last_name: String, first_name: String, role: String) -> Result<()> {
     let role = parse_role(&role)?;
-    let env = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
-    let (issuer, audience) = (env("JWT_ISSUER")?, env("JWT_AUDIENCE")?);
-    let signer = accounts::TokenSigner::from_pem(&env("JWT_SIGNING_KEY")?, &issuer, &audience)?;
-    let verifier = tdb_api::TokenVerifier::from_jwks(&signer.jwks_json(), &issuer, &audience)?;
+    // The accounts function's own configuration, signing key read from Secrets Manager.
     let config = tdb_aws::load_config().await;
-    let app = accounts::App::new(
-        tdb_aws::accounts::AccountsTable::new(
-            aws_sdk_dynamodb::Client::new(&config),
-            env("ACCOUNTS_TABLE")?,
-        ),
-        tdb_aws::ses::SesMailer::new(aws_sdk_ses::Client::new(&config), env("SENDER_EMAIL")?),
-        signer,
-        verifier,
-        accounts::system_clock(),
-        accounts::Settings::new(env("PUBLIC_URL")?),
-    );
+    let app = accounts::Config::from_env()?.app(&config).await?;
     let email = tdb_domain::email::EmailAddress::parse(&email).context("--email")?;
     let person = tdb_domain::accounts::Person {
         last_name,

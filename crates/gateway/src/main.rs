@@ -20,7 +20,8 @@ struct Args {
     stack_name: String,
     #[arg(long, default_value = "tdb-esms@campagne.test")]
     sender: String,
-    /// The accounts function's signing key (PKCS#8 PEM file, `tdb keygen`).
+    /// The accounts function's signing key (PKCS#8 PEM file, `tdb keygen`); the gateway
+    /// stores it in the local stack's Secrets Manager, where the function reads it.
     #[arg(long)]
     signing_key: PathBuf,
     /// Browser origins allowed by CORS (the template's `WebOrigins`), comma-separated.
@@ -51,10 +52,19 @@ async fn main() -> anyhow::Result<()> {
         .context("creating the stack's resources on the local AWS stack: is it started?")?;
     let signing_key = std::fs::read_to_string(&args.signing_key)
         .with_context(|| format!("reading {}", args.signing_key.display()))?;
+    // As deployed, the function reads its key from Secrets Manager (LocalStack's here).
+    let secret = format!("{}-jwt-signing-key", args.stack_name);
+    tdb_aws::secrets::put_secret_string(
+        &aws_sdk_secretsmanager::Client::new(&aws),
+        &secret,
+        &signing_key,
+    )
+    .await
+    .context("storing the signing key in the local stack's Secrets Manager")?;
     // Locally the gateway is the API's public address: the tokens' issuer (so discovery
     // works as deployed) and the address e-mailed links point at.
     let local: BTreeMap<&str, String> = [
-        ("JWT_SIGNING_KEY", signing_key),
+        ("JWT_SIGNING_KEY_SECRET", secret),
         ("JWT_ISSUER", base.clone()),
         ("JWT_AUDIENCE", "tdb-esms".to_string()),
         ("PUBLIC_URL", base.clone()),
@@ -69,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
     let mut functions = BTreeMap::new();
     functions.insert(
         "accounts".to_string(),
-        accounts::Config::from_lookup(lookup)?.router(&aws)?,
+        accounts::Config::from_lookup(lookup)?.router(&aws).await?,
     );
     let (router, missing) =
         tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;

@@ -5,16 +5,13 @@
 //!
 //! Needs the local stack and Chromium: run through `scripts/test.sh`, which installs both.
 
-use accounts::{App, Settings, TokenSigner, generate_signing_key, system_clock};
+use accounts::generate_signing_key;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use tdb_api::TokenVerifier;
-use tdb_aws::accounts::AccountsTable;
-use tdb_aws::ses::SesMailer;
 use tdb_domain::accounts::Person;
 use tdb_domain::email::EmailAddress;
 use tdb_domain::rights::Role;
@@ -48,8 +45,16 @@ async fn serve() -> Served {
         .expect("the local stack answers");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
+    let secret = format!("{tag}-jwt-signing-key");
+    tdb_aws::secrets::put_secret_string(
+        &aws_sdk_secretsmanager::Client::new(&aws),
+        &secret,
+        &generate_signing_key(),
+    )
+    .await
+    .unwrap();
     let local: BTreeMap<&str, String> = [
-        ("JWT_SIGNING_KEY", generate_signing_key()),
+        ("JWT_SIGNING_KEY_SECRET", secret),
         ("JWT_ISSUER", base.clone()),
         ("JWT_AUDIENCE", "tdb-esms".into()),
         ("PUBLIC_URL", base.clone()),
@@ -62,7 +67,11 @@ async fn serve() -> Served {
             .or_else(|| provisioned.environment.get(name).cloned())
     })
     .unwrap();
-    let functions = [("accounts".to_string(), config.clone().router(&aws).unwrap())].into();
+    let functions = [(
+        "accounts".to_string(),
+        config.clone().router(&aws).await.unwrap(),
+    )]
+    .into();
     let (router, _) = tdb_gateway::gateway(
         tdb_aws::provision::TEMPLATE,
         &functions,
@@ -82,18 +91,8 @@ impl Served {
     /// Creates a national administrator as `tdb admin` does: the account, and its activation
     /// e-mail sent through SES.
     async fn administrator(&self, email: &str) {
-        let c = &self.config;
-        let signer = TokenSigner::from_pem(&c.signing_key, &c.issuer, &c.audience).unwrap();
-        let verifier =
-            TokenVerifier::from_jwks(&signer.jwks_json(), &c.issuer, &c.audience).unwrap();
-        let app = App::new(
-            AccountsTable::new(aws_sdk_dynamodb::Client::new(&self.aws), &c.accounts_table),
-            SesMailer::new(aws_sdk_ses::Client::new(&self.aws), SENDER),
-            signer,
-            verifier,
-            system_clock(),
-            Settings::new(&c.public_url),
-        );
+        // The same configuration as the served function: its key from Secrets Manager.
+        let app = self.config.clone().app(&self.aws).await.unwrap();
         let person = Person {
             last_name: "Martin".into(),
             first_name: "Claire".into(),

@@ -12,8 +12,9 @@ use tdb_aws::ses::SesMailer;
 pub struct Config {
     pub accounts_table: String,
     pub sender_email: String,
-    /// The RSA private key (PKCS#8 PEM) that signs access tokens. A secret: never logged.
-    pub signing_key: String,
+    /// The name of the Secrets Manager secret holding the RSA private key (PKCS#8 PEM) that
+    /// signs access tokens. The key itself is read at cold start, never configured.
+    pub signing_key_secret: String,
     /// The `iss` of access tokens: the public address of the API, where
     /// `/.well-known/openid-configuration` is served.
     pub issuer: String,
@@ -30,6 +31,8 @@ pub enum ConfigError {
     SigningKey(#[from] SigningKeyError),
     #[error("the signing key's own key set")]
     KeySet(#[from] TokenError),
+    #[error("reading the signing key")]
+    Secret(#[from] tdb_aws::secrets::SecretError),
 }
 
 impl Config {
@@ -45,7 +48,7 @@ impl Config {
         let config = Config {
             accounts_table: var("ACCOUNTS_TABLE"),
             sender_email: var("SENDER_EMAIL"),
-            signing_key: var("JWT_SIGNING_KEY"),
+            signing_key_secret: var("JWT_SIGNING_KEY_SECRET"),
             issuer: var("JWT_ISSUER"),
             audience: var("JWT_AUDIENCE"),
             public_url: var("PUBLIC_URL"),
@@ -61,18 +64,28 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// The function's router over DynamoDB and SES, with the system clock.
-    pub fn router(self, aws: &aws_config::SdkConfig) -> Result<axum::Router, ConfigError> {
-        let signer = TokenSigner::from_pem(&self.signing_key, &self.issuer, &self.audience)?;
+    /// The function over DynamoDB, SES and its signing key from Secrets Manager, with the
+    /// system clock.
+    pub async fn app(
+        self,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<App<AccountsTable, SesMailer>, ConfigError> {
+        let secrets = aws_sdk_secretsmanager::Client::new(aws);
+        let pem = tdb_aws::secrets::secret_string(&secrets, &self.signing_key_secret).await?;
+        let signer = TokenSigner::from_pem(&pem, &self.issuer, &self.audience)?;
         let verifier = TokenVerifier::from_jwks(&signer.jwks_json(), &self.issuer, &self.audience)?;
-        let app = App::new(
+        Ok(App::new(
             AccountsTable::new(aws_sdk_dynamodb::Client::new(aws), self.accounts_table),
             SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email),
             signer,
             verifier,
             system_clock(),
             Settings::new(self.public_url),
-        );
-        Ok(router(app))
+        ))
+    }
+
+    /// The function's router, as Lambda runs it.
+    pub async fn router(self, aws: &aws_config::SdkConfig) -> Result<axum::Router, ConfigError> {
+        Ok(router(self.app(aws).await?))
     }
 }

@@ -12,5 +12,5 @@ async fn main() -> Result<(), Error> {
         .init();
     let config = accounts::Config::from_env()?;
     let aws = tdb_aws::load_config().await;
-    lambda_http::run(config.router(&aws)?).await
+    lambda_http::run(config.router(&aws).await?).await
 }

@@ -1847,3 +1847,68 @@ async fn an_ape_not_yet_activated_gets_the_link_again_on_a_later_import() {
     assert_eq!(active["links_resent"].as_u64(), Some(0));
     assert_eq!(w.emails_to(&contact).await, 2);
 }
+
+/// The signing key is read from Secrets Manager at cold start: the function's configuration
+/// holds only the secret's name, and a missing secret stops the start with its name.
+#[tokio::test]
+async fn the_signing_key_is_read_from_secrets_manager_and_never_configured() {
+    let w = world().await;
+    let config = tdb_aws::load_config().await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&config);
+    let name = format!("{}-jwt-signing-key", w.tag);
+    tdb_aws::secrets::put_secret_string(&secrets, &name, signing_key())
+        .await
+        .unwrap();
+    let table = w.store.table_name().to_string();
+    let lookup = |secret: String| {
+        let table = table.clone();
+        move |var: &str| match var {
+            "ACCOUNTS_TABLE" => Some(table.clone()),
+            "SENDER_EMAIL" => Some(SENDER.to_string()),
+            "JWT_SIGNING_KEY_SECRET" => Some(secret.clone()),
+            "JWT_ISSUER" => Some(ISSUER.to_string()),
+            "JWT_AUDIENCE" => Some(AUDIENCE.to_string()),
+            "PUBLIC_URL" => Some("https://tdb-esms.test".to_string()),
+            _ => None,
+        }
+    };
+    let router = accounts::Config::from_lookup(lookup(name.clone()))
+        .unwrap()
+        .router(&config)
+        .await
+        .unwrap();
+    let request = http::Request::get("/.well-known/jwks.json")
+        .body(Body::empty())
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    let served: Value = serde_json::from_slice(
+        &axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let expected = TokenSigner::from_pem(signing_key(), ISSUER, AUDIENCE).unwrap();
+    let expected: Value = serde_json::from_str(&expected.jwks_json()).unwrap();
+    assert_eq!(served, expected, "the key from the secret signs");
+
+    let missing = format!("{}-absent", w.tag);
+    let error = match accounts::Config::from_lookup(lookup(missing.clone()))
+        .unwrap()
+        .router(&config)
+        .await
+    {
+        Ok(_) => panic!("a missing secret must stop the start"),
+        Err(e) => format!(
+            "{e}: {}",
+            std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        ),
+    };
+    assert!(error.contains(&missing), "{error}");
+    // No configuration variable carries a key.
+    assert!(
+        accounts::Config::from_lookup(|var| (var != "JWT_SIGNING_KEY_SECRET").then(|| "x".into()))
+            .is_err()
+    );
+}
