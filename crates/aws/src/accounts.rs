@@ -702,6 +702,14 @@ impl AccountStore for AccountsTable {
         out.attributes().map(token_of).transpose()
     }
 
+    async fn tokens_of(&self, id: &AccountId) -> Result<Vec<TokenRecord>, StoreError> {
+        self.query_all(Some("gsi1"), "gsi1pk", format!("TOKENS#{id}"))
+            .await?
+            .iter()
+            .map(token_of)
+            .collect()
+    }
+
     async fn revoke_tokens(&self, id: &AccountId) -> Result<(), StoreError> {
         let items = self
             .query_all(Some("gsi1"), "gsi1pk", format!("TOKENS#{id}"))

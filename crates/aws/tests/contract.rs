@@ -659,6 +659,15 @@ async fn account_store_contract(store: impl AccountStore) {
     };
     store.put_token(&token("aa")).await.unwrap();
     store.put_token(&token("bb")).await.unwrap();
+    let mut listed: Vec<String> = store
+        .tokens_of(&bob.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.hash)
+        .collect();
+    listed.sort();
+    assert_eq!(listed, ["aa", "bb"]);
     assert_eq!(store.take_token("aa").await.unwrap(), Some(token("aa")));
     assert_eq!(store.take_token("aa").await.unwrap(), None);
     store.revoke_tokens(&bob.id).await.unwrap();

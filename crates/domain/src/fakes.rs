@@ -426,6 +426,18 @@ impl AccountStore for MemoryAccountStore {
         Ok(self.inner.lock().expect("lock").tokens.remove(hash))
     }
 
+    async fn tokens_of(&self, id: &AccountId) -> Result<Vec<TokenRecord>, StoreError> {
+        Ok(self
+            .inner
+            .lock()
+            .expect("lock")
+            .tokens
+            .values()
+            .filter(|t| &t.account == id)
+            .cloned()
+            .collect())
+    }
+
     async fn revoke_tokens(&self, id: &AccountId) -> Result<(), StoreError> {
         self.inner
             .lock()

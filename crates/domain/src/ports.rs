@@ -244,6 +244,13 @@ pub trait AccountStore: Send + Sync {
         hash: &str,
     ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
 
+    /// The tokens of an account (read from an index: a token written a moment ago may be
+    /// missing).
+    fn tokens_of(
+        &self,
+        id: &AccountId,
+    ) -> impl Future<Output = Result<Vec<TokenRecord>, StoreError>> + Send;
+
     /// Removes every token of an account (logout everywhere, new password).
     fn revoke_tokens(&self, id: &AccountId) -> impl Future<Output = Result<(), StoreError>> + Send;
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use tdb_api::{ApiError, Caller, FinessSchema, PUBLIC_DOCUMENT, RoleSchema, json, no_content};
 use tdb_domain::Finess;
 use tdb_domain::accounts::{
-    Account, AccountRecord, PasswordError, StructureRecord, TokenPurpose, TokenRecord,
+    Account, AccountId, AccountRecord, PasswordError, StructureRecord, TokenPurpose, TokenRecord,
     role_structure,
 };
 use tdb_domain::email::EmailAddress;
@@ -182,6 +182,9 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     ) -> Result<Response, ApiError> {
         let now = self.now();
         let session_started = continuing.map_or(now, |t| t.session_started);
+        if continuing.is_none() {
+            self.end_oldest_sessions(&record.account.id, now).await?;
+        }
         let refresh_token = new_token();
         self.store
             .put_token(&TokenRecord {
@@ -210,6 +213,31 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 acting_for,
             },
         ))
+    }
+
+    /// Before a new session begins: ends the oldest ones so that the account keeps at most
+    /// `max_sessions` (the index read may miss a token written a moment ago, so the cap can
+    /// be passed by a few concurrent logins, never for long).
+    async fn end_oldest_sessions(&self, account: &AccountId, now: i64) -> Result<(), ApiError> {
+        let mut live: Vec<TokenRecord> = self
+            .store
+            .tokens_of(account)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|t| t.purpose == TokenPurpose::Refresh && t.expires_at > now)
+            .collect();
+        let keep = self.settings.max_sessions.saturating_sub(1);
+        if live.len() > keep {
+            live.sort_by_key(|t| t.session_started);
+            for old in &live[..live.len() - keep] {
+                self.store
+                    .take_token(&old.hash)
+                    .await
+                    .map_err(store_error)?;
+            }
+        }
+        Ok(())
     }
 
     /// Counts a login attempt as a failure before the password is verified, with a write

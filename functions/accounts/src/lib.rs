@@ -49,6 +49,9 @@ pub struct Settings {
     pub refresh_ttl: i64,
     /// The longest a session lasts from its login, however often it is refreshed.
     pub session_max_age: i64,
+    /// The most sessions (live refresh tokens) an account keeps: a new login beyond it ends
+    /// the oldest.
+    pub max_sessions: usize,
     /// The least time between two links e-mailed to one account, in seconds.
     pub link_cooldown: i64,
     /// A password-reset request is answered no sooner than this, whether the address has
@@ -66,6 +69,7 @@ impl Settings {
             link_ttl: 72 * 3600,
             refresh_ttl: 7 * 24 * 3600,
             session_max_age: 30 * 24 * 3600,
+            max_sessions: 10,
             link_cooldown: 5 * 60,
             reset_answer_floor: std::time::Duration::from_millis(400),
             password_policy: PasswordPolicy::default(),

@@ -1912,3 +1912,25 @@ async fn the_signing_key_is_read_from_secrets_manager_and_never_configured() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn an_account_keeps_at_most_its_allowed_sessions_and_loses_the_oldest() {
+    let w = world().await;
+    w.admin("sessions", Role::NationalAdmin).await;
+    let email = w.email("sessions");
+    let max = Settings::new("https://tdb-esms.test").max_sessions;
+    let mut refresh_tokens = Vec::new();
+    for _ in 0..max + 2 {
+        w.advance(1);
+        let (_, tokens) = w.login(&email, PASSWORD).await;
+        refresh_tokens.push(tokens["refresh_token"].as_str().unwrap().to_string());
+    }
+    // The administrator's own login when the test set it up was the oldest of all.
+    let (dead, alive) = refresh_tokens.split_at(2);
+    for token in dead {
+        assert_eq!(w.refresh(token).await.0, 401, "an oldest session ended");
+    }
+    for token in alive {
+        assert_eq!(w.refresh(token).await.0, 200);
+    }
+}
