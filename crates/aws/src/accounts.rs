@@ -127,6 +127,16 @@ fn account_of(item: &Item) -> Result<Account, StoreError> {
 /// The attribute of the account item that counts changes to its set of roles.
 const ROLES_REV: &str = "roles_rev";
 
+/// The condition that the roles revision is still `seen`. Accounts written before the
+/// revision existed have none, which reads as 0.
+fn rev_condition(seen: u64) -> &'static str {
+    if seen == 0 {
+        "attribute_exists(pk) AND (attribute_not_exists(#rev) OR #rev = :seen)"
+    } else {
+        "#rev = :seen"
+    }
+}
+
 /// Raises the account's roles revision if it is still `seen`; fails its condition otherwise
 /// (a concurrent grant or revoke, or a deleted account).
 fn bump_roles_rev(table: &str, id: &AccountId, seen: u64) -> Result<TransactWriteItem, StoreError> {
@@ -137,7 +147,7 @@ fn bump_roles_rev(table: &str, id: &AccountId, seen: u64) -> Result<TransactWrit
                 .key("pk", s(account_pk(id)))
                 .key("sk", s("ACCOUNT"))
                 .update_expression("SET #rev = :next")
-                .condition_expression("#rev = :seen")
+                .condition_expression(rev_condition(seen))
                 .expression_attribute_names("#rev", ROLES_REV)
                 .expression_attribute_values(":seen", n(seen))
                 .expression_attribute_values(":next", n(seen + 1))
@@ -281,7 +291,13 @@ impl AccountsTable {
         let mut roles = Vec::new();
         for item in &items {
             match get_s(item, "sk")? {
-                "ACCOUNT" => account = Some((account_of(item)?, get_n(item, ROLES_REV)?)),
+                "ACCOUNT" => {
+                    let rev = match item.get(ROLES_REV) {
+                        None => 0,
+                        Some(_) => get_n(item, ROLES_REV)?,
+                    };
+                    account = Some((account_of(item)?, rev));
+                }
                 _ => roles.push(serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?),
             }
         }
@@ -581,6 +597,12 @@ impl AccountStore for AccountsTable {
             .roles
             .iter()
             .find(|r| on.is_some() && role_structure(r) == on);
+        // An APE stays APE until its APE role is revoked: a profile written over it (a
+        // request that read the account before the appointment) would leave the structure
+        // without its APE.
+        if matches!(replaced, Some(Role::Ape { .. })) && !matches!(role, Role::Ape { .. }) {
+            return Err(StoreError::Conflict { expected: rev });
+        }
         let mut ops = vec![
             bump_roles_rev(t, id, rev)?,
             put(t, role_item(id, role)?, None)?,
@@ -631,7 +653,7 @@ impl AccountStore for AccountsTable {
                             .table_name(t)
                             .key("pk", s(account_pk(id)))
                             .key("sk", s("ACCOUNT"))
-                            .condition_expression("#rev = :seen")
+                            .condition_expression(rev_condition(rev))
                             .expression_attribute_names("#rev", ROLES_REV)
                             .expression_attribute_values(":seen", n(rev))
                             .build()

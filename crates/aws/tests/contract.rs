@@ -4,6 +4,7 @@
 //!
 //! A stopped stack makes these tests fail, never skip: run them through `scripts/test.sh`.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use tdb_aws::accounts::AccountsTable;
@@ -615,6 +616,24 @@ async fn account_store_contract(store: impl AccountStore) {
     );
     let roles = store.account(&bob.id).await.unwrap().unwrap().roles;
     assert!(!roles.contains(&lecteur_e3) && roles.len() == 2);
+    // But a profile is never written over an APE role: the APE role is revoked first.
+    assert!(matches!(
+        store.grant(&bob.id, &lecteur_e3).await,
+        Err(StoreError::Conflict { .. })
+    ));
+    assert_eq!(
+        store.structures(&[e3.finess]).await.unwrap()[0].ape,
+        Some(bob.id.clone())
+    );
+    store
+        .revoke(
+            &bob.id,
+            &Role::Ape {
+                structure: e3.finess,
+            },
+        )
+        .await
+        .unwrap();
     store.grant(&bob.id, &lecteur_e3).await.unwrap();
     assert_eq!(store.structures(&[e3.finess]).await.unwrap()[0].ape, None);
 
@@ -854,4 +873,54 @@ async fn a_revoke_racing_a_grant_leaves_accounts_and_ape_links_consistent() {
         );
     }
     println!("outcomes over {rounds} rounds: {outcomes:?}");
+}
+
+/// Accounts written before the roles revision existed have no `roles_rev`: they load, and
+/// grants and revokes work on them (the missing revision reads as 0).
+#[tokio::test]
+async fn accounts_written_before_the_roles_revision_still_load_and_change() {
+    let stack = local_stack().await;
+    let store = stack.accounts_table();
+    let e1 = structure(1, "69", None);
+    let e2 = structure(2, "69", None);
+    store
+        .create_structures(&[e1.clone(), e2.clone()])
+        .await
+        .unwrap();
+    let person = account(77, "ancien@exemple.fr");
+    let member = Role::Member {
+        structure: e1.finess,
+        profile: Profile::Lecteur,
+    };
+    store.create_account(&person, &member).await.unwrap();
+    aws_sdk_dynamodb::Client::new(&stack.config)
+        .update_item()
+        .table_name(&stack.provisioned.environment["ACCOUNTS_TABLE"])
+        .key("pk", AttributeValue::S(format!("A#{}", person.id)))
+        .key("sk", AttributeValue::S("ACCOUNT".into()))
+        .update_expression("REMOVE roles_rev")
+        .send()
+        .await
+        .unwrap();
+    assert!(store.account(&person.id).await.unwrap().is_some());
+    let ape = Role::Ape {
+        structure: e2.finess,
+    };
+    store.grant(&person.id, &ape).await.unwrap();
+    store.revoke(&person.id, &member).await.unwrap();
+    let record = store.account(&person.id).await.unwrap().unwrap();
+    assert_eq!(record.roles, vec![ape]);
+    // An APE role is not overwritten by a profile on the same structure.
+    assert!(matches!(
+        store
+            .grant(
+                &person.id,
+                &Role::Member {
+                    structure: e2.finess,
+                    profile: Profile::Gestionnaire
+                }
+            )
+            .await,
+        Err(StoreError::Conflict { .. })
+    ));
 }

@@ -376,6 +376,17 @@ impl AccountStore for MemoryAccountStore {
         if !inner.accounts.contains_key(id) {
             return Err(StoreError::NotFound("account"));
         }
+        let on = crate::accounts::role_structure(role);
+        let replaces_ape = inner.roles.get(id).is_some_and(|roles| {
+            roles.iter().any(|r| {
+                matches!(r, Role::Ape { .. })
+                    && on.is_some()
+                    && crate::accounts::role_structure(r) == on
+            })
+        });
+        if replaces_ape && !matches!(role, Role::Ape { .. }) {
+            return Err(StoreError::Conflict { expected: 0 });
+        }
         inner.check_ape(role, id)?;
         inner.set_role(id, role);
         Ok(())

@@ -279,7 +279,7 @@ mod tests {
             assert!(
                 limits["ThrottlingRateLimit"]
                     .as_u64()
-                    .is_some_and(|r| r <= 50)
+                    .is_some_and(|r| r <= 200)
                     && limits["ThrottlingBurstLimit"].as_u64().is_some(),
                 "{key} is not throttled"
             );

@@ -426,6 +426,14 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                 "nobody appoints themselves APE: another administrator or the OG's APE does",
             ));
         }
+        // Refused before the current APE is removed, so a refusal leaves the structure as it
+        // was.
+        if existing
+            .as_ref()
+            .is_some_and(|r| r.roles.iter().any(|role| role_structure(role).is_none()))
+        {
+            return Err(administrator_account());
+        }
         if let Some(current) = &structure.ape
             && existing.as_ref().map(|r| &r.account.id) != Some(current)
         {
@@ -533,7 +541,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         let total = structures.len();
         let shown: Vec<_> = structures
             .into_iter()
-            .skip((page - 1) * per_page)
+            .skip((page - 1).saturating_mul(per_page))
             .take(per_page)
             .collect();
         let ape_ids: Vec<AccountId> = shown.iter().filter_map(|s| s.ape.clone()).collect();
@@ -541,9 +549,15 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         let structures = shown
             .iter()
             .map(|s| {
+                // The APE's contact details only to those who manage APE there (an ARS, a CD,
+                // the OG's APE), not to every reader following progress.
+                let manages = caller
+                    .authorize(Action::ManageApe, &Target::Structure(s.target()))
+                    .is_ok();
                 let ape = s
                     .ape
                     .as_ref()
+                    .filter(|_| manages)
                     .and_then(|id| apes.iter().find(|a| &a.id == id));
                 StructureView::of(s, ape)
             })

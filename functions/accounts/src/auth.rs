@@ -311,6 +311,17 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     /// not the address exists, 403 for a `structure` the account has no role on, and 503
     /// when storage is down (for known and unknown addresses alike: both read it).
     pub(crate) async fn login(&self, body: LoginBody) -> Result<Response, ApiError> {
+        let started = tokio::time::Instant::now();
+        let outcome = self.try_login(body).await;
+        // Every refusal takes at least the floor: a known address costs a few more storage
+        // round trips than an unknown one, and the answer's timing must not tell them apart.
+        if matches!(&outcome, Err(e) if e.status == 401) {
+            tokio::time::sleep_until(started + self.settings.login_refusal_floor).await;
+        }
+        outcome
+    }
+
+    async fn try_login(&self, body: LoginBody) -> Result<Response, ApiError> {
         let email = parse_email("email", &body.email)?;
         let acting_for = body
             .structure
@@ -323,7 +334,12 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .await
             .map_err(store_error)?;
         let reserved = match record {
-            Some(record) => self.reserve_attempt(record).await?,
+            // A failed reservation write is answered like a wrong password (after the same
+            // decoy work): a 503 here would exist only for known addresses.
+            Some(record) => self.reserve_attempt(record).await.unwrap_or_else(|e| {
+                tracing::error!(code = e.code, "login attempt not reserved");
+                None
+            }),
             None => None,
         };
         let Some(record) = reserved else {
@@ -358,8 +374,15 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .take_token(&token_hash(&body.refresh_token))
             .await
             .map_err(store_error)?
-            .filter(|t| t.purpose == TokenPurpose::Refresh && t.expires_at > now)
             .ok_or_else(invalid)?;
+        if token.purpose != TokenPurpose::Refresh {
+            // An e-mailed link sent here by mistake stays usable where it belongs.
+            self.store.put_token(&token).await.map_err(store_error)?;
+            return Err(invalid());
+        }
+        if token.expires_at <= now {
+            return Err(invalid());
+        }
         let record = self
             .store
             .account(&token.account)
@@ -396,17 +419,25 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             .take_token(&token_hash(&body.token))
             .await
             .map_err(store_error)?
-            .filter(|t| t.purpose != TokenPurpose::Refresh)
             .ok_or_else(invalid_link)?;
+        if token.purpose == TokenPurpose::Refresh {
+            // A refresh token sent here by mistake stays usable where it belongs.
+            self.store.put_token(&token).await.map_err(store_error)?;
+            return Err(invalid_link());
+        }
         if token.expires_at <= self.now() {
             return Err(invalid_link());
         }
-        let record = self
-            .store
-            .account(&token.account)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(invalid_link)?;
+        let record = match self.store.account(&token.account).await {
+            Ok(record) => record,
+            Err(e) => {
+                self.store.put_token(&token).await.map_err(store_error)?;
+                return Err(store_error(e));
+            }
+        }
+        // A link made before the last password change is over, like the sessions.
+        .filter(|r| r.account.sessions_epoch == token.epoch)
+        .ok_or_else(invalid_link)?;
         if let Err(e) = self
             .settings
             .password_policy
@@ -456,7 +487,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         };
         // The epoch already ends the sessions; deleting their tokens only tidies the table.
         if let Err(e) = self.store.revoke_tokens(&updated.id).await {
-            tracing::warn!(account = %updated.id, error = ?e, "old refresh tokens not deleted");
+            tracing::warn!(account = %updated.id, error = %e, "old refresh tokens not deleted");
         }
         tracing::info!(account = %updated.id, purpose = ?token.purpose, "password set");
         Ok(no_content())
@@ -498,23 +529,39 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         structure: Option<&StructureRecord>,
     ) -> Result<bool, ApiError> {
         let now = self.now();
-        if account
-            .link_sent_at
-            .is_some_and(|t| now - t < self.settings.link_cooldown)
-        {
+        let mut account = account.clone();
+        let mut claimed = None;
+        for _ in 0..4 {
+            if account
+                .link_sent_at
+                .is_some_and(|t| now - t < self.settings.link_cooldown)
+            {
+                return Ok(false);
+            }
+            let claim = Account {
+                link_sent_at: Some(now),
+                version: account.version + 1,
+                ..account.clone()
+            };
+            match self.store.save_account(&claim).await {
+                Ok(()) => {
+                    claimed = Some(claim);
+                    break;
+                }
+                // Changed meanwhile (a login attempt, or this very link being sent): reread;
+                // the cooldown above tells the two apart.
+                Err(StoreError::Conflict { .. }) => {
+                    match self.store.account(&account.id).await.map_err(store_error)? {
+                        Some(r) => account = r.account,
+                        None => return Ok(false),
+                    }
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        let Some(claimed) = claimed else {
             return Ok(false);
-        }
-        let claimed = Account {
-            link_sent_at: Some(now),
-            version: account.version + 1,
-            ..account.clone()
         };
-        match self.store.save_account(&claimed).await {
-            Ok(()) => {}
-            // Someone else changed the account meanwhile (maybe sending this very link).
-            Err(StoreError::Conflict { .. }) => return Ok(false),
-            Err(e) => return Err(store_error(e)),
-        }
         if let Err(e) = self.mail_link(&claimed, purpose, structure).await {
             let released = Account {
                 link_sent_at: account.link_sent_at,
@@ -558,7 +605,12 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             _ => mail::activation(&account.email, &account.person, structure, &link, ttl),
         };
         self.mailer.send(&email).await.map_err(|e| {
-            tracing::error!(account = %account.id, error = ?e, "e-mail not sent");
+            // The error's kind only: a mail service's message may quote the address.
+            let kind = match e {
+                tdb_domain::ports::MailError::Rejected(_) => "rejected",
+                tdb_domain::ports::MailError::Backend(_) => "backend",
+            };
+            tracing::error!(account = %account.id, kind, "e-mail not sent");
             ApiError::unavailable()
         })?;
         tracing::info!(account = %account.id, ?purpose, "link sent");

@@ -58,6 +58,8 @@ pub struct Settings {
     /// an account (a link is made and sent) or not (nothing is done): the answer's timing
     /// says nothing of the address.
     pub reset_answer_floor: std::time::Duration,
+    /// A refused login is answered no sooner than this, for the same reason.
+    pub login_refusal_floor: std::time::Duration,
     pub password_policy: PasswordPolicy,
     pub login_throttle: LoginThrottle,
 }
@@ -71,7 +73,8 @@ impl Settings {
             session_max_age: 30 * 24 * 3600,
             max_sessions: 10,
             link_cooldown: 5 * 60,
-            reset_answer_floor: std::time::Duration::from_millis(400),
+            reset_answer_floor: std::time::Duration::from_secs(1),
+            login_refusal_floor: std::time::Duration::from_millis(300),
             password_policy: PasswordPolicy::default(),
             login_throttle: LoginThrottle::default(),
         }
@@ -183,7 +186,8 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
         ),
         StoreError::BadPageToken => ApiError::invalid("page", "invalid page token"),
         e @ StoreError::Backend(_) => {
-            tracing::error!(error = ?e, "storage backend failed");
+            // Display only: a backend's debug output may quote keys, which hold addresses.
+            tracing::error!(error = %e, "storage backend failed");
             ApiError::unavailable()
         }
         e @ StoreError::Corrupt(_) => {

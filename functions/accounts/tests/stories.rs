@@ -1934,3 +1934,147 @@ async fn an_account_keeps_at_most_its_allowed_sessions_and_loses_the_oldest() {
         assert_eq!(w.refresh(token).await.0, 200);
     }
 }
+
+#[tokio::test]
+async fn links_die_with_a_password_change_and_tokens_sent_to_the_wrong_route_survive() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    w.import_referential(&national).await;
+    let cooldown = Settings::new("https://tdb-esms.test").link_cooldown;
+
+    // An activation link sent to the refresh route by mistake still activates afterwards.
+    let email = w.email("ape-a");
+    let (status, _) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_a()),
+            Some(&national),
+            json!({ "email": email, "last_name": "Durand", "first_name": "Paul" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let activation = w.last_link_to(&email).await.unwrap();
+    assert_eq!(w.refresh(&activation).await.0, 401);
+    w.activate(&email).await;
+    let (_, tokens) = w.login(&email, PASSWORD).await;
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    // And a refresh token sent to the password route still refreshes afterwards.
+    let (status, _) = w
+        .send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": refresh, "password": PASSWORD }),
+        )
+        .await;
+    assert_eq!(status, 401);
+    assert_eq!(w.refresh(&refresh).await.0, 200);
+
+    // Two reset links; the second sets a password; the first is then dead.
+    let reset = || {
+        w.send(
+            Method::POST,
+            "/auth/password-reset",
+            None,
+            json!({ "email": email }),
+        )
+    };
+    w.advance(cooldown);
+    reset().await;
+    let first = w.last_link_to(&email).await.unwrap();
+    w.advance(cooldown);
+    reset().await;
+    let second = w.last_link_to(&email).await.unwrap();
+    assert_ne!(first, second);
+    let set = |token: String| {
+        w.send(
+            Method::POST,
+            "/auth/password",
+            None,
+            json!({ "token": token, "password": PASSWORD }),
+        )
+    };
+    assert_eq!(set(second).await.0, 204);
+    let (status, e) = set(first).await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (401, Some("invalid_link"))
+    );
+
+    // Appointing an administrator's address is refused before the current APE is removed.
+    let (status, _) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_a()),
+            Some(&national),
+            json!({ "email": w.email("national"), "last_name": "N", "first_name": "N" }),
+        )
+        .await;
+    assert!(status == 403 || status == 409, "{status}");
+    let cd = w
+        .admin(
+            "cd",
+            Role::DepartementalAdmin {
+                departement: Departement::from_code("69").unwrap(),
+            },
+        )
+        .await;
+    let (status, e) = w
+        .send(
+            Method::PUT,
+            &format!("/accounts/structures/{}/ape", esms_a()),
+            Some(&national),
+            json!({ "email": w.email("cd"), "last_name": "C", "first_name": "D" }),
+        )
+        .await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (409, Some("administrator_account"))
+    );
+    let (_, a) = w
+        .get(&format!("/accounts/structures/{}", esms_a()), &cd)
+        .await;
+    assert_eq!(a["ape"]["email"], email.as_str(), "the APE is still there");
+
+    // A huge page number is an empty page, not a failure.
+    let (status, page) = w
+        .get(
+            "/accounts/structures?departement=69&page=1000000000000000000",
+            &cd,
+        )
+        .await;
+    assert_eq!(
+        (status, page["structures"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+
+    // Readers following an OG's progress do not get its ESMS' APE contact details.
+    let ape_og = w.ape(&national, og(), "ape-og").await;
+    let (status, _) = w
+        .send(
+            Method::POST,
+            &format!("/accounts/structures/{}/users", og()),
+            Some(&ape_og),
+            json!({ "email": w.email("lecteur-og"), "last_name": "L", "first_name": "O",
+                    "profile": "lecteur" }),
+        )
+        .await;
+    assert_eq!(status, 201);
+    w.activate(&w.email("lecteur-og")).await;
+    let reader = w.token_of(&w.email("lecteur-og")).await;
+    let (status, list) = w
+        .get(&format!("/accounts/structures?og={}", og()), &reader)
+        .await;
+    assert_eq!(status, 200);
+    let row_a = list["structures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["finess"] == esms_a().as_str())
+        .unwrap();
+    assert_eq!(row_a["ape"], Value::Null, "{row_a}");
+    let (_, list) = w
+        .get(&format!("/accounts/structures?og={}", og()), &ape_og)
+        .await;
+    assert!(list.to_string().contains(&email), "the OG's APE sees them");
+}
