@@ -43,12 +43,22 @@ fi
 # The accounts function's signing key: made once, kept in the git-ignored run folder.
 key=$run/jwt-signing-key.pem
 [ -s "$key" ] || "$tdb" keygen > "$key"
+# The accounts function's settings as the gateway gives them (for `tdb admin`); the gateway
+# stores the key in the local Secrets Manager under this name.
+cat > $run/accounts.env <<ENV
+export JWT_SIGNING_KEY_SECRET=tdb-local-jwt-signing-key
+export JWT_ISSUER=$base
+export JWT_AUDIENCE=tdb-esms
+export PUBLIC_URL=$base
+ENV
 
 cat <<EOF
 
 The API answers on $base (every function's routes from infra/template.yaml).
   OpenAPI of the accounts function: $base/accounts/openapi.json
   E-mails sent (activation links...): curl -s $AWS_ENDPOINT_URL/_aws/ses
+  More administrators (while the gateway runs): source $run/env $run/functions.env $run/accounts.env
+    then $tdb admin --email ... --last-name ... --first-name ... --role region:84
 
 Try it:
   curl -s $base/.well-known/openid-configuration
