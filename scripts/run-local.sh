@@ -57,8 +57,9 @@ cat <<EOF
 The API answers on $base (every function's routes from infra/template.yaml).
   OpenAPI of the accounts function: $base/accounts/openapi.json
   E-mails sent (activation links...): curl -s $AWS_ENDPOINT_URL/_aws/ses
-  More administrators (while the gateway runs): source $run/env $run/functions.env $run/accounts.env
-    then $tdb admin --email ... --last-name ... --first-name ... --role region:84
+  More administrators (while the gateway runs):
+    source $run/env; source $run/functions.env; source $run/accounts.env
+    $tdb admin --email ... --last-name ... --first-name ... --role region:84
 
 Try it:
   curl -s $base/.well-known/openid-configuration
