@@ -455,22 +455,16 @@ fn structure(n: u32, dep: &str, og: Option<Finess>) -> StructureRecord {
 }
 
 fn account(byte: u8, email: &str) -> Account {
-    Account {
-        id: AccountId::from_random([byte; 16]),
-        email: EmailAddress::parse(email).unwrap(),
-        person: Person {
+    Account::new(
+        AccountId::from_random([byte; 16]),
+        EmailAddress::parse(email).unwrap(),
+        Person {
             last_name: "Martin".into(),
             first_name: "Claire".into(),
             phone: None,
         },
-        password_hash: None,
-        failed_logins: 0,
-        locked_until: None,
-        created_at: 1_750_000_000,
-        version: 1,
-        sessions_epoch: 0,
-        link_sent_at: None,
-    }
+        1_750_000_000,
+    )
 }
 
 async fn account_store_contract(store: impl AccountStore) {

@@ -374,20 +374,17 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
         let email = EmailAddress::parse(&format!("{who}@demo.tdb-esms.test"))?;
         if store.account_by_email(&email).await?.is_none() {
             let account = Account {
-                id: AccountId::from_random(accounts::secrets::random_bytes()),
-                email: email.clone(),
-                person: Person {
-                    last_name: "Démo".into(),
-                    first_name: who.into(),
-                    phone: None,
-                },
                 password_hash: Some(accounts::secrets::hash_password(DEMO_PASSWORD)),
-                failed_logins: 0,
-                locked_until: None,
-                created_at: 0,
-                version: 1,
-                sessions_epoch: 0,
-                link_sent_at: None,
+                ..Account::new(
+                    AccountId::from_random(accounts::secrets::random_bytes()),
+                    email.clone(),
+                    Person {
+                        last_name: "Démo".into(),
+                        first_name: who.into(),
+                        phone: None,
+                    },
+                    0,
+                )
             };
             store.create_account(&account, &role).await?;
         }

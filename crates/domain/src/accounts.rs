@@ -102,6 +102,22 @@ pub struct Account {
 }
 
 impl Account {
+    /// A new account: no password yet, no failed login, version 1.
+    pub fn new(id: AccountId, email: EmailAddress, person: Person, created_at: i64) -> Account {
+        Account {
+            id,
+            email,
+            person,
+            password_hash: None,
+            failed_logins: 0,
+            locked_until: None,
+            created_at,
+            version: 1,
+            sessions_epoch: 0,
+            link_sent_at: None,
+        }
+    }
+
     /// Whether the person chose a password (through the activation link).
     pub fn is_active(&self) -> bool {
         self.password_hash.is_some()

@@ -62,22 +62,16 @@ fn main() {
         // Two apps with the same account: one called directly, one behind its router.
         let direct_app = app(&key);
         let routed_app = app(&key);
-        let account = Account {
-            id: AccountId::from_random([7; 16]),
-            email: EmailAddress::parse("bench@exemple.fr").unwrap(),
-            person: Person {
+        let account = Account::new(
+            AccountId::from_random([7; 16]),
+            EmailAddress::parse("bench@exemple.fr").unwrap(),
+            Person {
                 last_name: "Banc".into(),
                 first_name: "Essai".into(),
                 phone: None,
             },
-            password_hash: None,
-            failed_logins: 0,
-            locked_until: None,
-            created_at: 0,
-            version: 1,
-            sessions_epoch: 0,
-            link_sent_at: None,
-        };
+            0,
+        );
         for app in [&direct_app, &routed_app] {
             app.store()
                 .create_account(&account, &Role::NationalAdmin)

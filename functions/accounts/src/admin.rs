@@ -380,18 +380,12 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
 
     /// An account with a fresh random id and no password yet.
     fn new_account(&self, email: &EmailAddress, person: Person) -> Account {
-        Account {
-            id: AccountId::from_random(crate::secrets::random_bytes()),
-            email: email.clone(),
+        Account::new(
+            AccountId::from_random(crate::secrets::random_bytes()),
+            email.clone(),
             person,
-            password_hash: None,
-            failed_logins: 0,
-            locked_until: None,
-            created_at: self.now(),
-            version: 1,
-            sessions_epoch: 0,
-            link_sent_at: None,
-        }
+            self.now(),
+        )
     }
 
     /// Makes the person the APE of `structure`, replacing the previous APE if another.
@@ -751,14 +745,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         body: OwnDetailsBody,
     ) -> Result<Response, ApiError> {
         for _ in 0..4 {
-            let record = self
-                .store
-                .account(&caller.account)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| {
-                    ApiError::unauthorized("invalid_token", "this account no longer exists")
-                })?;
+            let record = self.caller_record(caller).await?;
             let account = record.account;
             let person = person_of(
                 body.last_name

@@ -652,14 +652,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
 
     /// The caller's account and profiles.
     pub async fn me(&self, caller: &Caller) -> Result<Response, ApiError> {
-        let record = self
-            .store
-            .account(&caller.account)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "this account no longer exists")
-            })?;
+        let record = self.caller_record(caller).await?;
         let on: Vec<Finess> = record.roles.iter().filter_map(role_structure).collect();
         let structures = self.store.structures(&on).await.map_err(store_error)?;
         let profiles = record

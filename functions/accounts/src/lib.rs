@@ -17,7 +17,7 @@ pub mod secrets;
 
 use std::sync::Arc;
 use tdb_api::{ApiError, Caller, TokenVerifier};
-use tdb_domain::accounts::{LoginThrottle, PasswordPolicy};
+use tdb_domain::accounts::{AccountRecord, LoginThrottle, PasswordPolicy};
 use tdb_domain::ports::{AccountStore, Mailer, StoreError};
 
 pub use config::{Config, ConfigError};
@@ -138,18 +138,20 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
 }
 
 impl<S: AccountStore, M: Mailer> App<S, M> {
+    /// The caller's account as stored now; 401 when it no longer exists.
+    pub(crate) async fn caller_record(&self, caller: &Caller) -> Result<AccountRecord, ApiError> {
+        self.store
+            .account(&caller.account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| ApiError::unauthorized("invalid_token", "this account no longer exists"))
+    }
+
     /// The caller with only the roles it still holds, read now in one consistent query: a
     /// role removed since the token was issued cannot make lasting changes (write routes
     /// call this; reads live with the token's 10 minutes).
     pub(crate) async fn current(&self, caller: Caller) -> Result<Caller, ApiError> {
-        let record = self
-            .store
-            .account(&caller.account)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "this account no longer exists")
-            })?;
+        let record = self.caller_record(&caller).await?;
         Ok(Caller {
             roles: caller
                 .roles
