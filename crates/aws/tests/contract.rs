@@ -6,7 +6,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
 use tdb_aws::provision::{Provisioned, Resources, StackContext, TEMPLATE};
@@ -35,18 +35,8 @@ struct Stack {
 
 /// Provisions a fresh copy of the template's resources on the local stack.
 async fn local_stack() -> Stack {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
-        "AWS_ENDPOINT_URL must point at the local stack (got `{endpoint}`): run the tests with scripts/test.sh, which starts it"
-    );
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos()
-        % 1_000_000_000;
-    let stack_name = format!("t{nanos}-{}", COUNTER.fetch_add(1, Ordering::SeqCst));
+    tdb_testkit::local_endpoint();
+    let stack_name = tdb_testkit::unique_name("t");
     let config = tdb_aws::load_config().await;
     let provisioned = tdb_aws::provision::provision_stack(&config, &stack_name, SENDER)
         .await

@@ -29,16 +29,8 @@ struct Served {
 }
 
 async fn serve() -> Served {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
-        "AWS_ENDPOINT_URL must point at the local stack: run the tests with scripts/test.sh"
-    );
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let tag = format!("g{}-{}", nanos % 1_000_000_000, std::process::id());
+    tdb_testkit::local_endpoint();
+    let tag = tdb_testkit::unique_name("g");
     let aws = tdb_aws::load_config().await;
     let provisioned = tdb_aws::provision::provision_stack(&aws, &tag, SENDER)
         .await
@@ -106,28 +98,6 @@ impl Served {
         .await
         .unwrap();
     }
-}
-
-/// The link of the last e-mail LocalStack's SES received for `to`.
-async fn link_sent_to(to: &str) -> String {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let sent: Value = reqwest::get(format!("{endpoint}/_aws/ses"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let message = sent["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["Destination"]["ToAddresses"][0] == to)
-        .expect("an e-mail to this address");
-    let text = message["Body"]["text_part"].as_str().unwrap();
-    text.split_whitespace()
-        .find(|word| word.contains("/mot-de-passe#jeton="))
-        .expect("a link in the e-mail")
-        .to_string()
 }
 
 /// A headless Chromium and the DevTools connection to its page.
@@ -300,7 +270,9 @@ async fn a_person_sets_a_password_from_the_emailed_link_in_a_browser_then_logs_i
     let served = serve().await;
     let email = format!("claire.martin.{}@exemple.fr", served.tag);
     served.administrator(&email).await;
-    let link = link_sent_to(&email).await;
+    let link = tdb_testkit::last_link_to(&email)
+        .await
+        .expect("an activation e-mail with its link");
     assert!(
         link.starts_with(&format!("{}/mot-de-passe#jeton=", served.base)),
         "{link}"

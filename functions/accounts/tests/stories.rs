@@ -11,7 +11,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{self, Method};
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
@@ -46,20 +46,11 @@ struct World {
 }
 
 async fn world() -> World {
-    let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap_or_default();
-    assert!(
-        endpoint.contains("127.0.0.1") || endpoint.contains("localhost"),
-        "AWS_ENDPOINT_URL must point at the local stack (got `{endpoint}`): run the tests with scripts/test.sh"
-    );
-    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    tdb_testkit::local_endpoint();
+    let tag = tdb_testkit::unique_name("a");
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap();
-    let tag = format!(
-        "a{}-{}",
-        nanos.as_nanos() % 1_000_000_000,
-        COUNTER.fetch_add(1, Ordering::SeqCst)
-    );
     let config = tdb_aws::load_config().await;
     let provisioned = tdb_aws::provision::provision_stack(&config, &tag, SENDER)
         .await
@@ -260,22 +251,10 @@ impl World {
 
     /// The token of the last link e-mailed to `to`, read back from LocalStack's SES.
     async fn last_link_to(&self, to: &str) -> Option<String> {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-        let sent: Value = reqwest::get(format!("{endpoint}/_aws/ses"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let message = sent["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rfind(|m| m["Destination"]["ToAddresses"][0] == to)?;
+        let link = tdb_testkit::last_link_to(to).await?;
+        let message = tdb_testkit::messages_to(to).await.pop()?;
         assert_eq!(message["Source"], SENDER);
-        let text = message["Body"]["text_part"].as_str().unwrap();
-        let token = text.split("#jeton=").nth(1)?.split_whitespace().next()?;
-        Some(token.to_string())
+        Some(link.split("#jeton=").nth(1)?.to_string())
     }
 
     /// Follows the activation link e-mailed to `to` and sets the stories' password.
@@ -1555,25 +1534,6 @@ async fn imports_check_rights_first_cap_their_rejections_and_ignore_stray_quotes
     assert_eq!(b["ape"], Value::Null, "nothing was created");
 }
 
-impl World {
-    /// How many e-mails LocalStack's SES received for `to`.
-    async fn emails_to(&self, to: &str) -> usize {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL").unwrap();
-        let sent: Value = reqwest::get(format!("{endpoint}/_aws/ses"))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        sent["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| m["Destination"]["ToAddresses"][0] == to)
-            .count()
-    }
-}
-
 #[tokio::test]
 async fn scope_holds_administrators_apart_people_own_their_details_and_removed_roles_write_nothing()
 {
@@ -1740,7 +1700,7 @@ async fn password_resets_answer_alike_for_any_address_and_send_once_per_cooldown
     let known = w.email("oubli");
     let unknown = w.email("personne");
     let settings = Settings::new("https://tdb-esms.test");
-    let before = w.emails_to(&known).await;
+    let before = tdb_testkit::messages_to(&known).await.len();
 
     let started = std::time::Instant::now();
     let answers = w
@@ -1761,11 +1721,11 @@ async fn password_resets_answer_alike_for_any_address_and_send_once_per_cooldown
         );
     }
     assert_eq!(
-        w.emails_to(&known).await,
+        tdb_testkit::messages_to(&known).await.len(),
         before + 1,
         "five requests, one e-mail"
     );
-    assert_eq!(w.emails_to(&unknown).await, 0);
+    assert_eq!(tdb_testkit::messages_to(&unknown).await.len(), 0);
 
     // Within the cooldown nothing more is sent; after it, a new link is.
     w.advance(settings.link_cooldown - 10);
@@ -1776,7 +1736,7 @@ async fn password_resets_answer_alike_for_any_address_and_send_once_per_cooldown
         json!({ "email": known }),
     )
     .await;
-    assert_eq!(w.emails_to(&known).await, before + 1);
+    assert_eq!(tdb_testkit::messages_to(&known).await.len(), before + 1);
     w.advance(20);
     w.send(
         Method::POST,
@@ -1785,7 +1745,7 @@ async fn password_resets_answer_alike_for_any_address_and_send_once_per_cooldown
         json!({ "email": known }),
     )
     .await;
-    assert_eq!(w.emails_to(&known).await, before + 2);
+    assert_eq!(tdb_testkit::messages_to(&known).await.len(), before + 2);
 }
 
 #[tokio::test]
@@ -1806,7 +1766,7 @@ async fn an_ape_not_yet_activated_gets_the_link_again_on_a_later_import() {
         )
         .await;
     assert_eq!((status, first["created"].as_u64()), (200, Some(1)));
-    assert_eq!(w.emails_to(&contact).await, 1);
+    assert_eq!(tdb_testkit::messages_to(&contact).await.len(), 1);
     // Imported again at once: unchanged, and no second e-mail within the cooldown.
     let (_, again) = w
         .upload(
@@ -1819,7 +1779,7 @@ async fn an_ape_not_yet_activated_gets_the_link_again_on_a_later_import() {
         (again["unchanged"].as_u64(), again["links_resent"].as_u64()),
         (Some(1), Some(0))
     );
-    assert_eq!(w.emails_to(&contact).await, 1);
+    assert_eq!(tdb_testkit::messages_to(&contact).await.len(), 1);
     // Later, still not activated (the e-mail was lost, or SES failed): the link goes again.
     w.advance(Settings::new("https://tdb-esms.test").link_cooldown + 1);
     let (_, later) = w
@@ -1830,7 +1790,7 @@ async fn an_ape_not_yet_activated_gets_the_link_again_on_a_later_import() {
         )
         .await;
     assert_eq!(later["links_resent"].as_u64(), Some(1));
-    assert_eq!(w.emails_to(&contact).await, 2);
+    assert_eq!(tdb_testkit::messages_to(&contact).await.len(), 2);
     // Once activated, never again.
     w.activate(&contact).await;
     w.advance(Settings::new("https://tdb-esms.test").link_cooldown + 1);
@@ -1842,7 +1802,7 @@ async fn an_ape_not_yet_activated_gets_the_link_again_on_a_later_import() {
         )
         .await;
     assert_eq!(active["links_resent"].as_u64(), Some(0));
-    assert_eq!(w.emails_to(&contact).await, 2);
+    assert_eq!(tdb_testkit::messages_to(&contact).await.len(), 2);
 }
 
 /// The signing key is read from Secrets Manager at cold start: the function's configuration
