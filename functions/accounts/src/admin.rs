@@ -2,7 +2,7 @@
 //! structures; an APE manages the Gestionnaire and Lecteur users of its structure.
 
 use crate::auth::{parse_email, parse_finess};
-use crate::{App, store_error};
+use crate::{App, SaveOutcome, store_error};
 use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use tdb_api::{ApiError, Caller, FinessSchema, RoleSchema, json, no_content};
@@ -744,36 +744,35 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         caller: &Caller,
         body: OwnDetailsBody,
     ) -> Result<Response, ApiError> {
-        for _ in 0..4 {
-            let record = self.caller_record(caller).await?;
-            let account = record.account;
-            let person = person_of(
-                body.last_name
-                    .as_deref()
-                    .unwrap_or(&account.person.last_name),
-                body.first_name
-                    .as_deref()
-                    .unwrap_or(&account.person.first_name),
-                match body.phone.as_deref() {
-                    Some(phone) => Some(phone),
-                    None => account.person.phone.as_deref(),
-                },
-            )?;
-            let updated = Account {
-                person,
-                version: account.version + 1,
-                ..account
-            };
-            match self.store.save_account(&updated).await {
-                Ok(()) => return self.me(caller).await,
-                Err(tdb_domain::ports::StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_error(e)),
-            }
+        let record = self.caller_record(caller).await?;
+        let saved = self
+            .save_account_with(record, |account| {
+                let person = person_of(
+                    body.last_name
+                        .as_deref()
+                        .unwrap_or(&account.person.last_name),
+                    body.first_name
+                        .as_deref()
+                        .unwrap_or(&account.person.first_name),
+                    body.phone.as_deref().or(account.person.phone.as_deref()),
+                )?;
+                Ok(Some(Account {
+                    person,
+                    ..account.clone()
+                }))
+            })
+            .await?;
+        match saved {
+            SaveOutcome::Done(_) => self.me(caller).await,
+            SaveOutcome::Gone => Err(ApiError::unauthorized(
+                "invalid_token",
+                "this account no longer exists",
+            )),
+            SaveOutcome::Declined | SaveOutcome::Contended => Err(ApiError::conflict(
+                "concurrent_change",
+                "the account changed during the request; try again",
+            )),
         }
-        Err(ApiError::conflict(
-            "concurrent_change",
-            "the account changed during the request; try again",
-        ))
     }
 
     pub(crate) async fn delete_user(

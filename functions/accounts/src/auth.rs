@@ -2,7 +2,7 @@
 //! single-use link, the public keys, and the caller's own profiles.
 
 use crate::secrets::{hash_password, new_token, token_hash, verify_password};
-use crate::{App, mail, store_error};
+use crate::{App, SaveOutcome, mail, store_error};
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::response::Response;
@@ -248,62 +248,46 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     /// password). Returns the account as reserved.
     async fn reserve_attempt(
         &self,
-        mut record: AccountRecord,
+        record: AccountRecord,
     ) -> Result<Option<AccountRecord>, ApiError> {
-        for _ in 0..8 {
-            let now = self.now();
-            let account = &record.account;
-            if account.password_hash.is_none() || account.locked_until.is_some_and(|t| t > now) {
-                return Ok(None);
-            }
-            let failures = account.failed_logins + 1;
-            let reserved = Account {
-                failed_logins: failures,
-                locked_until: self.settings.login_throttle.locked_until(failures, now),
-                version: account.version + 1,
-                ..account.clone()
-            };
-            match self.store.save_account(&reserved).await {
-                Ok(()) => {
-                    record.account = reserved;
-                    return Ok(Some(record));
+        let now = self.now();
+        let throttle = self.settings.login_throttle;
+        let saved = self
+            .save_account_with(record, |account| {
+                if account.password_hash.is_none() || account.locked_until.is_some_and(|t| t > now)
+                {
+                    return Ok(None);
                 }
-                Err(StoreError::Conflict { .. }) => {
-                    match self.store.account(&account.id).await.map_err(store_error)? {
-                        Some(current) => record = current,
-                        None => return Ok(None),
-                    }
-                }
-                Err(e) => return Err(store_error(e)),
-            }
-        }
-        Ok(None)
+                let failures = account.failed_logins + 1;
+                Ok(Some(Account {
+                    failed_logins: failures,
+                    locked_until: throttle.locked_until(failures, now),
+                    ..account.clone()
+                }))
+            })
+            .await?;
+        Ok(match saved {
+            SaveOutcome::Done(record) => Some(*record),
+            SaveOutcome::Declined | SaveOutcome::Gone | SaveOutcome::Contended => None,
+        })
     }
 
     /// After a right password: the reserved failure and any pause are cleared. A concurrent
     /// change is reread and the clearing retried; failing that, the counter stays as it was
     /// (the next success clears it), which never blocks this login.
-    async fn clear_attempts(&self, reserved: &Account) -> Result<(), ApiError> {
-        let mut current = reserved.clone();
-        for _ in 0..4 {
-            let cleared = Account {
-                failed_logins: 0,
-                locked_until: None,
-                version: current.version + 1,
-                ..current.clone()
-            };
-            match self.store.save_account(&cleared).await {
-                Ok(()) => return Ok(()),
-                Err(StoreError::Conflict { .. }) => {
-                    match self.store.account(&current.id).await.map_err(store_error)? {
-                        Some(r) => current = r.account,
-                        None => return Ok(()),
-                    }
-                }
-                Err(e) => return Err(store_error(e)),
-            }
+    async fn clear_attempts(&self, reserved: &AccountRecord) -> Result<(), ApiError> {
+        let saved = self
+            .save_account_with(reserved.clone(), |account| {
+                Ok(Some(Account {
+                    failed_logins: 0,
+                    locked_until: None,
+                    ..account.clone()
+                }))
+            })
+            .await?;
+        if matches!(saved, SaveOutcome::Contended) {
+            tracing::warn!(account = %reserved.account.id, "login counters not cleared: concurrent changes");
         }
-        tracing::warn!(account = %reserved.id, "login counters not cleared: concurrent changes");
         Ok(())
     }
 
@@ -354,7 +338,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             tracing::info!(account = %record.account.id, "login failed");
             return Err(bad_credentials());
         }
-        self.clear_attempts(&record.account).await?;
+        self.clear_attempts(&record).await?;
         let roles = roles_for(&record.roles, acting_for)?;
         tracing::info!(account = %record.account.id, "login");
         self.issue(&record, roles, acting_for, None).await
@@ -448,42 +432,29 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             return Err(password_refused(e));
         }
         let hash = hash_password(&body.password);
-        let mut account = record.account;
-        // A concurrent login attempt may have changed the account: reread and apply again.
-        let mut saved = None;
-        for _ in 0..8 {
-            let updated = Account {
-                password_hash: Some(hash.clone()),
-                failed_logins: 0,
-                locked_until: None,
-                version: account.version + 1,
-                // Every session begun before this password is over.
-                sessions_epoch: account.sessions_epoch + 1,
-                ..account.clone()
-            };
-            match self.store.save_account(&updated).await {
-                Ok(()) => {
-                    saved = Some(updated);
-                    break;
-                }
-                Err(StoreError::Conflict { .. }) => {
-                    match self.store.account(&account.id).await.map_err(store_error)? {
-                        Some(r) => account = r.account,
-                        None => return Err(invalid_link()),
-                    }
-                }
-                Err(e) => {
-                    self.store.put_token(&token).await.map_err(store_error)?;
-                    return Err(store_error(e));
-                }
+        let saved = self
+            .save_account_with(record, |account| {
+                Ok(Some(Account {
+                    password_hash: Some(hash.clone()),
+                    failed_logins: 0,
+                    locked_until: None,
+                    // Every session begun before this password is over.
+                    sessions_epoch: account.sessions_epoch + 1,
+                    ..account.clone()
+                }))
+            })
+            .await;
+        let updated = match saved {
+            Ok(SaveOutcome::Done(record)) => record.account,
+            Ok(SaveOutcome::Gone) => return Err(invalid_link()),
+            refused => {
+                // Not consumed: the person may simply try again.
+                self.store.put_token(&token).await.map_err(store_error)?;
+                return Err(match refused {
+                    Err(e) => e,
+                    _ => store_error(StoreError::Conflict { expected: 0 }),
+                });
             }
-        }
-        let Some(updated) = saved else {
-            // Not consumed: the person may simply try again.
-            self.store.put_token(&token).await.map_err(store_error)?;
-            return Err(store_error(StoreError::Conflict {
-                expected: account.version,
-            }));
         };
         // The epoch already ends the sessions; deleting their tokens only tidies the table.
         if let Err(e) = self.store.revoke_tokens(&updated.id).await {
@@ -529,42 +500,32 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         structure: Option<&StructureRecord>,
     ) -> Result<bool, ApiError> {
         let now = self.now();
-        let mut account = account.clone();
-        let mut claimed = None;
-        for _ in 0..4 {
-            if account
-                .link_sent_at
-                .is_some_and(|t| now - t < self.settings.link_cooldown)
-            {
-                return Ok(false);
-            }
-            let claim = Account {
-                link_sent_at: Some(now),
-                version: account.version + 1,
-                ..account.clone()
-            };
-            match self.store.save_account(&claim).await {
-                Ok(()) => {
-                    claimed = Some(claim);
-                    break;
+        let cooldown = self.settings.link_cooldown;
+        let current = AccountRecord {
+            account: account.clone(),
+            roles: Vec::new(),
+        };
+        // Reread on a concurrent change (a login attempt, or this very link being sent):
+        // the cooldown tells the two apart.
+        let saved = self
+            .save_account_with(current, |account| {
+                if account.link_sent_at.is_some_and(|t| now - t < cooldown) {
+                    return Ok(None);
                 }
-                // Changed meanwhile (a login attempt, or this very link being sent): reread;
-                // the cooldown above tells the two apart.
-                Err(StoreError::Conflict { .. }) => {
-                    match self.store.account(&account.id).await.map_err(store_error)? {
-                        Some(r) => account = r.account,
-                        None => return Ok(false),
-                    }
-                }
-                Err(e) => return Err(store_error(e)),
-            }
-        }
-        let Some(claimed) = claimed else {
+                Ok(Some(Account {
+                    link_sent_at: Some(now),
+                    ..account.clone()
+                }))
+            })
+            .await?;
+        let SaveOutcome::Done(saved) = saved else {
             return Ok(false);
         };
+        let claimed = saved.account;
+        let before = account.link_sent_at;
         if let Err(e) = self.mail_link(&claimed, purpose, structure).await {
             let released = Account {
-                link_sent_at: account.link_sent_at,
+                link_sent_at: before,
                 version: claimed.version + 1,
                 ..claimed
             };

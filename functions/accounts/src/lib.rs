@@ -17,7 +17,7 @@ pub mod secrets;
 
 use std::sync::Arc;
 use tdb_api::{ApiError, Caller, TokenVerifier};
-use tdb_domain::accounts::{AccountRecord, LoginThrottle, PasswordPolicy};
+use tdb_domain::accounts::{Account, AccountRecord, LoginThrottle, PasswordPolicy};
 use tdb_domain::ports::{AccountStore, Mailer, StoreError};
 
 pub use config::{Config, ConfigError};
@@ -138,6 +138,45 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
 }
 
 impl<S: AccountStore, M: Mailer> App<S, M> {
+    /// Saves `change(account)` under the account's version condition. When a concurrent
+    /// request changed the account first, rereads it and asks `change` again, so a decision
+    /// is always made on what is stored (the login counters, a link's cooldown). `change`
+    /// answers `None` to decline.
+    pub(crate) async fn save_account_with(
+        &self,
+        mut record: AccountRecord,
+        mut change: impl FnMut(&Account) -> Result<Option<Account>, ApiError>,
+    ) -> Result<SaveOutcome, ApiError> {
+        for _ in 0..8 {
+            let Some(next) = change(&record.account)? else {
+                return Ok(SaveOutcome::Declined);
+            };
+            let next = Account {
+                version: record.account.version + 1,
+                ..next
+            };
+            match self.store.save_account(&next).await {
+                Ok(()) => {
+                    record.account = next;
+                    return Ok(SaveOutcome::Done(Box::new(record)));
+                }
+                Err(StoreError::Conflict { .. }) => {
+                    match self
+                        .store
+                        .account(&record.account.id)
+                        .await
+                        .map_err(store_error)?
+                    {
+                        Some(current) => record = current,
+                        None => return Ok(SaveOutcome::Gone),
+                    }
+                }
+                Err(e) => return Err(store_error(e)),
+            }
+        }
+        Ok(SaveOutcome::Contended)
+    }
+
     /// The caller's account as stored now; 401 when it no longer exists.
     pub(crate) async fn caller_record(&self, caller: &Caller) -> Result<AccountRecord, ApiError> {
         self.store
@@ -161,6 +200,18 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
             ..caller
         })
     }
+}
+
+/// What [`App::save_account_with`] did.
+pub(crate) enum SaveOutcome {
+    /// Saved; the account and roles as stored now.
+    Done(Box<AccountRecord>),
+    /// `change` declined, given the account as stored now.
+    Declined,
+    /// The account no longer exists.
+    Gone,
+    /// Other requests kept changing the account: nothing was saved.
+    Contended,
 }
 
 impl<S, M> tdb_api::HasVerifier for App<S, M> {
