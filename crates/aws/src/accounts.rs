@@ -7,6 +7,8 @@
 //! | role | `A#<id>` | `ROLE#S#<finess>`, `ROLE#NATIONAL`, `ROLE#REGION#<r>`, `ROLE#DEP#<d>` | `MEMBERS#<finess>` / `<id>` | |
 //! | e-mail | `E#<email>` | `EMAIL` | | |
 //! | token | `T#<sha256>` | `TOKEN` | `TOKENS#<id>` / `<sha256>` | |
+//! | import job | `J#<id>` | `JOB` | | |
+//! | lock | `L#<name>` | `LOCK` | | |
 //!
 //! One query on `A#<id>` reads an account with all its roles (login). The e-mail item makes
 //! addresses unique through a conditional write in the same transaction as the account.
@@ -23,7 +25,7 @@ use aws_sdk_dynamodb::types::{
     Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
 };
 use tdb_domain::accounts::{
-    Account, AccountId, AccountRecord, StructureRecord, TokenRecord, role_structure,
+    Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord, role_structure,
 };
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::{AccountStore, StoreError};
@@ -60,6 +62,25 @@ fn account_pk(id: &AccountId) -> String {
 
 fn email_pk(e: &EmailAddress) -> String {
     format!("E#{}", e.as_str())
+}
+
+fn job_pk(id: &str) -> String {
+    format!("J#{id}")
+}
+
+fn lock_pk(name: &str) -> String {
+    format!("L#{name}")
+}
+
+/// How long a finished import job is kept, in seconds (DynamoDB's TTL removes it).
+const JOB_RETENTION: i64 = 90 * 24 * 3600;
+
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
+    e: &SdkError<E>,
+) -> bool {
+    e.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|code| code == "ConditionalCheckFailedException")
 }
 
 fn token_pk(hash: &str) -> String {
@@ -740,5 +761,109 @@ impl AccountStore for AccountsTable {
             self.take_token(get_s(&item, "gsi1sk")?).await?;
         }
         Ok(())
+    }
+
+    async fn create_job(&self, job: &ImportJob) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(job_pk(&job.id)))
+            .item("sk", s("JOB"))
+            .item("job", s(json(job)?))
+            .item("version", n(job.version))
+            .item("expires_at", n(job.created_at + JOB_RETENTION))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Err(StoreError::Duplicate("job")),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<ImportJob>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(id)))
+            .key("sk", s("JOB"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item()
+            .map(|item| serde_json::from_str(get_s(item, "job")?).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn save_job(&self, job: &ImportJob) -> Result<(), StoreError> {
+        let expected = job.version.saturating_sub(1);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(job_pk(&job.id)))
+            .key("sk", s("JOB"))
+            .update_expression("SET #job = :job, version = :version")
+            .condition_expression("version = :expected")
+            .expression_attribute_names("#job", "job")
+            .expression_attribute_values(":job", s(json(job)?))
+            .expression_attribute_values(":version", n(job.version))
+            .expression_attribute_values(":expected", n(expected))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Err(StoreError::Conflict { expected }),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn lock(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(lock_pk(name)))
+            .item("sk", s("LOCK"))
+            .item("owner", s(owner))
+            .item("until", n(until))
+            .condition_expression(
+                "attribute_not_exists(pk) OR #owner = :owner OR #until <= :now",
+            )
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#until", "until")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(lock_pk(name)))
+            .key("sk", s("LOCK"))
+            .condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Another owner took it after it expired: theirs now.
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::backend;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use tdb_domain::ports::{Lake, StoreError};
 
@@ -77,5 +78,37 @@ impl Lake for S3Lake {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.content_length().unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn upload_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        let presigning = PresigningConfig::expires_in(expires_in).map_err(backend)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(presigning)
+            .await
+            .map_err(backend)?;
+        Ok(request.uri().to_string())
     }
 }

@@ -450,3 +450,43 @@ mod tests {
         assert!(AccountId::parse("not-an-id").is_err());
     }
 }
+
+/// Where an import job stands. A job waits for its file, is queued while another import
+/// holds the referential, runs, and ends done (with a summary) or failed (with a reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobStatus {
+    AwaitingUpload,
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobStatus {
+    /// Done or failed: nothing more happens to the job.
+    pub fn is_final(self) -> bool {
+        matches!(self, JobStatus::Done | JobStatus::Failed)
+    }
+}
+
+/// The import of a file too large for a request: uploaded to the lake bucket under the
+/// job's key, then processed in the background while its creator polls the job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImportJob {
+    /// 128 random bits in hex; also the name of the uploaded object.
+    pub id: String,
+    pub status: JobStatus,
+    /// Checked and summarised, nothing written.
+    pub dry_run: bool,
+    pub created_by: AccountId,
+    /// Unix seconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// The import's summary, once done.
+    pub summary: Option<serde_json::Value>,
+    /// Why the job failed, in words for the administrator (never personal data).
+    pub error: Option<String>,
+    /// Incremented by each write: two workers never both claim a job.
+    pub version: u64,
+}

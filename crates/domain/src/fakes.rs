@@ -1,7 +1,9 @@
 //! In-memory implementations of the ports, for handler tests, contract tests and benchmarks.
 //! Compiled only with the `fakes` feature: production code never contains them.
 
-use crate::accounts::{Account, AccountId, AccountRecord, StructureRecord, TokenRecord};
+use crate::accounts::{
+    Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord,
+};
 use crate::campaign::{CampaignYear, QuestionnaireStatus};
 use crate::email::EmailAddress;
 use crate::finess::Finess;
@@ -193,6 +195,9 @@ struct Accounts {
     accounts: BTreeMap<AccountId, Account>,
     roles: BTreeMap<AccountId, Vec<Role>>,
     tokens: BTreeMap<String, TokenRecord>,
+    jobs: BTreeMap<String, ImportJob>,
+    /// Lock name → (owner, until).
+    locks: BTreeMap<String, (String, i64)>,
 }
 
 impl Accounts {
@@ -457,6 +462,51 @@ impl AccountStore for MemoryAccountStore {
             .retain(|_, t| &t.account != id);
         Ok(())
     }
+
+    async fn create_job(&self, job: &ImportJob) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("lock");
+        if inner.jobs.contains_key(&job.id) {
+            return Err(StoreError::Duplicate("job"));
+        }
+        inner.jobs.insert(job.id.clone(), job.clone());
+        Ok(())
+    }
+
+    async fn job(&self, id: &str) -> Result<Option<ImportJob>, StoreError> {
+        Ok(self.inner.lock().expect("lock").jobs.get(id).cloned())
+    }
+
+    async fn save_job(&self, job: &ImportJob) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("lock");
+        let expected = job.version.saturating_sub(1);
+        match inner.jobs.get_mut(&job.id) {
+            Some(stored) if stored.version == expected => {
+                *stored = job.clone();
+                Ok(())
+            }
+            Some(_) => Err(StoreError::Conflict { expected }),
+            None => Err(StoreError::NotFound("job")),
+        }
+    }
+
+    async fn lock(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock().expect("lock");
+        match inner.locks.get(name) {
+            Some((holder, expires)) if holder != owner && *expires > now => Ok(false),
+            _ => {
+                inner.locks.insert(name.to_string(), (owner.to_string(), until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().expect("lock");
+        if inner.locks.get(name).is_some_and(|(holder, _)| holder == owner) {
+            inner.locks.remove(name);
+        }
+        Ok(())
+    }
 }
 
 /// Keeps every message it is given.
@@ -500,5 +550,23 @@ impl Lake for MemoryLake {
             .filter(|k| k.starts_with(prefix))
             .cloned()
             .collect())
+    }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .objects
+            .lock()
+            .expect("lock")
+            .get(key)
+            .map(|bytes| bytes.len() as u64))
+    }
+
+    /// A `memory:` address: nothing can be uploaded to it; tests `put` the object instead.
+    async fn upload_url(
+        &self,
+        key: &str,
+        _expires_in: std::time::Duration,
+    ) -> Result<String, StoreError> {
+        Ok(format!("memory:{key}"))
     }
 }

@@ -3,7 +3,9 @@
 //! implements them in process for tests. A contract test runs the same assertions against
 //! both.
 
-use crate::accounts::{Account, AccountId, AccountRecord, StructureRecord, TokenRecord};
+use crate::accounts::{
+    Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord,
+};
 use crate::campaign::{CampaignYear, QuestionnaireStatus};
 use crate::email::EmailAddress;
 use crate::finess::Finess;
@@ -253,6 +255,27 @@ pub trait AccountStore: Send + Sync {
 
     /// Removes every token of an account (logout everywhere, new password).
     fn revoke_tokens(&self, id: &AccountId) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a new import job; `Duplicate("job")` if its id is taken.
+    fn create_job(&self, job: &ImportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn job(&self, id: &str) -> impl Future<Output = Result<Option<ImportJob>, StoreError>> + Send;
+
+    /// Saves a job if the stored version is `job.version - 1` (`Conflict` otherwise).
+    fn save_job(&self, job: &ImportJob) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Takes the lock `name` for `owner` until `until` (Unix seconds), unless another owner
+    /// holds it past `now`: `false` then. Taking a lock one already holds extends it.
+    fn lock(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Gives the lock back if `owner` still holds it.
+    fn unlock(&self, name: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A message ready to send, already rendered.
@@ -284,4 +307,13 @@ pub trait Lake: Send + Sync {
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     /// Keys under a prefix, sorted.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// The size of an object in bytes, without reading it.
+    fn size(&self, key: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+    /// An address where whoever holds it may `PUT` the object `key` until it expires: the
+    /// way a file larger than a request reaches the platform.
+    fn upload_url(
+        &self,
+        key: &str,
+        expires_in: std::time::Duration,
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tdb_api::TokenVerifier;
 use tdb_domain::accounts::{Account, AccountId, Person};
 use tdb_domain::email::EmailAddress;
-use tdb_domain::fakes::{MemoryAccountStore, MemoryMailer};
+use tdb_domain::fakes::{MemoryAccountStore, MemoryLake, MemoryMailer};
 use tdb_domain::ports::AccountStore;
 use tdb_domain::rights::Role;
 use tower::ServiceExt;
@@ -20,12 +20,13 @@ use tower::ServiceExt;
 const ISSUER: &str = "http://127.0.0.1:3000";
 const ROUNDS: usize = 20_000;
 
-fn app(key: &str) -> App<MemoryAccountStore, MemoryMailer> {
+fn app(key: &str) -> App<MemoryAccountStore, MemoryMailer, MemoryLake> {
     let signer = TokenSigner::from_pem(key, ISSUER, "tdb-esms").unwrap();
     let verifier = TokenVerifier::from_jwks(&signer.jwks_json(), ISSUER, "tdb-esms").unwrap();
     App::new(
         MemoryAccountStore::default(),
         MemoryMailer::default(),
+        MemoryLake::default(),
         signer,
         verifier,
         system_clock(),

@@ -10,7 +10,7 @@ use tdb_domain::accounts::{
     Account, AccountId, AccountRecord, Person, StructureRecord, TokenPurpose, role_structure,
 };
 use tdb_domain::email::EmailAddress;
-use tdb_domain::ports::{AccountStore, Mailer};
+use tdb_domain::ports::{AccountStore, Lake, Mailer};
 use tdb_domain::rights::{Action, Profile, Role, Target};
 use tdb_domain::{Departement, Finess, Region, RespondentKind};
 use utoipa::{IntoParams, ToSchema};
@@ -276,7 +276,7 @@ pub(crate) enum Enrolment {
     Unchanged(AccountId),
 }
 
-impl<S: AccountStore, M: Mailer> App<S, M> {
+impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     pub(crate) async fn load_structure(&self, finess: &str) -> Result<StructureRecord, ApiError> {
         let f = parse_finess("finess", finess)?;
         self.store

@@ -14,7 +14,7 @@ use tdb_domain::accounts::{
     role_structure,
 };
 use tdb_domain::email::EmailAddress;
-use tdb_domain::ports::{AccountStore, Mailer, StoreError};
+use tdb_domain::ports::{AccountStore, Lake, Mailer, StoreError};
 use tdb_domain::rights::Role;
 use utoipa::ToSchema;
 
@@ -169,7 +169,7 @@ fn roles_for(roles: &[Role], structure: Option<Finess>) -> Result<Vec<Role>, Api
         .collect())
 }
 
-impl<S: AccountStore, M: Mailer> App<S, M> {
+impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     /// Issues an access token and a new refresh token. `continuing` is the refresh token
     /// being rotated: the new one keeps its session's start, so a session cannot outlive
     /// `session_max_age` however often it is refreshed.

@@ -5,12 +5,16 @@ use crate::secrets::SigningKeyError;
 use crate::{App, Settings, TokenSigner, router, system_clock};
 use tdb_api::{TokenError, TokenVerifier};
 use tdb_aws::accounts::AccountsTable;
+use tdb_aws::s3::S3Lake;
 use tdb_aws::ses::SesMailer;
 
 /// Everything the function needs from its environment.
 #[derive(Clone)]
 pub struct Config {
     pub accounts_table: String,
+    /// The lake bucket: import files are uploaded there, and the stored FINESS referential
+    /// lives there.
+    pub lake_bucket: String,
     pub sender_email: String,
     /// The name of the Secrets Manager secret holding the RSA private key (PKCS#8 PEM) that
     /// signs access tokens. The key itself is read at cold start, never configured.
@@ -47,6 +51,7 @@ impl Config {
         };
         let config = Config {
             accounts_table: var("ACCOUNTS_TABLE"),
+            lake_bucket: var("LAKE_BUCKET"),
             sender_email: var("SENDER_EMAIL"),
             signing_key_secret: var("JWT_SIGNING_KEY_SECRET"),
             issuer: var("JWT_ISSUER"),
@@ -64,12 +69,12 @@ impl Config {
         Config::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// The function over DynamoDB, SES and its signing key from Secrets Manager, with the
+    /// The function over DynamoDB, SES, the lake bucket and its signing key from Secrets Manager, with the
     /// system clock.
     pub async fn app(
         self,
         aws: &aws_config::SdkConfig,
-    ) -> Result<App<AccountsTable, SesMailer>, ConfigError> {
+    ) -> Result<App<AccountsTable, SesMailer, S3Lake>, ConfigError> {
         let secrets = aws_sdk_secretsmanager::Client::new(aws);
         let pem = tdb_aws::secrets::secret_string(&secrets, &self.signing_key_secret).await?;
         let signer = TokenSigner::from_pem(&pem, &self.issuer, &self.audience)?;
@@ -77,6 +82,7 @@ impl Config {
         Ok(App::new(
             AccountsTable::new(aws_sdk_dynamodb::Client::new(aws), self.accounts_table),
             SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email),
+            S3Lake::new(aws, self.lake_bucket),
             signer,
             verifier,
             system_clock(),

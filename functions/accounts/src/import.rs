@@ -6,16 +6,16 @@
 
 use crate::admin::person_of;
 use crate::auth::parse_email;
-use crate::{App, store_error};
+use crate::{App, secrets, store_error};
 use axum::response::Response;
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use tdb_api::{ApiError, Caller, json};
 use tdb_domain::accounts::role_structure;
 use tdb_domain::accounts::{Person, StructureRecord, TokenPurpose};
 use tdb_domain::email::EmailAddress;
-use tdb_domain::ports::{AccountStore, Mailer};
+use tdb_domain::ports::{AccountStore, Lake, Mailer};
 use tdb_domain::rights::{Action, Denied, Target};
 use tdb_domain::{Category, Finess, RespondentKind};
 
@@ -49,6 +49,15 @@ pub struct Summary {
 /// Rejected lines listed in a summary: a wrong file can have 100,000 bad lines, and the
 /// first thousand say enough.
 pub const MAX_REJECTIONS: usize = 1000;
+
+/// The lock every referential import takes: the stored referential is read, merged and
+/// written back under it.
+const REFERENTIAL_LOCK: &str = "referential";
+/// How long a lock holds without being given back (a crashed import's lock expires).
+const LOCK_LEASE: i64 = 15 * 60;
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a direct import request waits for another import to finish.
+const REQUEST_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Summary {
     /// Sorts the rejections by line and keeps the first [`MAX_REJECTIONS`], with the total.
@@ -124,10 +133,23 @@ fn read_rows(text: &str, quoting: bool) -> Rows {
     rows
 }
 
-/// The structures of an Etalab extract, with what was ignored and rejected.
+/// One establishment (`structureet` line) of the FINESS referential, whatever its category:
+/// the OG rule counts them all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Establishment {
+    pub finess: Finess,
+    pub legal_entity: Finess,
+    /// The FINESS category code (`categetab`).
+    pub category: u16,
+    pub name: String,
+}
+
+/// The establishments of an Etalab extract, with what was ignored and rejected.
 #[derive(Debug, Default)]
 pub struct Extract {
-    pub structures: Vec<StructureRecord>,
+    pub establishments: Vec<Establishment>,
+    /// Lines of other record types, and establishments of categories without a
+    /// questionnaire (kept for the OG rule, not made structures).
     pub ignored: usize,
     pub rejected: Vec<Rejected>,
 }
@@ -139,9 +161,8 @@ const RS: usize = 3;
 const RSLONGUE: usize = 4;
 const CATEGETAB: usize = 18;
 
-/// Reads the public FINESS extract: keeps the categories in scope, applies the OG rule (a
-/// legal entity managing at least two FINESS of any activity is an OG) and makes one OG
-/// structure per such entity that manages an ESMS in scope.
+/// Reads the public FINESS extract (`finess;etalab;<version>;<date>` then one line per
+/// record): its establishments, each FINESS once.
 pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
     let rows = read_rows(text, false);
     let header_ok = rows
@@ -159,8 +180,6 @@ pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
         ..Extract::default()
     };
     let mut seen: HashMap<Finess, u64> = HashMap::new();
-    let mut managed: BTreeMap<Finess, u32> = BTreeMap::new();
-    let mut in_scope = Vec::new();
     for (line, row) in rows.lines {
         if row.get(0) != Some("structureet") {
             extract.ignored += 1;
@@ -190,7 +209,7 @@ pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
                 continue;
             }
         };
-        let Ok(code) = row[CATEGETAB].trim().parse::<u16>() else {
+        let Ok(category) = row[CATEGETAB].trim().parse::<u16>() else {
             extract
                 .rejected
                 .push(reject(line, Some("categetab"), "not a category code"));
@@ -204,49 +223,152 @@ pub fn parse_etalab(text: &str) -> Result<Extract, ApiError> {
             ));
             continue;
         }
-        *managed.entry(legal_entity).or_default() += 1;
-        match Category::from_finess_code(code) {
-            None => extract.ignored += 1,
-            Some(category) => {
-                let name = [&row[RSLONGUE], &row[RS]]
-                    .iter()
-                    .map(|s| s.trim())
-                    .find(|s| !s.is_empty())
-                    .unwrap_or_default()
-                    .to_string();
-                in_scope.push((finess, legal_entity, category, name));
+        if Category::from_finess_code(category).is_none() {
+            extract.ignored += 1;
+        }
+        let name = [&row[RSLONGUE], &row[RS]]
+            .iter()
+            .map(|s| s.trim())
+            .find(|s| !s.is_empty())
+            .unwrap_or_default()
+            .to_string();
+        extract.establishments.push(Establishment {
+            finess,
+            legal_entity,
+            category,
+            name,
+        });
+    }
+    extract.rejected.sort_by_key(|r| r.line);
+    Ok(extract)
+}
+
+/// Where the stored referential lives in the lake bucket.
+pub const REFERENTIAL_KEY: &str = "referential/finess-etablissements.csv";
+
+/// The FINESS referential as the platform keeps it: every establishment any import brought,
+/// the latest line of each FINESS winning. The OG rule is computed over all of it, never
+/// over one uploaded file, so a file of one region cannot hide an OG's other sites.
+///
+/// Stored as `nofinesset;nofinessej;categetab;rs` lines, sorted by FINESS (DuckDB reads
+/// it with `read_csv(..., delim=';')`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct StoredReferential {
+    establishments: BTreeMap<Finess, Establishment>,
+}
+
+const REFERENTIAL_HEADER: &str = "nofinesset;nofinessej;categetab;rs";
+
+impl StoredReferential {
+    pub fn from_csv(bytes: &[u8]) -> Result<StoredReferential, String> {
+        let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+        let mut lines = text.lines();
+        if lines.next() != Some(REFERENTIAL_HEADER) {
+            return Err("the stored referential has no header".into());
+        }
+        let mut establishments = BTreeMap::new();
+        for (i, line) in lines.enumerate() {
+            let bad = |what: &str| format!("stored referential, line {}: {what}", i + 2);
+            let mut fields = line.splitn(4, ';');
+            let mut next = || fields.next().ok_or_else(|| bad("missing field"));
+            let finess = Finess::parse(next()?).map_err(|e| bad(&e.to_string()))?;
+            let legal_entity = Finess::parse(next()?).map_err(|e| bad(&e.to_string()))?;
+            let category = next()?.parse().map_err(|_| bad("category"))?;
+            let name = next()?.to_string();
+            establishments.insert(
+                finess,
+                Establishment {
+                    finess,
+                    legal_entity,
+                    category,
+                    name,
+                },
+            );
+        }
+        Ok(StoredReferential { establishments })
+    }
+
+    pub fn to_csv(&self) -> Vec<u8> {
+        let mut out = String::with_capacity(64 * (self.establishments.len() + 1));
+        out.push_str(REFERENTIAL_HEADER);
+        out.push('\n');
+        for e in self.establishments.values() {
+            // Names come from the extract, read without quoting: they hold no `;` or
+            // line end.
+            out.push_str(&format!(
+                "{};{};{};{}\n",
+                e.finess, e.legal_entity, e.category, e.name
+            ));
+        }
+        out.into_bytes()
+    }
+
+    pub fn len(&self) -> usize {
+        self.establishments.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.establishments.is_empty()
+    }
+
+    /// Takes a file's establishments in; returns the legal entities whose set of
+    /// establishments may have changed: those of the file's lines, and those an
+    /// establishment of the file belonged to before.
+    pub fn merge(&mut self, establishments: Vec<Establishment>) -> BTreeSet<Finess> {
+        let mut touched = BTreeSet::new();
+        for e in establishments {
+            touched.insert(e.legal_entity);
+            if let Some(old) = self.establishments.insert(e.finess, e) {
+                touched.insert(old.legal_entity);
             }
         }
+        touched
     }
-    let is_og = |ej: &Finess| managed.get(ej).copied().unwrap_or(0) >= 2;
-    let mut ogs = BTreeMap::new();
-    for (finess, legal_entity, category, name) in in_scope {
-        let og = is_og(&legal_entity).then_some(legal_entity);
-        if let Some(og) = og {
-            ogs.entry(og).or_insert_with(|| StructureRecord {
-                finess: og,
-                kind: RespondentKind::Og,
-                // The establishment extract does not carry legal entities' names.
-                name: format!("Organisme gestionnaire {}", og.display()),
-                legal_entity: og,
-                og: None,
+
+    /// The structures of these legal entities under the OG rule (a legal entity managing at
+    /// least two FINESS of any activity is an OG): the establishments in scope, and one OG
+    /// structure per such legal entity that manages one of them.
+    pub fn structures_of(&self, legal_entities: &BTreeSet<Finess>) -> Vec<StructureRecord> {
+        let mut managed: HashMap<Finess, u32> = HashMap::new();
+        for e in self.establishments.values() {
+            *managed.entry(e.legal_entity).or_default() += 1;
+        }
+        let is_og = |ej: &Finess| managed.get(ej).copied().unwrap_or(0) >= 2;
+        let mut ogs = BTreeMap::new();
+        let mut structures = Vec::new();
+        for e in self.establishments.values() {
+            if !legal_entities.contains(&e.legal_entity) {
+                continue;
+            }
+            let Some(category) = Category::from_finess_code(e.category) else {
+                continue;
+            };
+            let og = is_og(&e.legal_entity).then_some(e.legal_entity);
+            if let Some(og) = og {
+                ogs.entry(og).or_insert_with(|| StructureRecord {
+                    finess: og,
+                    kind: RespondentKind::Og,
+                    // The establishment extract does not carry legal entities' names.
+                    name: format!("Organisme gestionnaire {}", og.display()),
+                    legal_entity: og,
+                    og: None,
+                    principal: None,
+                    ape: None,
+                });
+            }
+            structures.push(StructureRecord {
+                finess: e.finess,
+                kind: RespondentKind::Esms(category),
+                name: e.name.clone(),
+                legal_entity: e.legal_entity,
+                og,
                 principal: None,
                 ape: None,
             });
         }
-        extract.structures.push(StructureRecord {
-            finess,
-            kind: RespondentKind::Esms(category),
-            name,
-            legal_entity,
-            og,
-            principal: None,
-            ape: None,
-        });
+        structures.extend(ogs.into_values());
+        structures
     }
-    extract.structures.extend(ogs.into_values());
-    extract.rejected.sort_by_key(|r| r.line);
-    Ok(extract)
 }
 
 /// Checks the first line of a CSV file against the expected column names.
@@ -271,7 +393,7 @@ fn cell(row: &csv::StringRecord, i: usize) -> &str {
     row.get(i).unwrap_or_default().trim()
 }
 
-impl<S: AccountStore, M: Mailer> App<S, M> {
+impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     pub(crate) async fn import_referential(
         &self,
         caller: &Caller,
@@ -280,7 +402,73 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     ) -> Result<Response, ApiError> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let extract = parse_etalab(&decode(file))?;
-        let finess: Vec<Finess> = extract.structures.iter().map(|s| s.finess).collect();
+        let owner = secrets::new_token();
+        let summary = self
+            .with_referential_lock(&owner, REQUEST_LOCK_WAIT, self.apply_referential(extract, dry_run))
+            .await?
+            .ok_or_else(|| {
+                ApiError::conflict(
+                    "import_running",
+                    "another referential import is running; try again when it is done",
+                )
+            })??;
+        tracing::info!(by = %caller.account, dry_run, created = summary.created, updated = summary.updated,
+            unchanged = summary.unchanged, rejected = summary.rejected_total, "referential import");
+        Ok(json(200, &summary))
+    }
+
+    /// Runs `work` while holding the referential lock, waiting for it at most `wait`;
+    /// `None` if another import kept it that long. The lock is given back however `work`
+    /// ends.
+    pub(crate) async fn with_referential_lock<T>(
+        &self,
+        owner: &str,
+        wait: std::time::Duration,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<Option<T>, ApiError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let now = self.now();
+            if self
+                .store
+                .lock(REFERENTIAL_LOCK, owner, now, now + LOCK_LEASE)
+                .await
+                .map_err(store_error)?
+            {
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(LOCK_POLL).await;
+        }
+        let result = work.await;
+        self.store
+            .unlock(REFERENTIAL_LOCK, owner)
+            .await
+            .map_err(store_error)?;
+        Ok(Some(result))
+    }
+
+    /// Merges an extract into the stored referential and brings the structures of every
+    /// legal entity it touches up to date. Run under the referential lock. Idempotent: the
+    /// same file twice leaves everything unchanged the second time.
+    pub(crate) async fn apply_referential(
+        &self,
+        extract: Extract,
+        dry_run: bool,
+    ) -> Result<Summary, ApiError> {
+        let mut referential = match self.lake.get(REFERENTIAL_KEY).await.map_err(store_error)? {
+            None => StoredReferential::default(),
+            Some(bytes) => StoredReferential::from_csv(&bytes).map_err(|e| {
+                tracing::error!(error = %e, "stored referential unreadable");
+                ApiError::internal()
+            })?,
+        };
+        let before = referential.clone();
+        let touched = referential.merge(extract.establishments);
+        let structures = referential.structures_of(&touched);
+        let finess: Vec<Finess> = structures.iter().map(|s| s.finess).collect();
         let existing: HashMap<Finess, StructureRecord> = self
             .store
             .structures(&finess)
@@ -297,7 +485,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
         };
         let mut created = Vec::new();
         let mut updated = Vec::new();
-        for structure in extract.structures {
+        for structure in structures {
             match existing.get(&structure.finess) {
                 None => created.push(structure),
                 Some(old) => {
@@ -327,10 +515,15 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
                     .await
                     .map_err(store_error)?;
             }
+            // Last: if anything above failed, the next import redoes it.
+            if referential != before {
+                self.lake
+                    .put(REFERENTIAL_KEY, referential.to_csv())
+                    .await
+                    .map_err(store_error)?;
+            }
         }
-        tracing::info!(by = %caller.account, dry_run, created = summary.created, updated = summary.updated,
-            unchanged = summary.unchanged, rejected = summary.rejected.len(), "referential import");
-        Ok(json(200, &summary.finish()))
+        Ok(summary.finish())
     }
 
     pub(crate) async fn import_secondaries(
@@ -591,6 +784,20 @@ mod tests {
         fields.join(";")
     }
 
+    fn referential(lines: &[String]) -> (StoredReferential, BTreeSet<Finess>) {
+        let file = ["finess;etalab;1;2025-01-02".to_string()]
+            .iter()
+            .chain(lines)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let extract = parse_etalab(&file).unwrap();
+        assert!(extract.rejected.is_empty(), "{:?}", extract.rejected);
+        let mut stored = StoredReferential::default();
+        let touched = stored.merge(extract.establishments);
+        (stored, touched)
+    }
+
     #[test]
     fn the_og_rule_counts_every_finess_and_keeps_only_categories_in_scope() {
         let (ccas, hospital) = (f("69000010"), f("69000020"));
@@ -605,8 +812,12 @@ mod tests {
         .join("\n");
         let extract = parse_etalab(&file).unwrap();
         assert!(extract.rejected.is_empty(), "{:?}", extract.rejected);
-        assert_eq!(extract.ignored, 2);
-        let by: HashMap<_, _> = extract.structures.iter().map(|s| (s.finess, s)).collect();
+        assert_eq!(extract.ignored, 2, "the geolocation line and the hospital");
+        assert_eq!(extract.establishments.len(), 3);
+        let mut stored = StoredReferential::default();
+        let touched = stored.merge(extract.establishments);
+        let structures = stored.structures_of(&touched);
+        let by: HashMap<_, _> = structures.iter().map(|s| (s.finess, s)).collect();
         assert_eq!(by.len(), 3);
         assert_eq!(
             by[&f("69100001")].og,
@@ -616,6 +827,43 @@ mod tests {
         assert_eq!(by[&f("69100002")].og, Some(hospital));
         assert_eq!(by[&hospital].kind, RespondentKind::Og);
         assert_eq!(by[&f("69100002")].name, "EHPAD de l'hôpital");
+    }
+
+    #[test]
+    fn the_og_rule_spans_files_and_follows_a_site_that_changes_hands() {
+        let (a, b) = (f("69000010"), f("69000020"));
+        let (mut stored, _) = referential(&[row(f("69100001"), a, "EHPAD 1", 500)]);
+        // A second file, of another département, brings A's second site: A becomes an OG
+        // and its first EHPAD, not in this file, is brought up to date.
+        let touched = stored.merge(
+            referential(&[row(f("38100002"), a, "Centre hospitalier", 355)])
+                .0
+                .establishments
+                .into_values()
+                .collect(),
+        );
+        let ehpad = stored
+            .structures_of(&touched)
+            .into_iter()
+            .find(|s| s.finess == f("69100001"))
+            .unwrap();
+        assert_eq!(ehpad.og, Some(a));
+        // The hospital passes to B: A no longer manages two FINESS.
+        let touched = stored.merge(vec![Establishment {
+            finess: f("38100002"),
+            legal_entity: b,
+            category: 355,
+            name: "Centre hospitalier".into(),
+        }]);
+        assert!(touched.contains(&a) && touched.contains(&b));
+        let ehpad = stored
+            .structures_of(&touched)
+            .into_iter()
+            .find(|s| s.finess == f("69100001"))
+            .unwrap();
+        assert_eq!(ehpad.og, None);
+        // What is stored reads back the same.
+        assert_eq!(StoredReferential::from_csv(&stored.to_csv()).unwrap(), stored);
     }
 
     #[test]

@@ -12,13 +12,14 @@ mod auth;
 mod config;
 mod http;
 pub mod import;
+pub mod jobs;
 mod mail;
 pub mod secrets;
 
 use std::sync::Arc;
 use tdb_api::{ApiError, Caller, TokenVerifier};
 use tdb_domain::accounts::{Account, AccountRecord, LoginThrottle, PasswordPolicy};
-use tdb_domain::ports::{AccountStore, Mailer, StoreError};
+use tdb_domain::ports::{AccountStore, Lake, Mailer, StoreError};
 
 pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
@@ -81,9 +82,11 @@ impl Settings {
     }
 }
 
-pub struct App<S, M> {
+pub struct App<S, M, L> {
     store: S,
     mailer: M,
+    /// The lake bucket: uploaded import files and the stored FINESS referential.
+    lake: L,
     signer: TokenSigner,
     verifier: TokenVerifier,
     clock: Clock,
@@ -96,18 +99,20 @@ pub struct App<S, M> {
     password_checks: Arc<std::sync::atomic::AtomicU64>,
 }
 
-impl<S: AccountStore, M: Mailer> App<S, M> {
+impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     pub fn new(
         store: S,
         mailer: M,
+        lake: L,
         signer: TokenSigner,
         verifier: TokenVerifier,
         clock: Clock,
         settings: Settings,
-    ) -> App<S, M> {
+    ) -> App<S, M, L> {
         App {
             store,
             mailer,
+            lake,
             signer,
             verifier,
             clock,
@@ -137,7 +142,7 @@ impl<S: AccountStore, M: Mailer> App<S, M> {
     }
 }
 
-impl<S: AccountStore, M: Mailer> App<S, M> {
+impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     /// Saves `change(account)` under the account's version condition. When a concurrent
     /// request changed the account first, rereads it and asks `change` again, so a decision
     /// is always made on what is stored (the login counters, a link's cooldown). `change`
@@ -214,7 +219,7 @@ pub(crate) enum SaveOutcome {
     Contended,
 }
 
-impl<S, M> tdb_api::HasVerifier for App<S, M> {
+impl<S, M, L> tdb_api::HasVerifier for App<S, M, L> {
     fn token_verifier(&self) -> &TokenVerifier {
         &self.verifier
     }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, OnceLock};
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
+use tdb_aws::s3::S3Lake;
 use tdb_aws::ses::SesMailer;
 use tdb_domain::accounts::{Account, AccountId, Person};
 use tdb_domain::email::EmailAddress;
@@ -36,6 +37,8 @@ fn signing_key() -> &'static str {
 
 struct World {
     router: Router,
+    /// The function the router serves, for what S3 events trigger (uploaded imports).
+    app: Arc<App<AccountsTable, SesMailer, S3Lake>>,
     /// Passwords the function verified against an account's hash.
     password_checks: Arc<std::sync::atomic::AtomicU64>,
     /// The same table the router's function writes to, for checks the API does not show.
@@ -71,15 +74,18 @@ async fn world() -> World {
     let app = App::new(
         table(),
         SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
+        S3Lake::new(&config, &provisioned.names["LakeBucket"]),
         signer,
         verifier,
         clock,
         Settings::new("https://tdb-esms.test"),
     );
     let password_checks = app.password_checks();
+    let app = Arc::new(app);
     World {
         password_checks,
-        router: accounts::router(app),
+        router: accounts::router(app.clone()),
+        app,
         store: table(),
         now,
         tag,
@@ -1821,6 +1827,7 @@ async fn the_signing_key_is_read_from_secrets_manager_and_never_configured() {
         let table = table.clone();
         move |var: &str| match var {
             "ACCOUNTS_TABLE" => Some(table.clone()),
+            "LAKE_BUCKET" => Some("unused-here".to_string()),
             "SENDER_EMAIL" => Some(SENDER.to_string()),
             "JWT_SIGNING_KEY_SECRET" => Some(secret.clone()),
             "JWT_ISSUER" => Some(ISSUER.to_string()),
@@ -2081,4 +2088,243 @@ async fn parallel_changes_of_ones_own_details_lose_nothing_and_never_fail_with_5
         stored.person.last_name, "Admin",
         "the other details are untouched"
     );
+}
+
+impl World {
+    /// Creates an upload job, `PUT`s `file` to its presigned address on LocalStack's S3, and
+    /// lets the function process it as the S3 event would: the job as polled afterwards.
+    async fn import_by_upload(&self, national: &str, file: Vec<u8>) -> Value {
+        let id = self.upload_file(national, file).await;
+        self.app
+            .process_upload(&format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX))
+            .await
+            .unwrap();
+        let (status, job) = self
+            .get(&format!("/accounts/imports/jobs/{id}"), national)
+            .await;
+        assert_eq!(status, 200, "{job}");
+        job
+    }
+
+    /// Creates an upload job and uploads `file` to it; the job's id.
+    async fn upload_file(&self, national: &str, file: Vec<u8>) -> String {
+        let (status, created) = self
+            .call(
+                Method::POST,
+                "/accounts/imports/referential/uploads",
+                Some(national),
+                Body::empty(),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["job"]["status"], "awaiting_upload");
+        assert_eq!(created["upload"]["method"], "PUT");
+        let put = reqwest::Client::new()
+            .put(created["upload"]["url"].as_str().unwrap())
+            .body(file)
+            .send()
+            .await
+            .unwrap();
+        assert!(put.status().is_success(), "{}", put.status());
+        created["job"]["id"].as_str().unwrap().to_string()
+    }
+
+    async fn stored(&self, finess: Finess) -> tdb_domain::accounts::StructureRecord {
+        self.store
+            .structures(&[finess])
+            .await
+            .unwrap()
+            .pop()
+            .expect("the structure exists")
+    }
+}
+
+#[tokio::test]
+async fn the_national_extract_is_uploaded_then_imported_in_the_background_idempotently() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+
+    let job = w.import_by_upload(&national, etalab_file()).await;
+    assert_eq!(job["status"], "done", "{job}");
+    let summary = &job["summary"];
+    assert_eq!(
+        (summary["created"].as_u64(), summary["unchanged"].as_u64()),
+        (Some(6), Some(0)),
+        "{summary}"
+    );
+    assert_eq!(summary["rejected"][0]["line"], 8);
+    assert_eq!(w.stored(esms_a()).await.og, Some(og()));
+
+    // S3 delivers events at least once: a repeated event leaves the finished job as it is.
+    let id = job["id"].as_str().unwrap();
+    w.app
+        .process_upload(&format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX))
+        .await
+        .unwrap();
+    let (_, again) = w.get(&format!("/accounts/imports/jobs/{id}"), &national).await;
+    assert_eq!(again, job, "a repeated event changes nothing");
+
+    // The same file uploaded again: the same referential, nothing written.
+    let second = w.import_by_upload(&national, etalab_file()).await;
+    assert_eq!(
+        (
+            second["summary"]["created"].as_u64(),
+            second["summary"]["updated"].as_u64(),
+            second["summary"]["unchanged"].as_u64()
+        ),
+        (Some(0), Some(0), Some(6)),
+        "{second}"
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_upload_reports_and_writes_nothing() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let (status, created) = w
+        .call(
+            Method::POST,
+            "/accounts/imports/referential/uploads?dry_run=true",
+            Some(&national),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["job"]["dry_run"], true);
+    let id = created["job"]["id"].as_str().unwrap();
+    reqwest::Client::new()
+        .put(created["upload"]["url"].as_str().unwrap())
+        .body(etalab_file())
+        .send()
+        .await
+        .unwrap()
+        .error_for_status()
+        .unwrap();
+    w.app
+        .process_upload(&format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX))
+        .await
+        .unwrap();
+    let (_, job) = w.get(&format!("/accounts/imports/jobs/{id}"), &national).await;
+    assert_eq!(job["summary"]["created"], 6, "{job}");
+    assert!(w.store.structures(&[esms_a()]).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_an_extract_fails_its_job_with_the_reason() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let job = w
+        .import_by_upload(&national, b"nofinesset;nofinessej\n123;456\n".to_vec())
+        .await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let error = job["error"].as_str().unwrap();
+    assert!(error.starts_with("line 1: not an Etalab FINESS extract"), "{error}");
+    assert!(job["summary"].is_null());
+}
+
+#[tokio::test]
+async fn only_a_national_administrator_starts_or_reads_an_import_job() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let ars = w.admin("ars", ara()).await;
+    let (status, _) = w
+        .call(
+            Method::POST,
+            "/accounts/imports/referential/uploads",
+            Some(&ars),
+            Body::empty(),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let id = w.upload_file(&national, etalab_file()).await;
+    let (status, _) = w.get(&format!("/accounts/imports/jobs/{id}"), &ars).await;
+    assert_eq!(status, 403);
+    let (status, _) = w
+        .get(
+            "/accounts/imports/jobs/0123456789abcdef0123456789abcdef",
+            &national,
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (status, body) = w.get("/accounts/imports/jobs/nope", &national).await;
+    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("job")));
+    // An object that is not a job's upload is left alone.
+    w.app.process_upload("imports/referential/nope.csv").await.unwrap();
+    w.app.process_upload("elsewhere/x.csv").await.unwrap();
+}
+
+/// A legal entity's two sites in two files: the OG rule counts both, whichever file
+/// brought them.
+fn one_site_file(et: Finess, ej: Finess, name: &str, category: u16) -> Vec<u8> {
+    [
+        "finess;etalab;1.2;2025-01-06".to_string(),
+        etalab_row(et, ej, name, category),
+    ]
+    .join("\n")
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn the_og_rule_holds_over_the_whole_stored_referential_not_one_file() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let ej = f("69000700");
+    let (status, _) = w
+        .upload(
+            "/accounts/imports/referential",
+            &national,
+            one_site_file(f("69007001"), ej, "EHPAD du Rhône", 500),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(w.stored(f("69007001")).await.og, None, "one FINESS: not an OG");
+    // The entity's hospital in the Isère, in another file.
+    let (status, summary) = w
+        .upload(
+            "/accounts/imports/referential",
+            &national,
+            one_site_file(f("38007002"), ej, "Centre hospitalier", 355),
+        )
+        .await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        w.stored(f("69007001")).await.og,
+        Some(ej),
+        "the EHPAD of the first file now belongs to an OG"
+    );
+    assert_eq!(w.stored(ej).await.kind, tdb_domain::RespondentKind::Og);
+    assert_eq!(
+        (summary["created"].as_u64(), summary["updated"].as_u64()),
+        (Some(1), Some(1)),
+        "the OG created, the EHPAD updated: {summary}"
+    );
+}
+
+#[tokio::test]
+async fn parallel_imports_take_turns_and_lose_no_establishment() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let ej = f("69000800");
+    let first = w
+        .upload_file(&national, one_site_file(f("69008001"), ej, "EHPAD Nord", 500))
+        .await;
+    let second = w
+        .upload_file(&national, one_site_file(f("69008002"), ej, "EHPAD Sud", 500))
+        .await;
+    let key = |id: &str| format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX);
+    let (key_a, key_b) = (key(&first), key(&second));
+    let (a, b) = tokio::join!(
+        w.app.process_upload(&key_a),
+        w.app.process_upload(&key_b)
+    );
+    a.unwrap();
+    b.unwrap();
+    for id in [&first, &second] {
+        let (_, job) = w.get(&format!("/accounts/imports/jobs/{id}"), &national).await;
+        assert_eq!(job["status"], "done", "{job}");
+    }
+    // Had the two merged the stored referential at once, one site would be lost and the
+    // entity, with a single FINESS, would not be an OG.
+    assert_eq!(w.stored(f("69008001")).await.og, Some(ej));
+    assert_eq!(w.stored(f("69008002")).await.og, Some(ej));
 }
