@@ -75,9 +75,7 @@ fn lock_pk(name: &str) -> String {
 /// How long a finished import job is kept, in seconds (DynamoDB's TTL removes it).
 const JOB_RETENTION: i64 = 90 * 24 * 3600;
 
-fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    e: &SdkError<E>,
-) -> bool {
+fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(e: &SdkError<E>) -> bool {
     e.as_service_error()
         .and_then(|e| e.code())
         .is_some_and(|code| code == "ConditionalCheckFailedException")
@@ -822,7 +820,13 @@ impl AccountStore for AccountsTable {
         }
     }
 
-    async fn lock(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+    async fn lock(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
         let result = self
             .client
             .put_item()
@@ -831,9 +835,7 @@ impl AccountStore for AccountsTable {
             .item("sk", s("LOCK"))
             .item("owner", s(owner))
             .item("until", n(until))
-            .condition_expression(
-                "attribute_not_exists(pk) OR #owner = :owner OR #until <= :now",
-            )
+            .condition_expression("attribute_not_exists(pk) OR #owner = :owner OR #until <= :now")
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#until", "until")
             .expression_attribute_values(":owner", s(owner))

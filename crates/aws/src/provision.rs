@@ -38,6 +38,19 @@ pub struct StackContext {
 pub struct Provisioned {
     pub names: BTreeMap<String, String>,
     pub environment: BTreeMap<String, String>,
+    /// For each function that S3 invokes (an `S3` event in the template), the SQS queue
+    /// where the local stack delivers those notifications instead: the local gateway reads
+    /// it and calls the function (LocalStack runs no Lambda here).
+    pub event_queues: BTreeMap<String, String>,
+}
+
+/// An `S3` event of a function in the template.
+#[derive(Debug, Clone)]
+struct S3Trigger {
+    function: String,
+    bucket: String,
+    events: Vec<String>,
+    prefix: Option<String>,
 }
 
 /// The stateful resources of a template, resolved for one stack.
@@ -47,6 +60,7 @@ pub struct Resources {
     buckets: Vec<(String, Value)>,
     identities: Vec<(String, Value)>,
     environment: Vec<(String, Value)>,
+    s3_triggers: Vec<S3Trigger>,
     context: StackContext,
 }
 
@@ -66,6 +80,53 @@ fn aws_error<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// The `S3` events of a function: bucket (a `!Ref`), event names and key prefix.
+fn s3_triggers(function: &str, props: &Value) -> Result<Vec<S3Trigger>, ProvisionError> {
+    let Some(events) = props.get("Events").and_then(Value::as_mapping) else {
+        return Ok(vec![]);
+    };
+    let mut triggers = Vec::new();
+    for event in events.values() {
+        if event.get("Type").and_then(Value::as_str) != Some("S3") {
+            continue;
+        }
+        let p = event.get("Properties").cloned().unwrap_or(Value::Null);
+        let bucket = match p.get("Bucket") {
+            Some(Value::Tagged(t)) if t.tag == "!Ref" => t.value.as_str().map(str::to_string),
+            _ => None,
+        }
+        .ok_or_else(|| template_error(function, "an S3 event's Bucket must be a !Ref"))?;
+        let events = match p.get("Events") {
+            Some(Value::String(one)) => vec![one.clone()],
+            Some(Value::Sequence(many)) => many
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect(),
+            _ => return Err(template_error(function, "an S3 event needs Events")),
+        };
+        let prefix = p
+            .get("Filter")
+            .and_then(|f| f.get("S3Key"))
+            .and_then(|k| k.get("Rules"))
+            .and_then(Value::as_sequence)
+            .and_then(|rules| {
+                rules
+                    .iter()
+                    .find(|r| r.get("Name").and_then(Value::as_str) == Some("prefix"))
+            })
+            .and_then(|r| r.get("Value"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        triggers.push(S3Trigger {
+            function: function.to_string(),
+            bucket,
+            events,
+            prefix,
+        });
+    }
+    Ok(triggers)
+}
+
 impl Resources {
     pub fn from_template(text: &str, context: StackContext) -> Result<Resources, ProvisionError> {
         let template: Value = serde_yaml::from_str(text)?;
@@ -74,6 +135,7 @@ impl Resources {
             buckets: vec![],
             identities: vec![],
             environment: vec![],
+            s3_triggers: vec![],
             context,
         };
         let resources = template
@@ -87,6 +149,9 @@ impl Resources {
                 Some("AWS::DynamoDB::Table") => r.tables.push((id, props)),
                 Some("AWS::S3::Bucket") => r.buckets.push((id, props)),
                 Some("AWS::SES::EmailIdentity") => r.identities.push((id, props)),
+                Some("AWS::Serverless::Function") => {
+                    r.s3_triggers.extend(s3_triggers(&id, &props)?)
+                }
                 _ => {}
             }
         }
@@ -230,6 +295,7 @@ impl Resources {
                     .map_err(aws_error(id))?;
             }
         }
+        let event_queues = self.relay_s3_events(config, &s3, &names).await?;
         let ses = aws_sdk_ses::Client::new(config);
         for (id, _) in &self.identities {
             ses.verify_email_identity()
@@ -244,7 +310,91 @@ impl Resources {
                 environment.insert(key.clone(), v);
             }
         }
-        Ok(Provisioned { names, environment })
+        Ok(Provisioned {
+            names,
+            environment,
+            event_queues,
+        })
+    }
+
+    /// Sends each bucket's notifications for a function to an SQS queue of its own, since
+    /// the local stack cannot invoke our functions: the gateway reads the queue instead.
+    async fn relay_s3_events(
+        &self,
+        config: &aws_config::SdkConfig,
+        s3: &aws_sdk_s3::Client,
+        names: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ProvisionError> {
+        use aws_sdk_s3::types::{
+            FilterRule, FilterRuleName, NotificationConfiguration, NotificationConfigurationFilter,
+            QueueConfiguration, S3KeyFilter,
+        };
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let mut queues = BTreeMap::new();
+        let mut by_bucket: BTreeMap<String, Vec<QueueConfiguration>> = BTreeMap::new();
+        for trigger in &self.s3_triggers {
+            let id = &trigger.function;
+            let bucket = names
+                .get(&trigger.bucket)
+                .ok_or_else(|| template_error(id, format!("no bucket {}", trigger.bucket)))?;
+            let queue = sqs
+                .create_queue()
+                .queue_name(format!("{}-{id}", self.context.stack_name))
+                .send()
+                .await
+                .map_err(aws_error(id))?;
+            let url = queue.queue_url().unwrap_or_default().to_string();
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map_err(aws_error(id))?
+                .attributes()
+                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+                .cloned()
+                .ok_or_else(|| template_error(id, "the queue has no ARN"))?;
+            let mut configuration = QueueConfiguration::builder()
+                .queue_arn(arn)
+                .set_events(Some(
+                    trigger.events.iter().map(|e| e.as_str().into()).collect(),
+                ));
+            if let Some(prefix) = &trigger.prefix {
+                configuration = configuration.filter(
+                    NotificationConfigurationFilter::builder()
+                        .key(
+                            S3KeyFilter::builder()
+                                .filter_rules(
+                                    FilterRule::builder()
+                                        .name(FilterRuleName::Prefix)
+                                        .value(prefix)
+                                        .build(),
+                                )
+                                .build(),
+                        )
+                        .build(),
+                );
+            }
+            by_bucket
+                .entry(bucket.clone())
+                .or_default()
+                .push(configuration.build().map_err(aws_error(id))?);
+            queues.insert(id.clone(), url);
+        }
+        for (bucket, configurations) in by_bucket {
+            s3.put_bucket_notification_configuration()
+                .bucket(&bucket)
+                .notification_configuration(
+                    NotificationConfiguration::builder()
+                        .set_queue_configurations(Some(configurations))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(aws_error(&bucket))?;
+        }
+        Ok(queues)
     }
 
     async fn create_table(

@@ -13,7 +13,7 @@ use tdb_aws::provision::{Provisioned, Resources, StackContext, TEMPLATE};
 use tdb_aws::s3::S3Lake;
 use tdb_aws::ses::SesMailer;
 use tdb_domain::accounts::{
-    Account, AccountId, Person, StructureRecord, TokenPurpose, TokenRecord,
+    Account, AccountId, ImportJob, JobStatus, Person, StructureRecord, TokenPurpose, TokenRecord,
 };
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
 use tdb_domain::email::EmailAddress;
@@ -286,6 +286,18 @@ async fn lake_contract(lake: impl Lake) {
             "campaign=2025/answers/part-1.parquet"
         ]
     );
+    assert_eq!(
+        lake.size("campaign=2025/answers/part-1.parquet")
+            .await
+            .unwrap(),
+        Some(8)
+    );
+    assert_eq!(lake.size("campaign=2025/missing").await.unwrap(), None);
+    let url = lake
+        .upload_url("imports/x.csv", std::time::Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(url.contains("imports/x.csv"), "{url}");
 }
 
 fn reminder(to: &str) -> Email {
@@ -411,6 +423,12 @@ async fn provisioning_twice_is_harmless_and_reads_the_environment_from_the_templ
     .await
     .unwrap();
     assert_eq!(again.environment, stack.provisioned.environment);
+    // S3 invokes the upload function in a deployment; locally its events go to a queue.
+    assert_eq!(
+        again.event_queues.keys().collect::<Vec<_>>(),
+        ["AccountsUploadsFunction"]
+    );
+    assert_eq!(again.event_queues, stack.provisioned.event_queues);
     let table = aws_sdk_dynamodb::Client::new(&stack.config)
         .describe_table()
         .table_name(&env["CAMPAIGN_TABLE"])
@@ -715,6 +733,110 @@ async fn account_store_contract(store: impl AccountStore) {
         store.account(&bob.id).await.unwrap().unwrap().roles,
         [gestionnaire]
     );
+}
+
+fn job(id: &str) -> ImportJob {
+    ImportJob {
+        id: id.to_string(),
+        status: JobStatus::AwaitingUpload,
+        dry_run: false,
+        created_by: account(1, "admin@exemple.fr").id,
+        created_at: 1_750_000_000,
+        updated_at: 1_750_000_000,
+        summary: None,
+        error: None,
+        version: 1,
+    }
+}
+
+async fn jobs_and_locks_contract(store: impl AccountStore) {
+    let id = "0123456789abcdef0123456789abcdef";
+    assert_eq!(store.job(id).await.unwrap(), None);
+    store.create_job(&job(id)).await.unwrap();
+    assert!(matches!(
+        store.create_job(&job(id)).await,
+        Err(StoreError::Duplicate("job"))
+    ));
+    let done = ImportJob {
+        status: JobStatus::Done,
+        summary: Some(serde_json::json!({ "created": 3 })),
+        version: 2,
+        ..job(id)
+    };
+    store.save_job(&done).await.unwrap();
+    assert_eq!(store.job(id).await.unwrap(), Some(done.clone()));
+    assert!(matches!(
+        store.save_job(&done).await,
+        Err(StoreError::Conflict { expected: 1 })
+    ));
+
+    assert!(store.lock("referential", "a", 100, 200).await.unwrap());
+    assert!(!store.lock("referential", "b", 150, 250).await.unwrap());
+    assert!(
+        store.lock("referential", "a", 150, 300).await.unwrap(),
+        "extended"
+    );
+    assert!(!store.lock("referential", "b", 250, 350).await.unwrap());
+    assert!(
+        store.lock("other", "b", 250, 350).await.unwrap(),
+        "locks are by name"
+    );
+    store.unlock("referential", "b").await.unwrap();
+    assert!(
+        !store.lock("referential", "b", 250, 350).await.unwrap(),
+        "not b's to give back"
+    );
+    assert!(
+        store.lock("referential", "b", 300, 400).await.unwrap(),
+        "a's expired"
+    );
+    store.unlock("referential", "b").await.unwrap();
+    assert!(store.lock("referential", "c", 301, 400).await.unwrap());
+}
+
+#[tokio::test]
+async fn jobs_and_locks_fake_honour_the_contract() {
+    jobs_and_locks_contract(MemoryAccountStore::default()).await;
+}
+
+#[tokio::test]
+async fn jobs_and_locks_on_dynamodb_honour_the_contract() {
+    jobs_and_locks_contract(local_stack().await.accounts_table()).await;
+}
+
+/// Twenty workers try the same free lock at once: exactly one holds it.
+#[tokio::test]
+async fn one_of_many_parallel_claims_takes_a_lock() {
+    let table = local_stack().await.accounts_table();
+    let claims = (0..20).map(|i| {
+        let table = table.clone();
+        tokio::spawn(async move { table.lock("referential", &format!("w{i}"), 100, 200).await })
+    });
+    let mut won = 0;
+    for claim in claims {
+        won += usize::from(claim.await.unwrap().unwrap());
+    }
+    assert_eq!(won, 1);
+    // The same for claims of one job: one save on version 1 succeeds.
+    let id = "fedcba9876543210fedcba9876543210";
+    table.create_job(&job(id)).await.unwrap();
+    let saves = (0..20).map(|_| {
+        let table = table.clone();
+        tokio::spawn(async move {
+            table
+                .save_job(&ImportJob {
+                    status: JobStatus::Queued,
+                    version: 2,
+                    ..job(id)
+                })
+                .await
+        })
+    });
+    let mut saved = 0;
+    for save in saves {
+        saved += usize::from(save.await.unwrap().is_ok());
+    }
+    assert_eq!(saved, 1);
 }
 
 #[tokio::test]

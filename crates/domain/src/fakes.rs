@@ -1,9 +1,7 @@
 //! In-memory implementations of the ports, for handler tests, contract tests and benchmarks.
 //! Compiled only with the `fakes` feature: production code never contains them.
 
-use crate::accounts::{
-    Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord,
-};
+use crate::accounts::{Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord};
 use crate::campaign::{CampaignYear, QuestionnaireStatus};
 use crate::email::EmailAddress;
 use crate::finess::Finess;
@@ -489,12 +487,20 @@ impl AccountStore for MemoryAccountStore {
         }
     }
 
-    async fn lock(&self, name: &str, owner: &str, now: i64, until: i64) -> Result<bool, StoreError> {
+    async fn lock(
+        &self,
+        name: &str,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> Result<bool, StoreError> {
         let mut inner = self.inner.lock().expect("lock");
         match inner.locks.get(name) {
             Some((holder, expires)) if holder != owner && *expires > now => Ok(false),
             _ => {
-                inner.locks.insert(name.to_string(), (owner.to_string(), until));
+                inner
+                    .locks
+                    .insert(name.to_string(), (owner.to_string(), until));
                 Ok(true)
             }
         }
@@ -502,7 +508,11 @@ impl AccountStore for MemoryAccountStore {
 
     async fn unlock(&self, name: &str, owner: &str) -> Result<(), StoreError> {
         let mut inner = self.inner.lock().expect("lock");
-        if inner.locks.get(name).is_some_and(|(holder, _)| holder == owner) {
+        if inner
+            .locks
+            .get(name)
+            .is_some_and(|(holder, _)| holder == owner)
+        {
             inner.locks.remove(name);
         }
         Ok(())

@@ -3,9 +3,7 @@
 //! implements them in process for tests. A contract test runs the same assertions against
 //! both.
 
-use crate::accounts::{
-    Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord,
-};
+use crate::accounts::{Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord};
 use crate::campaign::{CampaignYear, QuestionnaireStatus};
 use crate::email::EmailAddress;
 use crate::finess::Finess;
@@ -275,7 +273,11 @@ pub trait AccountStore: Send + Sync {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Gives the lock back if `owner` still holds it.
-    fn unlock(&self, name: &str, owner: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn unlock(
+        &self,
+        name: &str,
+        owner: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// A message ready to send, already rendered.

@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .or_else(|| provisioned.environment.get(name).cloned())
     };
+    let _relays = tdb_gateway::events::spawn_event_relays(&aws, &provisioned.event_queues, lookup)?;
     let mut functions = BTreeMap::new();
     functions.insert(
         "accounts".to_string(),

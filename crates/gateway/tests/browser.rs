@@ -1,7 +1,8 @@
 //! The gateway as a person meets it: an activation e-mail read back from LocalStack, its link
 //! opened in a real headless Chromium (Debian's package, driven over the DevTools protocol),
 //! a refused then an accepted password on the French page, then a login through the API.
-//! Also the template's CORS rules as a browser on another origin sees them.
+//! Also the template's CORS rules as a browser on another origin sees them, and a national
+//! extract uploaded to S3 and imported in the background as S3's event is relayed.
 //!
 //! Needs the local stack and Chromium: run through `scripts/test.sh`, which installs both.
 
@@ -69,6 +70,10 @@ async fn serve() -> Served {
         &functions,
         &[WEB_ORIGIN.to_string()],
     )
+    .unwrap();
+    tdb_gateway::events::spawn_event_relays(&aws, &provisioned.event_queues, |name| {
+        provisioned.environment.get(name).cloned()
+    })
     .unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
     Served {
@@ -388,4 +393,85 @@ async fn the_gateway_applies_the_templates_cors_rules_and_discovery_names_its_ad
         .await
         .unwrap();
     assert_eq!(missing.status(), 404);
+}
+
+#[tokio::test]
+async fn an_extract_uploaded_to_s3_is_imported_when_the_event_is_relayed() {
+    let served = serve().await;
+    let client = reqwest::Client::new();
+    let email = format!("national.{}@exemple.fr", served.tag);
+    served.administrator(&email).await;
+    let link = tdb_testkit::last_link_to(&email)
+        .await
+        .expect("an activation link");
+    let token = link.split("#jeton=").nth(1).unwrap();
+    let password = "une longue phrase de passe";
+    let set = client
+        .post(format!("{}/auth/password", served.base))
+        .json(&json!({ "token": token, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(set.status(), 204);
+    let tokens: Value = client
+        .post(format!("{}/auth/login", served.base))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+
+    let created: Value = client
+        .post(format!(
+            "{}/accounts/imports/referential/uploads",
+            served.base
+        ))
+        .header("authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let finess = |eight: &str| tdb_domain::Finess::with_key(eight).unwrap().to_string();
+    let extract = format!(
+        "finess;etalab;1.2;2025-01-06\nstructureet;{};{};EHPAD;EHPAD Les Tilleuls;;;;;;;;;69;;;;;500",
+        finess("69000901"),
+        finess("69000900")
+    );
+    let put = client
+        .put(created["upload"]["url"].as_str().unwrap())
+        .body(extract)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+
+    let job_url = format!(
+        "{}/accounts/imports/jobs/{}",
+        served.base,
+        created["job"]["id"].as_str().unwrap()
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        let job: Value = client
+            .get(&job_url)
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if job["status"] == "done" || job["status"] == "failed" {
+            break job;
+        }
+        assert!(Instant::now() < deadline, "the job never ended: {job}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(job["status"], "done", "{job}");
+    assert_eq!(job["summary"]["created"], 1, "{job}");
 }

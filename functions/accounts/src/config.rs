@@ -1,6 +1,7 @@
 //! The function's configuration, read once at cold start (from the environment in Lambda,
 //! from the local stack in the gateway), and the router built from it with the real adapters.
 
+use crate::jobs::Uploads;
 use crate::secrets::SigningKeyError;
 use crate::{App, Settings, TokenSigner, router, system_clock};
 use tdb_api::{TokenError, TokenVerifier};
@@ -93,5 +94,48 @@ impl Config {
     /// The function's router, as Lambda runs it.
     pub async fn router(self, aws: &aws_config::SdkConfig) -> Result<axum::Router, ConfigError> {
         Ok(router(self.app(aws).await?))
+    }
+}
+
+/// What the upload worker needs from its environment: the accounts table and the lake
+/// bucket, nothing else.
+#[derive(Clone)]
+pub struct UploadsConfig {
+    pub accounts_table: String,
+    pub lake_bucket: String,
+}
+
+impl UploadsConfig {
+    pub fn from_lookup(
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<UploadsConfig, ConfigError> {
+        match (lookup("ACCOUNTS_TABLE"), lookup("LAKE_BUCKET")) {
+            (Some(accounts_table), Some(lake_bucket)) => Ok(UploadsConfig {
+                accounts_table,
+                lake_bucket,
+            }),
+            (table, bucket) => Err(ConfigError::Missing(
+                [
+                    ("ACCOUNTS_TABLE", table.is_none()),
+                    ("LAKE_BUCKET", bucket.is_none()),
+                ]
+                .into_iter()
+                .filter_map(|(name, missing)| missing.then_some(name))
+                .collect(),
+            )),
+        }
+    }
+
+    pub fn from_env() -> Result<UploadsConfig, ConfigError> {
+        UploadsConfig::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The worker over DynamoDB and S3, with the system clock.
+    pub fn uploads(self, aws: &aws_config::SdkConfig) -> Uploads<AccountsTable, S3Lake> {
+        Uploads::new(
+            AccountsTable::new(aws_sdk_dynamodb::Client::new(aws), self.accounts_table),
+            S3Lake::new(aws, self.lake_bucket),
+            system_clock(),
+        )
     }
 }

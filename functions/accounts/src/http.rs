@@ -115,7 +115,9 @@ where
         ))
         .routes(operation::<__path_structure, _, _, _>(structure::<S, M, L>))
         .routes(operation::<__path_put_ape, _, _, _>(put_ape::<S, M, L>))
-        .routes(operation::<__path_delete_ape, _, _, _>(delete_ape::<S, M, L>))
+        .routes(operation::<__path_delete_ape, _, _, _>(
+            delete_ape::<S, M, L>,
+        ))
         .routes(operation::<__path_users, _, _, _>(users::<S, M, L>))
         .routes(operation::<__path_create_user, _, _, _>(
             create_user::<S, M, L>,

@@ -403,8 +403,13 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let extract = parse_etalab(&decode(file))?;
         let owner = secrets::new_token();
-        let summary = self
-            .with_referential_lock(&owner, REQUEST_LOCK_WAIT, self.apply_referential(extract, dry_run))
+        let referential = self.referential();
+        let summary = referential
+            .with_lock(
+                &owner,
+                REQUEST_LOCK_WAIT,
+                referential.apply(extract, dry_run),
+            )
             .await?
             .ok_or_else(|| {
                 ApiError::conflict(
@@ -417,10 +422,28 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         Ok(json(200, &summary))
     }
 
+    fn referential(&self) -> ReferentialWork<'_, S, L> {
+        ReferentialWork {
+            store: &self.store,
+            lake: &self.lake,
+            clock: &self.clock,
+        }
+    }
+}
+
+/// What imports of the referential share, the direct ones and the uploaded ones: the lock
+/// that serialises them, and the merge of a file into the stored referential.
+pub(crate) struct ReferentialWork<'a, S, L> {
+    pub store: &'a S,
+    pub lake: &'a L,
+    pub clock: &'a crate::Clock,
+}
+
+impl<S: AccountStore, L: Lake> ReferentialWork<'_, S, L> {
     /// Runs `work` while holding the referential lock, waiting for it at most `wait`;
     /// `None` if another import kept it that long. The lock is given back however `work`
     /// ends.
-    pub(crate) async fn with_referential_lock<T>(
+    pub(crate) async fn with_lock<T>(
         &self,
         owner: &str,
         wait: std::time::Duration,
@@ -428,7 +451,7 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     ) -> Result<Option<T>, ApiError> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
-            let now = self.now();
+            let now = (self.clock)();
             if self
                 .store
                 .lock(REFERENTIAL_LOCK, owner, now, now + LOCK_LEASE)
@@ -453,11 +476,7 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     /// Merges an extract into the stored referential and brings the structures of every
     /// legal entity it touches up to date. Run under the referential lock. Idempotent: the
     /// same file twice leaves everything unchanged the second time.
-    pub(crate) async fn apply_referential(
-        &self,
-        extract: Extract,
-        dry_run: bool,
-    ) -> Result<Summary, ApiError> {
+    pub(crate) async fn apply(&self, extract: Extract, dry_run: bool) -> Result<Summary, ApiError> {
         let mut referential = match self.lake.get(REFERENTIAL_KEY).await.map_err(store_error)? {
             None => StoredReferential::default(),
             Some(bytes) => StoredReferential::from_csv(&bytes).map_err(|e| {
@@ -525,7 +544,9 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         }
         Ok(summary.finish())
     }
+}
 
+impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
     pub(crate) async fn import_secondaries(
         &self,
         caller: &Caller,
@@ -863,7 +884,10 @@ mod tests {
             .unwrap();
         assert_eq!(ehpad.og, None);
         // What is stored reads back the same.
-        assert_eq!(StoredReferential::from_csv(&stored.to_csv()).unwrap(), stored);
+        assert_eq!(
+            StoredReferential::from_csv(&stored.to_csv()).unwrap(),
+            stored
+        );
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! (locally, the gateway relays LocalStack's S3 notifications). The administrator polls
 //! the job for its status and summary.
 
-use crate::import::{decode, parse_etalab};
-use crate::{App, secrets, store_error};
+use crate::import::{ReferentialWork, decode, parse_etalab};
+use crate::{App, Clock, secrets, store_error};
 use serde::{Deserialize, Serialize};
 use tdb_api::{ApiError, Caller};
 use tdb_domain::accounts::{ImportJob, JobStatus};
@@ -101,7 +101,10 @@ pub struct S3Object {
 }
 
 fn is_job_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    id.len() == 32
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// The job an uploaded object belongs to, if its key is a job's.
@@ -166,6 +169,33 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
             .map(JobView::from)
             .ok_or_else(|| ApiError::not_found("job"))
     }
+}
+
+/// The background side of upload jobs: what the `accounts-uploads` Lambda runs when S3
+/// announces an upload. It needs the accounts table and the lake bucket, nothing else (no
+/// signing key, no mail).
+pub struct Uploads<S, L> {
+    store: S,
+    lake: L,
+    clock: Clock,
+}
+
+impl<S: AccountStore, L: Lake> Uploads<S, L> {
+    pub fn new(store: S, lake: L, clock: Clock) -> Uploads<S, L> {
+        Uploads { store, lake, clock }
+    }
+
+    fn now(&self) -> i64 {
+        (self.clock)()
+    }
+
+    fn referential(&self) -> ReferentialWork<'_, S, L> {
+        ReferentialWork {
+            store: &self.store,
+            lake: &self.lake,
+            clock: &self.clock,
+        }
+    }
 
     /// Processes the uploads an S3 event announces. An error is a failure worth a retry
     /// (the storage did not answer); a bad file fails its job instead.
@@ -200,7 +230,8 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         };
         let owner = job.id.clone();
         let result = match self
-            .with_referential_lock(&owner, QUEUE_WAIT, self.run_job(job.clone(), key))
+            .referential()
+            .with_lock(&owner, QUEUE_WAIT, self.run_job(job.clone(), key))
             .await
         {
             Ok(Some(result)) => result,
@@ -222,7 +253,8 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
             Err(Failure::Retry(e)) => {
                 tracing::error!(job = id, code = e.code, "referential import interrupted");
                 // Back to waiting for its upload: the retried event takes it again.
-                self.move_job(job, JobStatus::AwaitingUpload, |_| {}).await?;
+                self.move_job(job, JobStatus::AwaitingUpload, |_| {})
+                    .await?;
                 Err(StoreError::Backend(e.message.into()))
             }
         }
@@ -234,7 +266,12 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
             .await
             .map_err(|e| Failure::Retry(store_error(e)))?
             .ok_or_else(|| Failure::Permanent("the job was taken over".into()))?;
-        match self.lake.size(key).await.map_err(|e| Failure::Retry(store_error(e)))? {
+        match self
+            .lake
+            .size(key)
+            .await
+            .map_err(|e| Failure::Retry(store_error(e)))?
+        {
             None => return Err(Failure::Permanent("the uploaded file is missing".into())),
             Some(size) if size > MAX_UPLOAD => {
                 return Err(Failure::Permanent(format!(
@@ -256,13 +293,15 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
             })
         })?;
         let summary = self
-            .apply_referential(extract, job.dry_run)
+            .referential()
+            .apply(extract, job.dry_run)
             .await
             .map_err(Failure::Retry)?;
         tracing::info!(job = %job.id, dry_run = job.dry_run, created = summary.created,
             updated = summary.updated, unchanged = summary.unchanged,
             rejected = summary.rejected_total, "referential import done");
-        let summary = serde_json::to_value(&summary).map_err(|_| Failure::Retry(ApiError::internal()))?;
+        let summary =
+            serde_json::to_value(&summary).map_err(|_| Failure::Retry(ApiError::internal()))?;
         self.move_job(job, JobStatus::Done, |j| j.summary = Some(summary))
             .await
             .map_err(|e| Failure::Retry(store_error(e)))?;
@@ -307,7 +346,10 @@ mod tests {
     #[test]
     fn only_job_keys_are_processed() {
         let id = "0123456789abcdef0123456789abcdef";
-        assert_eq!(job_of_key(&format!("imports/referential/{id}.csv")), Some(id));
+        assert_eq!(
+            job_of_key(&format!("imports/referential/{id}.csv")),
+            Some(id)
+        );
         assert_eq!(job_of_key(&format!("imports/referential/{id}.txt")), None);
         assert_eq!(job_of_key("imports/referential/../x.csv"), None);
         assert_eq!(job_of_key(&format!("referential/{id}.csv")), None);

@@ -21,7 +21,7 @@ use tdb_api::{ApiError, Caller, TokenVerifier};
 use tdb_domain::accounts::{Account, AccountRecord, LoginThrottle, PasswordPolicy};
 use tdb_domain::ports::{AccountStore, Lake, Mailer, StoreError};
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, UploadsConfig};
 pub use http::{OPENAPI_PATH, router};
 pub use secrets::{TokenSigner, generate_signing_key};
 pub use tdb_api::{MAX_FILE_BODY, MAX_JSON_BODY};

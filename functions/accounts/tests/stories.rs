@@ -37,8 +37,8 @@ fn signing_key() -> &'static str {
 
 struct World {
     router: Router,
-    /// The function the router serves, for what S3 events trigger (uploaded imports).
-    app: Arc<App<AccountsTable, SesMailer, S3Lake>>,
+    /// The upload worker, which S3 events trigger, over the same table and bucket.
+    uploads: accounts::jobs::Uploads<AccountsTable, S3Lake>,
     /// Passwords the function verified against an account's hash.
     password_checks: Arc<std::sync::atomic::AtomicU64>,
     /// The same table the router's function writes to, for checks the API does not show.
@@ -77,15 +77,19 @@ async fn world() -> World {
         S3Lake::new(&config, &provisioned.names["LakeBucket"]),
         signer,
         verifier,
-        clock,
+        clock.clone(),
         Settings::new("https://tdb-esms.test"),
     );
     let password_checks = app.password_checks();
-    let app = Arc::new(app);
+    let uploads = accounts::jobs::Uploads::new(
+        table(),
+        S3Lake::new(&config, &provisioned.names["LakeBucket"]),
+        clock.clone(),
+    );
     World {
         password_checks,
-        router: accounts::router(app.clone()),
-        app,
+        router: accounts::router(app),
+        uploads,
         store: table(),
         now,
         tag,
@@ -1125,14 +1129,15 @@ async fn the_openapi_description_is_served_and_no_protected_route_answers_withou
             "POST /auth/refresh",
         ]
     );
-    assert_eq!(documented.len(), 20, "{documented:?}");
+    assert_eq!(documented.len(), 22, "{documented:?}");
     for (method, path, public) in &documented {
         if *public {
             continue;
         }
         let path = path
             .replace("{finess}", &esms_a().to_string())
-            .replace("{id}", "0");
+            .replace("{id}", "0")
+            .replace("{job}", "0");
         let request = http::Request::builder()
             .method(Method::from_bytes(method.as_bytes()).unwrap())
             .uri(&path)
@@ -2095,7 +2100,7 @@ impl World {
     /// lets the function process it as the S3 event would: the job as polled afterwards.
     async fn import_by_upload(&self, national: &str, file: Vec<u8>) -> Value {
         let id = self.upload_file(national, file).await;
-        self.app
+        self.uploads
             .process_upload(&format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX))
             .await
             .unwrap();
@@ -2157,11 +2162,13 @@ async fn the_national_extract_is_uploaded_then_imported_in_the_background_idempo
 
     // S3 delivers events at least once: a repeated event leaves the finished job as it is.
     let id = job["id"].as_str().unwrap();
-    w.app
+    w.uploads
         .process_upload(&format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX))
         .await
         .unwrap();
-    let (_, again) = w.get(&format!("/accounts/imports/jobs/{id}"), &national).await;
+    let (_, again) = w
+        .get(&format!("/accounts/imports/jobs/{id}"), &national)
+        .await;
     assert_eq!(again, job, "a repeated event changes nothing");
 
     // The same file uploaded again: the same referential, nothing written.
@@ -2200,11 +2207,13 @@ async fn a_dry_run_upload_reports_and_writes_nothing() {
         .unwrap()
         .error_for_status()
         .unwrap();
-    w.app
+    w.uploads
         .process_upload(&format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX))
         .await
         .unwrap();
-    let (_, job) = w.get(&format!("/accounts/imports/jobs/{id}"), &national).await;
+    let (_, job) = w
+        .get(&format!("/accounts/imports/jobs/{id}"), &national)
+        .await;
     assert_eq!(job["summary"]["created"], 6, "{job}");
     assert!(w.store.structures(&[esms_a()]).await.unwrap().is_empty());
 }
@@ -2218,7 +2227,10 @@ async fn a_file_that_is_not_an_extract_fails_its_job_with_the_reason() {
         .await;
     assert_eq!(job["status"], "failed", "{job}");
     let error = job["error"].as_str().unwrap();
-    assert!(error.starts_with("line 1: not an Etalab FINESS extract"), "{error}");
+    assert!(
+        error.starts_with("line 1: not an Etalab FINESS extract"),
+        "{error}"
+    );
     assert!(job["summary"].is_null());
 }
 
@@ -2247,10 +2259,16 @@ async fn only_a_national_administrator_starts_or_reads_an_import_job() {
         .await;
     assert_eq!(status, 404);
     let (status, body) = w.get("/accounts/imports/jobs/nope", &national).await;
-    assert_eq!((status, body["error"]["field"].as_str()), (400, Some("job")));
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("job"))
+    );
     // An object that is not a job's upload is left alone.
-    w.app.process_upload("imports/referential/nope.csv").await.unwrap();
-    w.app.process_upload("elsewhere/x.csv").await.unwrap();
+    w.uploads
+        .process_upload("imports/referential/nope.csv")
+        .await
+        .unwrap();
+    w.uploads.process_upload("elsewhere/x.csv").await.unwrap();
 }
 
 /// A legal entity's two sites in two files: the OG rule counts both, whichever file
@@ -2277,7 +2295,11 @@ async fn the_og_rule_holds_over_the_whole_stored_referential_not_one_file() {
         )
         .await;
     assert_eq!(status, 200);
-    assert_eq!(w.stored(f("69007001")).await.og, None, "one FINESS: not an OG");
+    assert_eq!(
+        w.stored(f("69007001")).await.og,
+        None,
+        "one FINESS: not an OG"
+    );
     // The entity's hospital in the Isère, in another file.
     let (status, summary) = w
         .upload(
@@ -2306,21 +2328,29 @@ async fn parallel_imports_take_turns_and_lose_no_establishment() {
     let national = w.admin("national", Role::NationalAdmin).await;
     let ej = f("69000800");
     let first = w
-        .upload_file(&national, one_site_file(f("69008001"), ej, "EHPAD Nord", 500))
+        .upload_file(
+            &national,
+            one_site_file(f("69008001"), ej, "EHPAD Nord", 500),
+        )
         .await;
     let second = w
-        .upload_file(&national, one_site_file(f("69008002"), ej, "EHPAD Sud", 500))
+        .upload_file(
+            &national,
+            one_site_file(f("69008002"), ej, "EHPAD Sud", 500),
+        )
         .await;
     let key = |id: &str| format!("{}{id}.csv", accounts::jobs::UPLOAD_PREFIX);
     let (key_a, key_b) = (key(&first), key(&second));
     let (a, b) = tokio::join!(
-        w.app.process_upload(&key_a),
-        w.app.process_upload(&key_b)
+        w.uploads.process_upload(&key_a),
+        w.uploads.process_upload(&key_b)
     );
     a.unwrap();
     b.unwrap();
     for id in [&first, &second] {
-        let (_, job) = w.get(&format!("/accounts/imports/jobs/{id}"), &national).await;
+        let (_, job) = w
+            .get(&format!("/accounts/imports/jobs/{id}"), &national)
+            .await;
         assert_eq!(job["status"], "done", "{job}");
     }
     // Had the two merged the stored referential at once, one site would be lost and the

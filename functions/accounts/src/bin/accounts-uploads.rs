@@ -13,13 +13,14 @@ async fn main() -> Result<(), Error> {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .without_time()
         .init();
-    let config = accounts::Config::from_env()?;
+    let config = accounts::UploadsConfig::from_env()?;
     let aws = tdb_aws::load_config().await;
-    let app = &config.app(&aws).await?;
+    let uploads = &config.uploads(&aws);
     lambda_http::lambda_runtime::run(service_fn(|event: LambdaEvent<S3Event>| async move {
         // An error makes Lambda deliver the event again (storage unavailable); a bad file
         // fails its job and ends here.
-        app.process_s3_event(event.payload)
+        uploads
+            .process_s3_event(event.payload)
             .await
             .map_err(|e| Error::from(e.to_string()))
     }))
