@@ -56,8 +56,6 @@ const REFERENTIAL_LOCK: &str = "referential";
 /// How long a lock holds without being given back (a crashed import's lock expires).
 const LOCK_LEASE: i64 = 15 * 60;
 const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(500);
-/// How long a direct import request waits for another import to finish.
-const REQUEST_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Summary {
     /// Sorts the rejections by line and keeps the first [`MAX_REJECTIONS`], with the total.
@@ -407,7 +405,7 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         let summary = referential
             .with_lock(
                 &owner,
-                REQUEST_LOCK_WAIT,
+                self.settings.import_lock_wait,
                 referential.apply(extract, dry_run),
             )
             .await?

@@ -162,12 +162,29 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         if !is_job_id(id) {
             return Err(ApiError::invalid("job", "not a job id"));
         }
-        self.store
+        let job = self
+            .store
             .job(id)
             .await
             .map_err(store_error)?
-            .map(JobView::from)
-            .ok_or_else(|| ApiError::not_found("job"))
+            .ok_or_else(|| ApiError::not_found("job"))?;
+        Ok(as_seen(job, self.now()))
+    }
+}
+
+/// A job as its creator should read it: one queued or running past its lease was abandoned
+/// by a worker that crashed, and nothing will finish it.
+fn as_seen(job: ImportJob, now: i64) -> JobView {
+    let abandoned = matches!(job.status, JobStatus::Queued | JobStatus::Running)
+        && now >= job.updated_at + JOB_LEASE;
+    if abandoned {
+        JobView {
+            status: JobStatus::Failed,
+            error: Some("the import was interrupted: upload the file again".into()),
+            ..JobView::from(job)
+        }
+    } else {
+        JobView::from(job)
     }
 }
 
@@ -242,6 +259,11 @@ impl<S: AccountStore, L: Lake> Uploads<S, L> {
         };
         // The job as run_job left it, to write its end on the right version.
         let job = self.store.job(id).await?.unwrap_or(job);
+        if job.status.is_final() {
+            // Done (or failed) before what went wrong after it, such as giving the lock
+            // back, which then expires by itself.
+            return Ok(());
+        }
         match result {
             Ok(()) => Ok(()),
             Err(Failure::Permanent(reason)) => {
@@ -357,6 +379,28 @@ mod tests {
             job_of_key("imports/referential/0123456789ABCDEF0123456789ABCDEF.csv"),
             None
         );
+    }
+
+    #[test]
+    fn a_job_abandoned_by_its_worker_reads_as_failed() {
+        let job = ImportJob {
+            id: "0123456789abcdef0123456789abcdef".into(),
+            status: JobStatus::Running,
+            dry_run: false,
+            created_by: tdb_domain::accounts::AccountId::from_random([1; 16]),
+            created_at: 1000,
+            updated_at: 1000,
+            summary: None,
+            error: None,
+            version: 3,
+        };
+        assert_eq!(
+            as_seen(job.clone(), 1000 + JOB_LEASE - 1).status,
+            JobStatus::Running
+        );
+        let seen = as_seen(job, 1000 + JOB_LEASE);
+        assert_eq!(seen.status, JobStatus::Failed);
+        assert!(seen.error.unwrap().contains("upload the file again"));
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub struct Settings {
     pub reset_answer_floor: std::time::Duration,
     /// A refused login is answered no sooner than this, for the same reason.
     pub login_refusal_floor: std::time::Duration,
+    /// How long a direct referential import waits for another import to finish before
+    /// answering 409.
+    pub import_lock_wait: std::time::Duration,
     pub password_policy: PasswordPolicy,
     pub login_throttle: LoginThrottle,
 }
@@ -76,6 +79,7 @@ impl Settings {
             link_cooldown: 5 * 60,
             reset_answer_floor: std::time::Duration::from_secs(1),
             login_refusal_floor: std::time::Duration::from_millis(300),
+            import_lock_wait: std::time::Duration::from_secs(10),
             password_policy: PasswordPolicy::default(),
             login_throttle: LoginThrottle::default(),
         }

@@ -78,7 +78,10 @@ async fn world() -> World {
         signer,
         verifier,
         clock.clone(),
-        Settings::new("https://tdb-esms.test"),
+        Settings {
+            import_lock_wait: std::time::Duration::from_millis(300),
+            ..Settings::new("https://tdb-esms.test")
+        },
     );
     let password_checks = app.password_checks();
     let uploads = accounts::jobs::Uploads::new(
@@ -2357,4 +2360,31 @@ async fn parallel_imports_take_turns_and_lose_no_establishment() {
     // entity, with a single FINESS, would not be an OG.
     assert_eq!(w.stored(f("69008001")).await.og, Some(ej));
     assert_eq!(w.stored(f("69008002")).await.og, Some(ej));
+}
+
+#[tokio::test]
+async fn a_direct_import_while_another_holds_the_referential_answers_409_and_writes_nothing() {
+    let w = world().await;
+    let national = w.admin("national", Role::NationalAdmin).await;
+    let now = w.now.load(Ordering::SeqCst);
+    // An upload job's worker holds the referential.
+    assert!(
+        w.store
+            .lock("referential", "a-job", now, now + 900)
+            .await
+            .unwrap()
+    );
+    let (status, body) = w
+        .upload("/accounts/imports/referential", &national, etalab_file())
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("import_running"))
+    );
+    assert!(w.store.structures(&[esms_a()]).await.unwrap().is_empty());
+    w.store.unlock("referential", "a-job").await.unwrap();
+    let (status, _) = w
+        .upload("/accounts/imports/referential", &national, etalab_file())
+        .await;
+    assert_eq!(status, 200);
 }
