@@ -50,7 +50,8 @@ enum Command {
     Keygen,
     /// Creates a national, regional (ARS) or departmental (CD) administrator account and
     /// e-mails its activation link. Reads the accounts function's environment
-    /// (ACCOUNTS_TABLE, SENDER_EMAIL, JWT_SIGNING_KEY_SECRET, JWT_ISSUER, JWT_AUDIENCE, PUBLIC_URL).
+    /// (ACCOUNTS_TABLE, LAKE_BUCKET, SENDER_EMAIL, JWT_SIGNING_KEY_SECRET, JWT_ISSUER, JWT_AUDIENCE,
+    /// PUBLIC_URL).
     Admin {
         #[arg(long)]
         email: String,

@@ -72,16 +72,17 @@ where
             let body = message.body.unwrap_or_default();
             match handle(body).await {
                 Ok(()) => {
-                    if let Some(receipt) = message.receipt_handle {
-                        if let Err(e) = sqs
-                            .delete_message()
-                            .queue_url(&queue)
-                            .receipt_handle(receipt)
-                            .send()
-                            .await
-                        {
-                            tracing::warn!(error = %e, "deleting a handled S3 event failed");
-                        }
+                    let Some(receipt) = message.receipt_handle else {
+                        continue;
+                    };
+                    let deleted = sqs
+                        .delete_message()
+                        .queue_url(&queue)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await;
+                    if let Err(e) = deleted {
+                        tracing::warn!(error = %e, "deleting a handled S3 event failed");
                     }
                 }
                 Err(e) => {
