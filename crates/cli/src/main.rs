@@ -151,7 +151,7 @@ fn main() -> Result<()> {
             let mut lines =
                 std::io::BufWriter::new(std::fs::File::create(out.join("questionnaires.jsonl"))?);
             for q in &generated.questionnaires {
-                let line = serde_json::json!({ "finess": q.respondent.finess, "respondent": q.respondent.kind, "quality": q.quality, "answers": definition.answers_to_json(&q.answers) });
+                let line = serde_json::json!({ "finess": q.respondent.finess, "respondent": q.respondent.kind, "quality": q.quality, "answers": definition.for_kind(q.respondent.kind).answers_to_json(&q.answers) });
                 serde_json::to_writer(&mut lines, &line)?;
                 lines.write_all(b"\n")?;
             }
@@ -207,6 +207,7 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
             let finess: tdb_domain::Finess = serde_json::from_value(row["finess"].clone())?;
             let kind: RespondentKind = serde_json::from_value(row["respondent"].clone())?;
             let answers = row["answers"].as_object().cloned().unwrap_or_default();
+            let definition = definition.for_kind(kind);
             let parsed = definition
                 .parse_answers(kind, &answers)
                 .map_err(|e| anyhow::anyhow!("{finess}: {} invalid answers", e.len()))?;

@@ -11,14 +11,12 @@ use std::time::Instant;
 use tdb_domain::category::{Category, RespondentKind};
 use tdb_domain::generator::{GeneratorConfig, generate};
 use tdb_domain::questionnaire::builtin;
-use time::macros::date;
 
 fn bench(c: &mut Criterion) {
-    let definition = builtin::load(2025).expect("shipped").expect("loads");
-    let today = date!(2025 - 06 - 15);
+    let definitions = builtin::load(2025).expect("shipped").expect("loads");
     let started = Instant::now();
     let campaign = generate(
-        &definition,
+        &definitions,
         &GeneratorConfig {
             establishments: 30_000,
             seed: 2025,
@@ -40,11 +38,12 @@ fn bench(c: &mut Criterion) {
                 && q.quality == tdb_domain::generator::Quality::Complete
         })
         .expect("a complete EHPAD");
+    let generic = definitions.for_kind(ehpad.respondent.kind);
     let mut group = c.benchmark_group("evaluate");
     group.throughput(Throughput::Elements(1));
     group.bench_function("one_full_ehpad", |b| {
         b.iter(|| {
-            black_box(definition.evaluate(ehpad.respondent.kind, black_box(&ehpad.answers), today))
+            black_box(generic.evaluate(ehpad.respondent.kind, black_box(&ehpad.answers), None))
         })
     });
     group.bench_function("reference_clone_one_ehpad", |b| {
@@ -58,7 +57,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut blocking = 0usize;
             for q in &campaign.questionnaires {
-                let eval = definition.evaluate(q.respondent.kind, &q.answers, today);
+                let eval = definitions.for_kind(q.respondent.kind).evaluate(
+                    q.respondent.kind,
+                    &q.answers,
+                    None,
+                );
                 blocking += eval.blocking_violations().count();
             }
             black_box(blocking)

@@ -160,21 +160,36 @@ impl Phase {
     }
 }
 
-/// The settings of one campaign.
+/// The collection platform a questionnaire belongs to. Since 2025 the home services (SAA,
+/// SPASAD) answer on their own SAD platform; every other respondent on the generic one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Generic,
+    Sad,
+}
+
+impl Platform {
+    pub const ALL: [Platform; 2] = [Platform::Generic, Platform::Sad];
+
+    pub fn key(self) -> &'static str {
+        match self {
+            Platform::Generic => "generic",
+            Platform::Sad => "sad",
+        }
+    }
+}
+
+/// The settings of one campaign on one platform. Fill thresholds and deadlines belong to
+/// the parts of its questionnaire (see `Definition::parts`); the calendar's collection
+/// deadline is the last of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Campaign {
     pub year: CampaignYear,
+    pub platform: Platform,
     /// The questionnaire version answered in this campaign.
     pub questionnaire_version: String,
-    /// Fill rate needed to validate: 0.90 including financial data since the arrêté of
-    /// 11 August 2022; per platform since 2025, hence a parameter.
-    #[serde(default = "default_fill_threshold")]
-    pub fill_threshold: f64,
     pub calendar: Calendar,
-}
-
-pub fn default_fill_threshold() -> f64 {
-    0.90
 }
 
 impl Campaign {

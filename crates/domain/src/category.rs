@@ -310,6 +310,15 @@ impl RespondentKind {
             RespondentKind::Og => OG_BIT,
         }
     }
+
+    /// The platform whose questionnaire this respondent answers: SAA and SPASAD on the SAD
+    /// platform, every other ESMS (SSIAD included) and the OG on the generic one.
+    pub fn platform(self) -> crate::campaign::Platform {
+        match self {
+            RespondentKind::Esms(c) if c.uses_sad_platform() => crate::campaign::Platform::Sad,
+            _ => crate::campaign::Platform::Generic,
+        }
+    }
 }
 
 impl fmt::Display for Category {

@@ -10,7 +10,9 @@ use crate::campaign::CampaignYear;
 use crate::category::{Category, RespondentKind};
 use crate::finess::Finess;
 use crate::geo::Departement;
-use crate::questionnaire::{AnswerSet, Definition, Fixed, ItemType, Slot, Value};
+use crate::questionnaire::{
+    AnswerSet, CampaignDefinitions, Definition, Fixed, ItemType, Slot, Value,
+};
 use crate::structure::{Capacity, Establishment, LegalEntity, Referential, Respondent};
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -97,7 +99,7 @@ pub fn generate_referential(config: &GeneratorConfig) -> Referential {
 /// Generates a referential and one questionnaire per respondent (principal ESMS and OG).
 /// `progress` is called with the number of questionnaires done so far.
 pub fn generate(
-    definition: &Definition,
+    definitions: &CampaignDefinitions,
     config: &GeneratorConfig,
     mut progress: impl FnMut(usize, usize),
 ) -> GeneratedCampaign {
@@ -130,7 +132,7 @@ pub fn generate(
             Quality::Complete
         };
         let answers = answers_for(
-            definition,
+            definitions.for_kind(respondent.kind),
             respondent.kind,
             capacity,
             managed,
@@ -292,9 +294,11 @@ struct Filler<'a> {
 }
 
 impl Filler<'_> {
+    /// The item's index if it is asked of this respondent (computed items never are).
     fn index(&self, id: &str) -> Option<usize> {
         let i = self.definition.item_index(id)?;
-        (self.definition.items()[i].mask & self.bit != 0).then_some(i)
+        let item = &self.definition.items()[i];
+        (item.mask & self.bit != 0 && !item.computed).then_some(i)
     }
 
     fn set(&mut self, id: &str, value: Value) {
@@ -356,6 +360,96 @@ impl Filler<'_> {
     }
 }
 
+/// The SAD platform's items (aid, and care for a SPASAD), coherent with its rules.
+fn home_services(f: &mut Filler, capacity: Capacity, rng: &mut ChaCha8Rng) {
+    if f.index("personnes_aidees_31_12").is_none() {
+        return;
+    }
+    let aided = rng.random_range(40..400);
+    f.int("personnes_aidees_31_12", aided);
+    f.int(
+        "personnes_aidees_annee",
+        aided * rng.random_range(110..160) / 100,
+    );
+    let gir = split(aided * rng.random_range(70..100) / 100, 3, rng);
+    for (id, n) in [
+        "personnes_gir_1_2",
+        "personnes_gir_3_4",
+        "personnes_gir_5_6",
+    ]
+    .iter()
+    .zip(gir)
+    {
+        f.int(id, n);
+    }
+    f.int("personnes_handicap", aided * rng.random_range(5..20) / 100);
+    let hours = aided * rng.random_range(80..200);
+    for (id, n) in [
+        "heures_apa",
+        "heures_pch",
+        "heures_aide_sociale",
+        "heures_caisses_retraite",
+        "heures_autres",
+    ]
+    .iter()
+    .zip(split(hours, 5, rng))
+    {
+        f.int(id, n);
+    }
+    let fte = hours * 100 / 1400;
+    f.hundredths("etp_intervenants_aide", fte);
+    f.hundredths("etp_encadrement_aide", fte / 12);
+    f.hundredths("etp_administratif_aide", fte / 15);
+    let staff_fte = fte + fte / 12 + fte / 15;
+    f.int(
+        "absence_total_aide",
+        (staff_fte as f64 / 100.0 * 365.0 * rng.random_range(0.05..0.15)) as i64,
+    );
+    let charges = hours * rng.random_range(24..32);
+    f.euros("charges_aide", charges);
+    f.euros(
+        "charges_personnel_aide",
+        charges * rng.random_range(75..88) / 100,
+    );
+    f.euros("produits_aide", charges * rng.random_range(95..104) / 100);
+    // Care (SPASAD): places from the referential's capacity.
+    let places = (capacity.permanent as i64).max(10);
+    f.int("places_soins_installees", places);
+    f.int("places_soins_autorisees", places + rng.random_range(0..=3));
+    let days = (places as f64 * 365.0 * rng.random_range(0.85..0.99)) as i64;
+    f.int("journees_soins_realisees", days);
+    f.int(
+        "journees_soins_financees",
+        (days as f64 / rng.random_range(0.9..1.02)) as i64,
+    );
+    f.int(
+        "personnes_soins_31_12",
+        places * rng.random_range(90..=110) / 100,
+    );
+    let exits = places * rng.random_range(20..60) / 100;
+    f.int("entrees_soins", exits + rng.random_range(0..=3));
+    f.int("sorties_soins", exits);
+    let care_fte = places * 100 * rng.random_range(30..45) / 100;
+    for (id, n) in [
+        "etp_infirmier_coordinateur",
+        "etp_infirmier_soins",
+        "etp_aide_soignant_soins",
+        "etp_autres_soins",
+    ]
+    .iter()
+    .zip(split(care_fte, 4, rng))
+    {
+        f.hundredths(id, n);
+    }
+    let care = places * rng.random_range(11_000..14_000);
+    f.euros("dotation_soins", care);
+    f.euros("charges_soins", care * rng.random_range(95..103) / 100);
+    f.euros(
+        "charges_personnel_soins",
+        care * rng.random_range(70..85) / 100,
+    );
+}
+
 /// Splits `total` into `parts` non-negative integers that add up exactly.
 fn split(total: i64, parts: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
     let weights: Vec<f64> = (0..parts).map(|_| rng.random_range(0.2..1.0)).collect();
@@ -394,7 +488,7 @@ fn answers_for(
 
     // 1. Every applicable item gets a valid value of its type.
     for (i, item) in definition.items().iter().enumerate() {
-        if item.mask & f.bit == 0 {
+        if item.mask & f.bit == 0 || item.computed {
             continue;
         }
         let lo = item.min.unwrap_or(0.0).max(0.0);
@@ -427,6 +521,19 @@ fn answers_for(
         rng.random_range(220..=260)
     };
     f.int("jours_ouverture", days);
+    // Temporary stays and day care often open fewer days than the beds.
+    f.int(
+        "jours_ouverture_temp",
+        if capacity.temporary > 0 { days } else { 0 },
+    );
+    f.int(
+        "jours_ouverture_aj",
+        if capacity.day_care > 0 {
+            rng.random_range(200..=260)
+        } else {
+            0
+        },
+    );
     let perm = capacity.permanent as i64;
     f.int("cap_inst_perm", perm);
     f.int("cap_auth_perm", perm + rng.random_range(0..=2));
@@ -453,6 +560,18 @@ fn answers_for(
     f.int(
         "journees_financees",
         ((perm_days + temp_days + aj_days) as f64 / rng.random_range(0.9..1.02)).max(1.0) as i64,
+    );
+    f.int(
+        "entrees_temp",
+        capacity.temporary as i64 * rng.random_range(4..12),
+    );
+    f.int(
+        "personnes_temp",
+        capacity.temporary as i64 * rng.random_range(3..10),
+    );
+    f.int(
+        "personnes_aj",
+        capacity.day_care as i64 * rng.random_range(2..4),
     );
     f.int(
         "journees_hospitalisation",
@@ -535,19 +654,6 @@ fn answers_for(
             ][..],
             5,
         ),
-        (
-            &[
-                "pyramide_moins_20",
-                "pyramide_20_29",
-                "pyramide_30_39",
-                "pyramide_40_49",
-                "pyramide_50_54",
-                "pyramide_55_59",
-                "pyramide_60_64",
-                "pyramide_65_plus",
-            ][..],
-            8,
-        ),
     ] {
         for (id, v) in ids.iter().zip(split(10_000, parts, rng)) {
             f.hundredths(id, v);
@@ -577,7 +683,6 @@ fn answers_for(
             total += v;
         }
     }
-    f.hundredths("etp_total", total);
     let dont = |f: &mut Filler, rng: &mut ChaCha8Rng, function: i64, ids: &[&str]| {
         let used = function * rng.random_range(70..100) / 100;
         for (id, v) in ids.iter().zip(split(used, ids.len(), rng)) {
@@ -637,14 +742,34 @@ fn answers_for(
     f.hundredths("etp_vacants", vacant);
     f.hundredths("etp_vacants_soins", vacant / 3);
     f.hundredths("etp_vacants_socio_educatif", vacant / 3);
+    f.hundredths("etp_budgetes_soins", functions[5].1 + vacant / 3);
+    f.hundredths("etp_budgetes_socio_educatif", functions[4].1 + vacant / 3);
     let headcount = total * 12 / 1000 + 1;
+    let (hires, departures) = (
+        headcount * rng.random_range(5..30) / 100,
+        headcount * rng.random_range(5..30) / 100,
+    );
     f.int("effectif_debut", headcount);
-    f.int("effectif_fin", headcount + rng.random_range(0..3));
-    f.int("recrutements", headcount * rng.random_range(5..30) / 100);
-    f.int("departs", headcount * rng.random_range(5..30) / 100);
-    f.hundredths("etp_reels_annee", total);
+    f.int("recrutements", hires);
+    f.int("departs", departures);
+    f.int("effectif_fin", headcount + hires - departures);
+    let pyramid = [
+        "pyramide_moins_20",
+        "pyramide_20_29",
+        "pyramide_30_39",
+        "pyramide_40_49",
+        "pyramide_50_54",
+        "pyramide_55_59",
+        "pyramide_60_64",
+        "pyramide_65_plus",
+    ];
+    for (id, n) in pyramid
+        .iter()
+        .zip(split(headcount * 11 / 10, pyramid.len(), rng))
+    {
+        f.int(id, n);
+    }
     let absence_days = (total as f64 / 100.0 * 365.0 * rng.random_range(0.04..0.14)) as i64;
-    f.int("absence_total", absence_days);
     let motives = [
         "absence_maladie_ordinaire",
         "absence_maladie_moyenne",
@@ -744,21 +869,13 @@ fn answers_for(
             f.put(id, Slot::NotApplicable);
         }
     }
-    let signed = any_date(
-        rng,
-        2008,
-        Date::from_calendar_date(2016, time::Month::December, 31).expect("valid"),
-    );
-    f.date("convention_tripartite_signature", signed);
-    f.date(
-        "convention_tripartite_echeance",
-        signed + Duration::days(5 * 365),
-    );
-    f.int("chambres_total", perm + capacity.temporary as i64);
-    f.int(
-        "chambres_individuelles",
-        (perm + capacity.temporary as i64) * rng.random_range(70..=100) / 100,
-    );
+    let rooms = perm + capacity.temporary as i64;
+    let single = rooms * rng.random_range(70..=100) / 100;
+    let double = (rooms - single) / 2;
+    f.int("chambres_individuelles", single);
+    f.int("chambres_doubles", double);
+    f.int("chambres_plus_deux", 0);
+    f.int("chambres_sanitaires_privatifs", single + double);
     f.int(
         "dossiers_administratifs_informatises",
         people * rng.random_range(0..=100) / 100,
@@ -781,6 +898,7 @@ fn answers_for(
         f.put("depenses_materiel_medical", Slot::Missing);
     }
     f.int("og_nombre_esms", managed as i64);
+    home_services(&mut f, capacity, rng);
 
     // 3. Damage what the requested quality asks for.
     match quality {
@@ -788,7 +906,10 @@ fn answers_for(
         Quality::Incomplete => {
             let share = rng.random_range(0.15..0.6);
             let asked: Vec<usize> = (0..definition.items().len())
-                .filter(|&i| definition.items()[i].mask & f.bit != 0)
+                .filter(|&i| {
+                    let item = &definition.items()[i];
+                    item.mask & f.bit != 0 && !item.computed
+                })
                 .collect();
             // At least one item goes missing, even in a short questionnaire.
             let surely_gone = asked.choose(rng).copied();
@@ -799,21 +920,18 @@ fn answers_for(
             }
         }
         Quality::Incoherent => {
-            // Break rules that apply to every ESMS kind, so each incoherent one really is.
-            let damage = rng.random_range(0..3);
-            if damage == 0 || f.index("absence_total").is_none() {
-                let total = f.number("etp_total").unwrap_or(0.0);
-                f.hundredths("etp_total", (total * 100.0) as i64 + 500);
-            } else if damage == 1 {
-                let total = f.number("absence_total").unwrap_or(0.0) as i64;
-                f.int("absence_total", total + 40);
+            // Break a blocking rule that applies to every respondent of the platform, so
+            // each incoherent questionnaire really is.
+            let hundredths = |v: Option<f64>| v.map_or(0, |v| (v * 100.0).round() as i64);
+            if f.index("charges_aide").is_some() {
+                let charges = hundredths(f.number("charges_aide"));
+                f.hundredths("charges_personnel_aide", charges + 100_000);
+            } else if rng.random_bool(0.5) {
+                let direction = hundredths(f.number("etp_direction"));
+                f.hundredths("etp_direction_medical", direction + 100);
             } else {
-                f.hundredths(
-                    "pyramide_moins_20",
-                    f.number("pyramide_moins_20")
-                        .map_or(0, |v| (v * 100.0) as i64)
-                        + 300,
-                );
+                let budgeted = hundredths(f.number("etp_budgetes"));
+                f.hundredths("etp_vacants", budgeted + 100);
             }
         }
     }

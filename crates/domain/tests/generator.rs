@@ -5,7 +5,6 @@ use tdb_domain::Departement;
 use tdb_domain::category::{Category, RespondentKind};
 use tdb_domain::generator::{GeneratorConfig, Quality, generate, generate_referential};
 use tdb_domain::questionnaire::builtin;
-use time::macros::date;
 
 #[test]
 fn the_same_seed_gives_the_same_campaign_and_another_seed_another() {
@@ -83,13 +82,15 @@ fn complete_questionnaires_are_coherent_and_damaged_ones_are_not() {
         },
         |_, _| {},
     );
-    let today = date!(2025 - 06 - 15);
     let mut seen = HashMap::new();
+    let mut complete_kinds = std::collections::HashSet::new();
     for q in &campaign.questionnaires {
-        let eval = d.evaluate(q.respondent.kind, &q.answers, today);
+        let definition = d.for_kind(q.respondent.kind);
+        let eval = definition.evaluate(q.respondent.kind, &q.answers, None);
         *seen.entry(q.quality).or_insert(0) += 1;
         match q.quality {
             Quality::Complete => {
+                complete_kinds.insert(q.respondent.kind);
                 assert!(
                     eval.violations.is_empty(),
                     "{:?}: {:?}",
@@ -117,4 +118,46 @@ fn complete_questionnaires_are_coherent_and_damaged_ones_are_not() {
         seen.len() == 3 && seen.values().all(|&n| n > 50),
         "{seen:?}"
     );
+    // Every category, on either platform, and the OG: a complete questionnaire validates.
+    for category in Category::ALL {
+        assert!(
+            complete_kinds.contains(&RespondentKind::Esms(category)),
+            "no complete {category:?} generated"
+        );
+    }
+    assert!(complete_kinds.contains(&RespondentKind::Og));
+}
+
+#[test]
+fn home_services_answer_the_sad_questionnaire_in_its_two_parts() {
+    let d = builtin::load(2025).unwrap().unwrap();
+    let campaign = generate(
+        &d,
+        &GeneratorConfig {
+            establishments: 3000,
+            seed: 3,
+            incomplete_share: 0.0,
+            incoherent_share: 0.0,
+        },
+        |_, _| {},
+    );
+    let mut parts_seen = HashMap::new();
+    for q in &campaign.questionnaires {
+        let RespondentKind::Esms(category @ (Category::Saa | Category::Spasad)) = q.respondent.kind
+        else {
+            continue;
+        };
+        let sad = d.for_kind(q.respondent.kind);
+        assert_eq!(sad.platform(), tdb_domain::campaign::Platform::Sad);
+        let eval = sad.evaluate(q.respondent.kind, &q.answers, None);
+        assert!(eval.can_validate(), "{category:?}: {:?}", eval.violations);
+        let parts: Vec<&str> = eval.fill.parts.iter().map(|p| p.part).collect();
+        parts_seen.insert(category, parts);
+    }
+    assert_eq!(
+        parts_seen[&Category::Saa],
+        ["aide"],
+        "an SAA has no care part"
+    );
+    assert_eq!(parts_seen[&Category::Spasad], ["soins", "aide"]);
 }

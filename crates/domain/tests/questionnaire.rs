@@ -1,27 +1,30 @@
 //! The questionnaire engine against the shipped 2025 definition and small hand-made ones.
 
 use serde_json::json;
+use tdb_domain::campaign::Platform;
 use tdb_domain::category::{Category, RespondentKind};
 use tdb_domain::questionnaire::{
     AnswerProblem, Definition, DefinitionProblem, IndicatorValue, NotComputable, Severity, builtin,
 };
-use time::macros::date;
 
 fn d2025() -> Definition {
     builtin::load(2025)
         .expect("shipped")
-        .expect("the 2025 definition loads")
+        .expect("the 2025 definitions load")
+        .platform(Platform::Generic)
+        .clone()
 }
 
 const EHPAD: RespondentKind = RespondentKind::Esms(Category::Ehpad);
-const TODAY: time::Date = date!(2025 - 06 - 01);
 
 #[test]
 fn the_2025_definition_loads_with_its_campaign_items_rules_and_indicators() {
     let d = d2025();
     assert_eq!(d.campaign().year.value(), 2025);
     assert_eq!(d.campaign().year.data_year(), 2024);
-    assert_eq!(d.campaign().fill_threshold, 0.90);
+    assert_eq!(d.platform(), Platform::Generic);
+    assert_eq!(d.parts().len(), 1);
+    assert_eq!(d.parts()[0].fill_threshold, 0.90);
     assert!(d.items().len() >= 200, "{} items", d.items().len());
     assert!(d.rules().len() >= 25, "{} rules", d.rules().len());
     assert!(
@@ -116,7 +119,7 @@ fn answers_are_checked_against_their_item_and_every_problem_is_reported() {
         "nope": 1,
         "cap_auth_perm": "eighty",
         "jours_ouverture": 400,
-        "etp_total": 12.345,
+        "etp_direction": 12.345,
         "statut_juridique": "martian",
         "date_ouverture": "31/12/2020",
         "gmp_valide": 700.5,
@@ -141,7 +144,7 @@ fn answers_are_checked_against_their_item_and_every_problem_is_reported() {
         matches!(problem("jours_ouverture"), Some(AnswerProblem::AboveMaximum { max, .. }) if max == 366.0)
     );
     assert_eq!(
-        problem("etp_total"),
+        problem("etp_direction"),
         Some(AnswerProblem::TooManyDecimals { max: 2 })
     );
     assert!(matches!(
@@ -171,7 +174,7 @@ fn answers_are_checked_against_their_item_and_every_problem_is_reported() {
 #[test]
 fn not_applicable_and_unknown_are_distinct_from_missing_and_round_trip() {
     let d = d2025();
-    let body = json!({ "cap_auth_perm": 80, "cap_auth_temp": { "status": "not_applicable" }, "cap_auth_aj": { "status": "unknown" }, "sources_financement": ["etat", "usagers"], "etp_total": 41.5, "date_ouverture": "1998-03-01", "cpom_en_cours": false });
+    let body = json!({ "cap_auth_perm": 80, "cap_auth_temp": { "status": "not_applicable" }, "cap_auth_aj": { "status": "unknown" }, "sources_financement": ["etat", "usagers"], "etp_direction": 41.5, "date_ouverture": "1998-03-01", "cpom_en_cours": false });
     let answers = d.parse_answers(EHPAD, body.as_object().unwrap()).unwrap();
     assert_eq!(answers.given(), 7);
     assert_eq!(serde_json::Value::Object(d.answers_to_json(&answers)), body);
@@ -187,12 +190,19 @@ fn not_applicable_and_unknown_are_distinct_from_missing_and_round_trip() {
 const SMALL: &str = r#"
 [campaign]
 year = 2025
+platform = "generic"
 questionnaire_version = "test"
 [campaign.calendar]
 collection_opens = "2025-05-05"
 collection_deadline = "2025-06-30"
 fiabilisation_ends = "2025-08-31"
 restitutions_open = "2025-10-01"
+
+[[parts]]
+id = "p"
+label = "Part"
+fill_threshold = 0.90
+deadline = "2025-06-30"
 
 [[sections]]
 id = "s1"
@@ -235,7 +245,7 @@ message = "100 %"
 [[rules]]
 id = "dates"
 when = "flag"
-check = "present(d1) and d1 < d2 and d2 <= today"
+check = "present(d1) and d1 < d2 and d2 <= year_end"
 missing = "violation"
 severity = "blocking"
 message = "dates"
@@ -249,6 +259,7 @@ message = "x needs c"
 
 [[indicators]]
 id = "ratio"
+source = "test"
 label = "a / b"
 numerator = "a"
 denominator = "b"
@@ -256,6 +267,7 @@ unit = "ratio"
 
 [[indicators]]
 id = "nested"
+source = "test"
 label = "money / (a - b)"
 numerator = "money"
 denominator = "a / (b - c)"
@@ -318,17 +330,17 @@ fn fill_rate_counts_answered_applicable_items_per_section_and_overall() {
 #[test]
 fn rules_report_violations_with_their_items_and_respect_missing_strategies() {
     let d = small();
-    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, json!({ "a": 5, "b": 3 })), TODAY);
+    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, json!({ "a": 5, "b": 3 })), None);
     assert_eq!(eval.violations.len(), 1);
     assert_eq!(eval.violations[0].rule, "a_le_b");
     assert_eq!(eval.violations[0].items, ["a", "b"]);
     assert_eq!(eval.violations[0].severity, Severity::Blocking);
 
-    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, json!({ "a": 5 })), TODAY);
+    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, json!({ "a": 5 })), None);
     assert!(eval.violations.is_empty(), "skip waits for b");
 
     let pct = |p1: f64| {
-        d.evaluate(EHPAD, &answers(&d, EHPAD, json!({ "pct1": p1 })), TODAY)
+        d.evaluate(EHPAD, &answers(&d, EHPAD, json!({ "pct1": p1 })), None)
             .violations
             .iter()
             .any(|v| v.rule == "pct_100")
@@ -338,7 +350,7 @@ fn rules_report_violations_with_their_items_and_respect_missing_strategies() {
     assert!(!pct(100.0));
 
     let dates = |body| {
-        d.evaluate(EHPAD, &answers(&d, EHPAD, body), TODAY)
+        d.evaluate(EHPAD, &answers(&d, EHPAD, body), None)
             .violations
             .into_iter()
             .find(|v| v.rule == "dates")
@@ -361,7 +373,7 @@ fn rules_report_violations_with_their_items_and_respect_missing_strategies() {
     assert!(missing.missing_input);
 
     let choice = |body| {
-        d.evaluate(EHPAD, &answers(&d, EHPAD, body), TODAY)
+        d.evaluate(EHPAD, &answers(&d, EHPAD, body), None)
             .violations
             .iter()
             .any(|v| v.rule == "kind_x_needs_c")
@@ -375,7 +387,7 @@ fn rules_report_violations_with_their_items_and_respect_missing_strategies() {
 fn indicators_are_not_computable_rather_than_nan() {
     let d = small();
     let value = |body| {
-        let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, body), TODAY);
+        let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, body), None);
         (
             eval.indicators[0].value.clone(),
             eval.indicators[1].value.clone(),
@@ -409,24 +421,24 @@ fn validation_needs_the_threshold_the_required_items_and_no_blocking_violation()
     let d = small();
     let full = json!({ "a": 1, "b": 2, "c": 3, "d1": "2020-01-01", "d2": "2021-01-01", "flag": true, "kind": "y", "money": 1, "pct1": 50, "pct2": 50 });
     assert!(
-        d.evaluate(EHPAD, &answers(&d, EHPAD, full.clone()), TODAY)
+        d.evaluate(EHPAD, &answers(&d, EHPAD, full.clone()), None)
             .can_validate()
     );
     let mut no_c = full.clone();
     no_c.as_object_mut().unwrap().remove("c");
-    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, no_c), TODAY);
+    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, no_c), None);
     assert_eq!(eval.missing_required, ["c"]);
     assert!(!eval.can_validate());
     let mut blocking = full.clone();
     blocking["a"] = json!(9);
     assert!(
-        !d.evaluate(EHPAD, &answers(&d, EHPAD, blocking), TODAY)
+        !d.evaluate(EHPAD, &answers(&d, EHPAD, blocking), None)
             .can_validate()
     );
     let mut warning_only = full;
     warning_only["pct2"] = json!(10);
     assert!(
-        d.evaluate(EHPAD, &answers(&d, EHPAD, warning_only), TODAY)
+        d.evaluate(EHPAD, &answers(&d, EHPAD, warning_only), None)
             .can_validate(),
         "a warning does not block"
     );

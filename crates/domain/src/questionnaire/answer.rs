@@ -159,6 +159,8 @@ pub struct AnswerError {
 pub enum AnswerProblem {
     #[error("no such item in this questionnaire")]
     UnknownItem,
+    #[error("computed from other items, not entered")]
+    Computed,
     #[error("this item does not apply to {respondent}")]
     NotApplicableToRespondent { respondent: String },
     #[error("expected {expected}")]
@@ -218,6 +220,9 @@ impl Definition {
             .item_index(id)
             .ok_or_else(|| error(AnswerProblem::UnknownItem))?;
         let def = &self.items()[index];
+        if def.computed {
+            return Err(error(AnswerProblem::Computed));
+        }
         if def.mask & respondent.bit() == 0 {
             let respondent = match respondent {
                 RespondentKind::Esms(c) => c.key().to_string(),
@@ -230,6 +235,17 @@ impl Definition {
         let slot = parse_slot(def, json).map_err(error)?;
         answers.set_slot(index, slot);
         Ok(())
+    }
+
+    /// Last campaign's answers read through this campaign's items, for the year-on-year
+    /// rules: items whose id and type did not change keep their value; anything else (an
+    /// item gone, a value no longer valid) is left out rather than refused.
+    pub fn carry_over(&self, respondent: RespondentKind, json: &Map<String, Json>) -> AnswerSet {
+        let mut answers = self.empty_answers();
+        for (id, value) in json {
+            let _ = self.set_answer(&mut answers, respondent, id, value);
+        }
+        answers
     }
 
     /// The answers as the JSON object `parse_answers` reads.

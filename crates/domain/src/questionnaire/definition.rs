@@ -5,8 +5,8 @@
 //! every problem of the file at once (duplicate ids, unknown items in expressions, impossible
 //! applicability...), so an author fixes them in one pass.
 
-use super::expr::{Compiler, ExprError, Node};
-use crate::campaign::{Calendar, Campaign, CampaignYear};
+use super::expr::{Compiled, Compiler, ExprError, Formula, Node};
+use crate::campaign::{Calendar, Campaign, CampaignYear, Platform};
 use crate::category::{RespondentKind, applicability_mask};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -103,6 +103,9 @@ pub struct ItemDef {
     /// An OG may enter it for the ESMS it manages (HR/FTE, information systems, finance).
     pub subsidiarity: bool,
     pub required: bool,
+    /// Computed from other items by its formula, never entered: a total cannot disagree
+    /// with its lines.
+    pub computed: bool,
     pub section: u16,
 }
 
@@ -112,6 +115,21 @@ pub struct Section {
     pub id: String,
     pub label: String,
     pub items: std::ops::Range<usize>,
+    /// Index of the part of the questionnaire the section belongs to.
+    pub part: usize,
+}
+
+/// A part of a questionnaire with its own fill threshold and deadline: the generic
+/// platform has one; the SAD platform has care (90 %, 30 June) and aid (60 %, 31 July).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Part {
+    pub id: String,
+    pub label: String,
+    /// The fill rate of the part needed to validate, as a fraction.
+    pub fill_threshold: f64,
+    /// The last day to enter the part's data.
+    #[serde(with = "crate::campaign::iso_date")]
+    pub deadline: time::Date,
 }
 
 /// What a rule does with an input that has no value.
@@ -157,6 +175,7 @@ pub enum Unit {
     /// A fraction (0.93 for 93 %), as ministry extracts store rates.
     Ratio,
     Days,
+    Hours,
     People,
     Euros,
     Score,
@@ -167,6 +186,9 @@ pub enum Unit {
 pub struct Indicator {
     pub id: String,
     pub label: String,
+    /// Where the formula comes from (a public text, ATIH's guide), or that it is our
+    /// assumption.
+    pub source: String,
     pub unit: Unit,
     pub missing: Missing,
     pub mask: u32,
@@ -187,12 +209,15 @@ pub struct Tarification {
 #[derive(Debug, Clone)]
 pub struct Definition {
     campaign: Campaign,
+    parts: Vec<Part>,
     sections: Vec<Section>,
     items: Vec<ItemDef>,
     index: HashMap<String, u16>,
     tarification: Option<Tarification>,
     rules: Vec<Rule>,
     indicators: Vec<Indicator>,
+    /// The formula of each computed item, by item index.
+    formulas: Vec<Option<Formula>>,
 }
 
 /// One problem of a definition file.
@@ -259,10 +284,13 @@ impl fmt::Display for DefinitionError {
 #[serde(deny_unknown_fields)]
 struct RawDefinition {
     campaign: RawCampaign,
+    parts: Vec<RawPart>,
     tarification: Option<RawTarification>,
     sections: Vec<RawSection>,
     #[serde(default)]
     rules: Vec<RawRule>,
+    #[serde(default)]
+    year_on_year: Vec<RawYearOnYear>,
     #[serde(default)]
     indicators: Vec<RawIndicator>,
 }
@@ -271,10 +299,29 @@ struct RawDefinition {
 #[serde(deny_unknown_fields)]
 struct RawCampaign {
     year: u16,
+    platform: Platform,
     questionnaire_version: String,
-    #[serde(default = "crate::campaign::default_fill_threshold")]
-    fill_threshold: f64,
     calendar: Calendar,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPart {
+    id: String,
+    label: String,
+    fill_threshold: f64,
+    #[serde(with = "crate::campaign::iso_date")]
+    deadline: time::Date,
+}
+
+/// Items compared with the previous campaign's value: each gets a warning rule
+/// `evolution_<item>` when it moved by more than `tolerance` (a fraction) of last year's.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawYearOnYear {
+    items: Vec<String>,
+    tolerance: f64,
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -289,6 +336,8 @@ struct RawTarification {
 struct RawSection {
     id: String,
     label: String,
+    /// The part's id; the first part when absent.
+    part: Option<String>,
     applies: Option<Vec<String>>,
     #[serde(default)]
     financial: bool,
@@ -318,6 +367,8 @@ struct RawItem {
     subsidiarity: Option<bool>,
     #[serde(default)]
     required: bool,
+    /// Makes the item computed: never entered, always this expression's value.
+    formula: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +389,7 @@ struct RawRule {
 struct RawIndicator {
     id: String,
     label: String,
+    source: String,
     numerator: String,
     denominator: Option<String>,
     unit: Unit,
@@ -346,24 +398,30 @@ struct RawIndicator {
     applies: Option<Vec<String>>,
 }
 
+/// The applicability bit set of a list of keys: categories, groups and OG, and `-KEY` to
+/// leave one out (`["TOUT_ESMS", "-CAMSP"]`).
 fn mask_of(
     keys: &[String],
     what: &'static str,
     id: &str,
     problems: &mut Vec<DefinitionProblem>,
 ) -> u32 {
-    keys.iter()
-        .fold(0, |mask, key| match applicability_mask(key) {
-            Some(m) => mask | m,
-            None => {
-                problems.push(DefinitionProblem::UnknownApplicability {
-                    what,
-                    id: id.to_string(),
-                    key: key.clone(),
-                });
-                mask
-            }
-        })
+    let (mut include, mut exclude) = (0, 0);
+    for key in keys {
+        let (target, name) = match key.strip_prefix('-') {
+            Some(name) => (&mut exclude, name),
+            None => (&mut include, key.as_str()),
+        };
+        match applicability_mask(name) {
+            Some(m) => *target |= m,
+            None => problems.push(DefinitionProblem::UnknownApplicability {
+                what,
+                id: id.to_string(),
+                key: key.clone(),
+            }),
+        }
+    }
+    include & !exclude
 }
 
 fn first_key_of(mask: u32) -> String {
@@ -387,17 +445,56 @@ impl Definition {
             }
             Ok(year) => Some(Campaign {
                 year,
+                platform: raw.campaign.platform,
                 questionnaire_version: raw.campaign.questionnaire_version,
-                fill_threshold: raw.campaign.fill_threshold,
                 calendar: raw.campaign.calendar,
             }),
         };
-        if let Err(e) = raw.campaign.calendar.check() {
+        let calendar = raw.campaign.calendar;
+        if let Err(e) = calendar.check() {
             problems.push(DefinitionProblem::Campaign(e.to_string()));
         }
-        if !(0.0..=1.0).contains(&raw.campaign.fill_threshold) {
+        if raw.parts.is_empty() {
             problems.push(DefinitionProblem::Campaign(
-                "fill_threshold is a fraction between 0 and 1".into(),
+                "a questionnaire has at least one part".into(),
+            ));
+        }
+        let mut parts: Vec<Part> = Vec::new();
+        for part in raw.parts {
+            if parts.iter().any(|p| p.id == part.id) {
+                problems.push(DefinitionProblem::Duplicate {
+                    kind: "part",
+                    id: part.id.clone(),
+                });
+            }
+            if !(0.0..=1.0).contains(&part.fill_threshold) {
+                problems.push(DefinitionProblem::Campaign(format!(
+                    "part `{}`: fill_threshold is a fraction between 0 and 1",
+                    part.id
+                )));
+            }
+            if part.deadline < calendar.collection_opens
+                || part.deadline > calendar.collection_deadline
+            {
+                problems.push(DefinitionProblem::Campaign(format!(
+                    "part `{}`: its deadline is outside the collection (opening to collection_deadline)",
+                    part.id
+                )));
+            }
+            parts.push(Part {
+                id: part.id,
+                label: part.label,
+                fill_threshold: part.fill_threshold,
+                deadline: part.deadline,
+            });
+        }
+        if !parts.is_empty()
+            && parts
+                .iter()
+                .all(|p| p.deadline < calendar.collection_deadline)
+        {
+            problems.push(DefinitionProblem::Campaign(
+                "the calendar's collection_deadline is the last part's deadline".into(),
             ));
         }
 
@@ -406,7 +503,18 @@ impl Definition {
         let mut index = HashMap::new();
         let mut section_ids = HashSet::new();
         let mut raw_tarifications = Vec::new();
+        let mut raw_formulas = Vec::new();
         for (s, raw_section) in raw.sections.into_iter().enumerate() {
+            let part = match &raw_section.part {
+                None => 0,
+                Some(id) => parts.iter().position(|p| &p.id == id).unwrap_or_else(|| {
+                    problems.push(DefinitionProblem::Campaign(format!(
+                        "section `{}`: no part `{id}`",
+                        raw_section.id
+                    )));
+                    0
+                }),
+            };
             if !section_ids.insert(raw_section.id.clone()) {
                 problems.push(DefinitionProblem::Duplicate {
                     kind: "section",
@@ -495,7 +603,17 @@ impl Definition {
                 if raw_item.max_length.is_some() && !matches!(kind, ItemType::Text { .. }) {
                     problems.push(item_problem("max_length is for text items"));
                 }
+                let computed = raw_item.formula.is_some();
+                if computed && !kind.is_numeric() {
+                    problems.push(item_problem("a computed item is a number"));
+                }
+                if computed && raw_item.required {
+                    problems.push(item_problem(
+                        "a computed item is never entered: not required",
+                    ));
+                }
                 raw_tarifications.push(raw_item.tarification);
+                raw_formulas.push(raw_item.formula);
                 items.push(ItemDef {
                     id,
                     label: raw_item.label,
@@ -514,6 +632,7 @@ impl Definition {
                     financial: raw_item.financial.unwrap_or(raw_section.financial),
                     subsidiarity: raw_item.subsidiarity.unwrap_or(raw_section.subsidiarity),
                     required: raw_item.required,
+                    computed,
                     section: s as u16,
                 });
             }
@@ -521,6 +640,7 @@ impl Definition {
                 id: raw_section.id,
                 label: raw_section.label,
                 items: start..items.len(),
+                part,
             });
         }
 
@@ -568,9 +688,38 @@ impl Definition {
             items[i].tarification = set;
         }
 
+        // Formulas in file order: one may read a computed item defined before it.
+        let mut formulas: Vec<Option<Formula>> = Vec::with_capacity(items.len());
+        for (i, formula) in raw_formulas.into_iter().enumerate() {
+            let compiled = formula.and_then(|src| {
+                let compiler = Compiler {
+                    items: &items,
+                    index: &index,
+                    formulas: &formulas,
+                };
+                match compiler.compile(&src) {
+                    Ok(c) => Some(Formula {
+                        node: c.node,
+                        inputs: c.inputs,
+                    }),
+                    Err(source) => {
+                        problems.push(DefinitionProblem::Expression {
+                            what: "item",
+                            id: items[i].id.clone(),
+                            field: "formula",
+                            source,
+                        });
+                        None
+                    }
+                }
+            });
+            formulas.push(compiled);
+        }
+
         let compiler = Compiler {
             items: &items,
             index: &index,
+            formulas: &formulas,
         };
         let compile =
             |what: &'static str,
@@ -590,9 +739,31 @@ impl Definition {
                 }
             };
 
+        let mut raw_rules = raw.rules;
+        for block in raw.year_on_year {
+            if block.tolerance.is_nan() || block.tolerance <= 0.0 {
+                problems.push(DefinitionProblem::Campaign(
+                    "year_on_year: tolerance is a positive fraction".into(),
+                ));
+            }
+            for item in block.items {
+                raw_rules.push(RawRule {
+                    id: format!("evolution_{item}"),
+                    when: Some(format!("prev({item}) > 0")),
+                    check: format!(
+                        "abs({item} - prev({item})) <= {} * prev({item})",
+                        block.tolerance
+                    ),
+                    missing: Missing::Skip,
+                    severity: Severity::Warning,
+                    message: block.message.clone(),
+                    applies: None,
+                });
+            }
+        }
         let mut rules = Vec::new();
         let mut rule_ids = HashSet::new();
-        for raw_rule in raw.rules {
+        for raw_rule in raw_rules {
             if !rule_ids.insert(raw_rule.id.clone()) {
                 problems.push(DefinitionProblem::Duplicate {
                     kind: "rule",
@@ -610,14 +781,14 @@ impl Definition {
                 &raw_rule.check,
                 &mut problems,
             );
-            let (Some((check, mut refs)), Some(when)) =
-                (check, when.unwrap_or(Some((Node::Num(1.0), vec![]))))
-            else {
+            let (Some(check), Some(when)) = (check, when.unwrap_or(Some(always()))) else {
                 continue;
             };
-            refs.extend(when.1.iter().copied());
+            let mut refs = check.referenced;
+            refs.extend(when.referenced.iter().copied());
             refs.sort_unstable();
             refs.dedup();
+            let check = check.node;
             let mask = applicability(
                 "rule",
                 &raw_rule.id,
@@ -626,7 +797,7 @@ impl Definition {
                 &items,
                 &mut problems,
             );
-            let when = raw_rule.when.is_some().then_some(when.0);
+            let when = raw_rule.when.is_some().then_some(when.node);
             rules.push(Rule {
                 items: refs.iter().map(|&i| items[i as usize].id.clone()).collect(),
                 id: raw_rule.id,
@@ -659,15 +830,19 @@ impl Definition {
                 .denominator
                 .as_deref()
                 .map(|d| compile("indicator", &raw_ind.id, "denominator", d, &mut problems));
-            let (Some((numerator, mut refs)), Some(denominator)) = (
-                numerator,
-                denominator.unwrap_or(Some((Node::Num(1.0), vec![]))),
-            ) else {
+            let (Some(numerator), Some(denominator)) =
+                (numerator, denominator.unwrap_or(Some(always())))
+            else {
                 continue;
             };
-            refs.extend(denominator.1.iter().copied());
+            let mut refs = numerator.referenced;
+            refs.extend(denominator.referenced.iter().copied());
             refs.sort_unstable();
             refs.dedup();
+            let mut inputs = numerator.inputs;
+            inputs.extend(denominator.inputs.iter().copied());
+            inputs.sort_unstable();
+            inputs.dedup();
             let mask = applicability(
                 "indicator",
                 &raw_ind.id,
@@ -676,28 +851,37 @@ impl Definition {
                 &items,
                 &mut problems,
             );
+            if raw_ind.source.trim().is_empty() {
+                problems.push(DefinitionProblem::Item {
+                    item: raw_ind.id.clone(),
+                    problem: "an indicator says where its formula comes from (`source`)".into(),
+                });
+            }
             indicators.push(Indicator {
                 items: refs.iter().map(|&i| items[i as usize].id.clone()).collect(),
-                item_indices: refs,
+                item_indices: inputs,
                 id: raw_ind.id,
                 label: raw_ind.label,
+                source: raw_ind.source,
                 unit: raw_ind.unit,
                 missing: raw_ind.missing,
                 mask,
-                numerator,
-                denominator: raw_ind.denominator.is_some().then_some(denominator.0),
+                numerator: numerator.node,
+                denominator: raw_ind.denominator.is_some().then_some(denominator.node),
             });
         }
 
         match campaign {
             Some(campaign) if problems.is_empty() => Ok(Definition {
                 campaign,
+                parts,
                 sections,
                 items,
                 index,
                 tarification,
                 rules,
                 indicators,
+                formulas,
             }),
             _ => Err(DefinitionError(problems)),
         }
@@ -705,6 +889,18 @@ impl Definition {
 
     pub fn campaign(&self) -> &Campaign {
         &self.campaign
+    }
+
+    pub fn platform(&self) -> Platform {
+        self.campaign.platform
+    }
+
+    pub fn parts(&self) -> &[Part] {
+        &self.parts
+    }
+
+    pub(crate) fn formula(&self, item: usize) -> Option<&Formula> {
+        self.formulas.get(item).and_then(Option::as_ref)
     }
 
     pub fn sections(&self) -> &[Section] {
@@ -739,6 +935,16 @@ impl Definition {
     pub fn items_for(&self, kind: RespondentKind) -> impl Iterator<Item = &ItemDef> {
         let bit = kind.bit();
         self.items.iter().filter(move |i| i.mask & bit != 0)
+    }
+}
+
+/// The expression that always holds (a rule without `when`, an indicator without
+/// denominator).
+fn always() -> Compiled {
+    Compiled {
+        node: Node::Num(1.0),
+        referenced: vec![],
+        inputs: vec![],
     }
 }
 

@@ -26,10 +26,28 @@ impl FillRate {
     }
 }
 
-/// The fill rate overall and per section.
+/// The fill rate of one part of the questionnaire, against the part's threshold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PartFill<'d> {
+    pub part: &'d str,
+    pub rate: FillRate,
+    pub threshold: f64,
+    #[serde(with = "crate::campaign::iso_date")]
+    pub deadline: Date,
+}
+
+impl PartFill<'_> {
+    pub fn is_satisfied(&self) -> bool {
+        self.rate.ratio() >= self.threshold
+    }
+}
+
+/// The fill rate overall, per part (each with its threshold) and per section. Computed
+/// items are not counted: nobody enters them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FillReport<'d> {
     pub overall: FillRate,
+    pub parts: Vec<PartFill<'d>>,
     pub sections: Vec<(&'d str, FillRate)>,
 }
 
@@ -70,7 +88,6 @@ pub struct IndicatorResult<'d> {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Evaluation<'d> {
     pub fill: FillReport<'d>,
-    pub fill_threshold: f64,
     /// Required applicable items without an answer.
     pub missing_required: Vec<&'d str>,
     pub violations: Vec<Violation<'d>>,
@@ -84,9 +101,10 @@ impl Evaluation<'_> {
             .filter(|v| v.severity == Severity::Blocking)
     }
 
-    /// Validation needs the fill threshold, every required item and no blocking violation.
+    /// Validation needs every part's fill threshold, every required item and no blocking
+    /// violation.
     pub fn can_validate(&self) -> bool {
-        self.fill.overall.ratio() >= self.fill_threshold
+        self.fill.parts.iter().all(PartFill::is_satisfied)
             && self.missing_required.is_empty()
             && self.blocking_violations().next().is_none()
     }
@@ -116,11 +134,21 @@ impl Definition {
     /// count as answered (the structure has looked at the item); "unknown" does not.
     pub fn fill_rate(&self, kind: RespondentKind, answers: &AnswerSet) -> FillReport<'_> {
         let mut overall = FillRate::default();
+        let mut parts: Vec<PartFill> = self
+            .parts()
+            .iter()
+            .map(|p| PartFill {
+                part: &p.id,
+                rate: FillRate::default(),
+                threshold: p.fill_threshold,
+                deadline: p.deadline,
+            })
+            .collect();
         let mut sections = Vec::with_capacity(self.sections().len());
         for section in self.sections() {
             let mut rate = FillRate::default();
             for i in section.items.clone() {
-                if self.is_applicable(i, kind, answers) {
+                if !self.items()[i].computed && self.is_applicable(i, kind, answers) {
                     rate.applicable += 1;
                     if matches!(answers.slot(i), Slot::Value(_) | Slot::NotApplicable) {
                         rate.answered += 1;
@@ -132,17 +160,46 @@ impl Definition {
             }
             overall.answered += rate.answered;
             overall.applicable += rate.applicable;
+            let part = &mut parts[section.part].rate;
+            part.answered += rate.answered;
+            part.applicable += rate.applicable;
         }
-        FillReport { overall, sections }
+        // A part with nothing for this respondent is not reported.
+        parts.retain(|p| p.rate.applicable > 0);
+        FillReport {
+            overall,
+            parts,
+            sections,
+        }
     }
 
-    /// Fill rate, coherence rules and indicators of one questionnaire. `today` is the day of
-    /// the evaluation (rules such as "not in the future" read it).
+    /// The value of a computed item for these answers (`None` while an input is missing).
+    pub fn computed_value(
+        &self,
+        item: usize,
+        kind: RespondentKind,
+        answers: &AnswerSet,
+    ) -> Option<f64> {
+        let formula = self.formula(item)?;
+        Scope {
+            items: self.items(),
+            answers,
+            respondent_bit: kind.bit(),
+            missing_as_zero: false,
+            year_end: self.campaign().year.data_year_end().to_julian_day() as f64,
+            previous: None,
+        }
+        .eval(&formula.node)
+    }
+
+    /// Fill rate, coherence rules and indicators of one questionnaire. `previous` is the
+    /// same structure's answers of the previous campaign, read through this campaign's items
+    /// (see `carry_over`), for the year-on-year rules; they are skipped without it.
     pub fn evaluate(
         &self,
         kind: RespondentKind,
         answers: &AnswerSet,
-        today: Date,
+        previous: Option<&AnswerSet>,
     ) -> Evaluation<'_> {
         let bit = kind.bit();
         let mut scope = Scope {
@@ -150,8 +207,8 @@ impl Definition {
             answers,
             respondent_bit: bit,
             missing_as_zero: false,
-            today: today.to_julian_day() as f64,
             year_end: self.campaign().year.data_year_end().to_julian_day() as f64,
+            previous,
         };
 
         let mut violations = Vec::new();
@@ -197,6 +254,7 @@ impl Definition {
                         .iter()
                         .filter(|&&i| {
                             self.items()[i as usize].mask & bit != 0
+                                && !self.items()[i as usize].computed
                                 && !matches!(scope.answers.slot(i as usize), Slot::Value(_))
                         })
                         .map(|&i| self.items()[i as usize].id.as_str())
@@ -230,7 +288,6 @@ impl Definition {
 
         Evaluation {
             fill: self.fill_rate(kind, answers),
-            fill_threshold: self.campaign().fill_threshold,
             missing_required,
             violations,
             indicators,

@@ -4,7 +4,13 @@
 //! a tree whose item references are indices into the answer set: evaluating a questionnaire
 //! then does no lookup by name. Values are numbers (`f64`): yes/no is 1/0, a date is its
 //! Julian day, so "dates ordered" is a plain comparison. A missing input makes the result
-//! unknown (`None`), never NaN.
+//! unknown (`None`), never NaN. Dates are compared with `year_end`, the last day of the year
+//! the data describe, never with the day of the evaluation: a questionnaire's verdict does
+//! not change with the calendar.
+//!
+//! A computed item (an item with a `formula`) reads as its formula. `opt(x)` is `x`, or 0
+//! when `x` is unknown (a mode of care the structure does not offer). `prev(item)` is the
+//! item's value in the previous campaign's answers, unknown when there are none.
 //!
 //! ```text
 //! expr   := or
@@ -15,8 +21,8 @@
 //! add    := mul (("+" | "-") mul)*
 //! mul    := unary (("*" | "/") unary)*
 //! unary  := "-" unary | atom
-//! atom   := number | item | "today" | "year_end" | func "(" args ")" | "(" expr ")"
-//! func   := sum | min | max | abs | present | has
+//! atom   := number | item | "year_end" | func "(" args ")" | "(" expr ")"
+//! func   := sum | min | max | abs | opt | present | has | prev
 //! ```
 //! `item == 'code'` compares a single-choice item with one of its codes; `has(item, 'code')`
 //! tests a multiple-choice item.
@@ -48,7 +54,6 @@ pub(crate) enum Cmp {
 pub(crate) enum Node {
     Num(f64),
     Item(u16),
-    Today,
     YearEnd,
     Neg(Box<Node>),
     Arith(Arith, Box<Node>, Box<Node>),
@@ -60,6 +65,10 @@ pub(crate) enum Node {
     Min(Vec<Node>),
     Max(Vec<Node>),
     Abs(Box<Node>),
+    /// The value, or 0 when unknown.
+    Opt(Box<Node>),
+    /// The item's value in the previous campaign's answers.
+    Prev(u16),
     Present(u16),
     /// Single choice equal to the code with this index (negated for `!=`).
     ChoiceIs(u16, u16, bool),
@@ -88,6 +97,8 @@ pub enum ExprError {
     UnknownChoice { item: String, code: String },
     #[error("{0}")]
     Arity(String),
+    #[error("computed item `{0}` is used before its formula is defined")]
+    ComputedLater(String),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -149,10 +160,30 @@ fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
     Ok(tokens)
 }
 
+/// A compiled formula of a computed item, with the answered items it reads.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Formula {
+    pub node: Node,
+    pub inputs: Vec<u16>,
+}
+
 /// Compiles expressions against the items of a definition.
 pub(crate) struct Compiler<'a> {
     pub items: &'a [ItemDef],
     pub index: &'a HashMap<String, u16>,
+    /// The formulas of computed items compiled so far, by item index.
+    pub formulas: &'a [Option<Formula>],
+}
+
+/// A compiled expression and what it reads.
+pub(crate) struct Compiled {
+    pub node: Node,
+    /// The items it names (a computed item, not its inputs): they decide where it applies
+    /// and are shown next to a violation. Sorted, unique.
+    pub referenced: Vec<u16>,
+    /// The answered items it reads, through computed items too: those a missing value
+    /// makes it unknown. Sorted, unique.
+    pub inputs: Vec<u16>,
 }
 
 struct Parser<'a, 'c> {
@@ -160,25 +191,33 @@ struct Parser<'a, 'c> {
     pos: usize,
     compiler: &'c Compiler<'a>,
     referenced: Vec<u16>,
+    inputs: Vec<u16>,
 }
 
 impl Compiler<'_> {
-    /// Compiles one expression; returns it with the items it references (sorted, unique).
-    pub fn compile(&self, src: &str) -> Result<(Node, Vec<u16>), ExprError> {
+    /// Compiles one expression.
+    pub fn compile(&self, src: &str) -> Result<Compiled, ExprError> {
         let mut parser = Parser {
             tokens: lex(src)?,
             pos: 0,
             compiler: self,
             referenced: Vec::new(),
+            inputs: Vec::new(),
         };
         let node = parser.or()?;
         if let Some(t) = parser.tokens.get(parser.pos) {
             return Err(ExprError::Unexpected(format!("{t:?}")));
         }
-        let mut referenced = parser.referenced;
+        let (mut referenced, mut inputs) = (parser.referenced, parser.inputs);
         referenced.sort_unstable();
         referenced.dedup();
-        Ok((node, referenced))
+        inputs.sort_unstable();
+        inputs.dedup();
+        Ok(Compiled {
+            node,
+            referenced,
+            inputs,
+        })
     }
 }
 
@@ -319,19 +358,20 @@ impl Parser<'_, '_> {
                 self.pos += 1;
                 self.call(&name)
             }
-            Token::Ident(name) if name == "today" => Ok(Node::Today),
             Token::Ident(name) if name == "year_end" => Ok(Node::YearEnd),
             Token::Ident(name) => {
-                let item = self.item(&name)?;
-                let def = &self.compiler.items[item as usize];
-                if !def.kind.is_numeric() {
-                    return Err(ExprError::WrongType {
-                        item: name,
-                        kind: def.kind.name(),
-                        usage: "as a number",
-                    });
+                let item = self.numeric_item(&name)?;
+                if !self.compiler.items[item as usize].computed {
+                    return Ok(Node::Item(item));
                 }
-                Ok(Node::Item(item))
+                let formula = self
+                    .compiler
+                    .formulas
+                    .get(item as usize)
+                    .and_then(Option::as_ref)
+                    .ok_or(ExprError::ComputedLater(name))?;
+                self.inputs.extend(formula.inputs.iter().copied());
+                Ok(formula.node.clone())
             }
             other => Err(ExprError::Unexpected(format!("{other:?}"))),
         }
@@ -364,7 +404,23 @@ impl Parser<'_, '_> {
                 }
                 Ok(Node::Has(item, choice_index(def, &code)?))
             }
-            "sum" | "min" | "max" | "abs" => {
+            "prev" => {
+                let item = match self.tokens.get(self.pos).cloned() {
+                    Some(Token::Ident(name)) => {
+                        self.pos += 1;
+                        self.numeric_item(&name)?
+                    }
+                    _ => return Err(ExprError::Arity("prev(item) takes an item".into())),
+                };
+                if self.compiler.items[item as usize].computed {
+                    return Err(ExprError::Arity(
+                        "prev() reads an answered item, not a computed one".into(),
+                    ));
+                }
+                self.expect_op(")")?;
+                Ok(Node::Prev(item))
+            }
+            "sum" | "min" | "max" | "abs" | "opt" => {
                 let mut args = vec![self.or()?];
                 while self.peek_op(",") {
                     self.pos += 1;
@@ -376,9 +432,14 @@ impl Parser<'_, '_> {
                     "min" => Ok(Node::Min(args)),
                     "max" => Ok(Node::Max(args)),
                     _ if args.len() == 1 => {
-                        Ok(Node::Abs(Box::new(args.pop().expect("one argument"))))
+                        let arg = Box::new(args.pop().expect("one argument"));
+                        Ok(if name == "abs" {
+                            Node::Abs(arg)
+                        } else {
+                            Node::Opt(arg)
+                        })
                     }
-                    _ => Err(ExprError::Arity("abs() takes one argument".into())),
+                    _ => Err(ExprError::Arity(format!("{name}() takes one argument"))),
                 }
             }
             other => Err(ExprError::Unexpected(format!("function `{other}`"))),
@@ -403,7 +464,23 @@ impl Parser<'_, '_> {
             .get(name)
             .ok_or_else(|| ExprError::UnknownItem(name.to_string()))?;
         self.referenced.push(index);
+        if !self.compiler.items[index as usize].computed {
+            self.inputs.push(index);
+        }
         Ok(index)
+    }
+
+    fn numeric_item(&mut self, name: &str) -> Result<u16, ExprError> {
+        let item = self.item(name)?;
+        let def = &self.compiler.items[item as usize];
+        if !def.kind.is_numeric() {
+            return Err(ExprError::WrongType {
+                item: name.to_string(),
+                kind: def.kind.name(),
+                usage: "as a number",
+            });
+        }
+        Ok(item)
     }
 }
 
@@ -426,8 +503,9 @@ pub(crate) struct Scope<'a> {
     pub respondent_bit: u32,
     /// `missing = "zero"`: a missing or not-applicable number reads as 0.
     pub missing_as_zero: bool,
-    pub today: f64,
     pub year_end: f64,
+    /// The previous campaign's answers, read through this campaign's items.
+    pub previous: Option<&'a AnswerSet>,
 }
 
 impl Scope<'_> {
@@ -453,7 +531,6 @@ impl Scope<'_> {
         match node {
             Node::Num(n) => Some(*n),
             Node::Item(i) => self.number(*i),
-            Node::Today => Some(self.today),
             Node::YearEnd => Some(self.year_end),
             Node::Neg(a) => self.eval(a).map(|v| -v),
             Node::Arith(op, a, b) => {
@@ -500,6 +577,15 @@ impl Scope<'_> {
                 .iter()
                 .try_fold(f64::NEG_INFINITY, |acc, a| Some(acc.max(self.eval(a)?))),
             Node::Abs(a) => self.eval(a).map(f64::abs),
+            Node::Opt(a) => Some(self.eval(a).unwrap_or(0.0)),
+            Node::Prev(i) => {
+                // Not asked of this respondent: nothing to compare.
+                self.slot(*i)?;
+                match self.previous?.slot(*i as usize) {
+                    Slot::Value(v) => v.as_number(),
+                    _ => None,
+                }
+            }
             Node::Present(i) => truth(matches!(self.slot(*i), Some(Slot::Value(_)))),
             Node::ChoiceIs(i, code, negate) => match self.slot(*i) {
                 Some(Slot::Value(Value::Choice(c))) => truth((c == code) != *negate),
