@@ -98,7 +98,10 @@ fn thresholds_and_deadlines_belong_to_each_platforms_parts() {
         ]
     );
     assert_eq!(
-        c.platform(Platform::Sad).campaign().calendar.collection_deadline,
+        c.platform(Platform::Sad)
+            .campaign()
+            .calendar
+            .collection_deadline,
         date!(2025 - 07 - 31)
     );
     assert_eq!(
@@ -179,7 +182,14 @@ fn a_spasad_needs_90_percent_of_its_care_part_as_well() {
     let care = eval.fill.parts.iter().find(|p| p.part == "soins").unwrap();
     assert!(close(care.rate.ratio(), 12.0 / 14.0));
     assert!(!care.is_satisfied() && !eval.can_validate());
-    assert!(eval.fill.parts.iter().find(|p| p.part == "aide").unwrap().is_satisfied());
+    assert!(
+        eval.fill
+            .parts
+            .iter()
+            .find(|p| p.part == "aide")
+            .unwrap()
+            .is_satisfied()
+    );
 }
 
 // ------------------------------------------------------------------- the 2025 content
@@ -194,7 +204,11 @@ fn the_generic_questionnaire_has_the_2025_items() {
     let cmpp = RespondentKind::Esms(Category::Cmpp);
     let ssiad = RespondentKind::Esms(Category::Ssiad);
     // Evaluation (2022).
-    for id in ["evaluation_rapport_date", "autoevaluation", "amelioration_continue"] {
+    for id in [
+        "evaluation_rapport_date",
+        "autoevaluation",
+        "amelioration_continue",
+    ] {
         assert!(asks(EHPAD, id) && asks(ime, id), "{id}");
     }
     for gone in [
@@ -210,9 +224,19 @@ fn the_generic_questionnaire_has_the_2025_items() {
     // Contractualisation (2025).
     assert!(asks(EHPAD, "modalite_tarification") && !asks(ime, "modalite_tarification"));
     let specific = d.item("autorisations_specifiques").unwrap();
-    assert!(specific.choices.iter().any(|c| c.label == "Centre de ressources territorial"));
+    assert!(
+        specific
+            .choices
+            .iter()
+            .any(|c| c.label == "Centre de ressources territorial")
+    );
     // Identification (2025).
-    for id in ["discipline", "mode_fonctionnement", "clientele", "plateforme_repit"] {
+    for id in [
+        "discipline",
+        "mode_fonctionnement",
+        "clientele",
+        "plateforme_repit",
+    ] {
         assert!(asks(EHPAD, id) && asks(ime, id), "{id}");
     }
     assert!(asks(ime, "dispositif_enfants") && !asks(mas, "dispositif_enfants"));
@@ -252,7 +276,12 @@ fn the_generic_questionnaire_has_the_2025_items() {
 #[test]
 fn totals_are_computed_from_their_lines_and_cannot_be_entered() {
     let d = generic();
-    for total in ["etp_total", "absence_total", "pyramide_total", "chambres_total"] {
+    for total in [
+        "etp_total",
+        "absence_total",
+        "pyramide_total",
+        "chambres_total",
+    ] {
         assert!(d.item(total).unwrap().computed, "{total}");
         let err = d
             .parse_answers(EHPAD, json!({ total: 12 }).as_object().unwrap())
@@ -373,13 +402,17 @@ fn services_for_the_elderly_are_not_expected_to_count_people_under_60() {
     };
     // 80 people, two of them under 60 by derogation: the 60+ bands total 78.
     assert_eq!(
-        people(json!({ "personnes_31_12": 80, "age_60_74": 10, "age_75_84": 30,
-                       "age_85_95": 35, "age_96_plus": 3 })),
+        people(
+            json!({ "personnes_31_12": 80, "age_60_74": 10, "age_75_84": 30,
+                       "age_85_95": 35, "age_96_plus": 3 })
+        ),
         (None, None)
     );
     assert_eq!(
-        people(json!({ "personnes_31_12": 80, "age_60_74": 10, "age_75_84": 30,
-                       "age_85_95": 40, "age_96_plus": 3 })),
+        people(
+            json!({ "personnes_31_12": 80, "age_60_74": 10, "age_75_84": 30,
+                       "age_85_95": 40, "age_96_plus": 3 })
+        ),
         (Some(Severity::Warning), None)
     );
 }
@@ -457,9 +490,15 @@ fn a_hand_computed_ehpad_with_temporary_stays_and_day_care_open_fewer_days() {
     let fte = 3.0 + 4.0 + 5.0 + 4.0 + 6.0 + 30.0 + 1.0 + 15.0 + 1.5 + 0.5; // 70
     let expected = [
         // Activity: every mode's days over the days financed.
-        ("taux_realisation_activite", (27740.0 + 1020.0 + 1900.0) / 30000.0),
+        (
+            "taux_realisation_activite",
+            (27740.0 + 1020.0 + 1900.0) / 30000.0,
+        ),
         // Occupancy: each mode over its own capacity × its own opening days.
-        ("taux_occupation_permanent", (27740.0 + 300.0) / (80.0 * 365.0)),
+        (
+            "taux_occupation_permanent",
+            (27740.0 + 300.0) / (80.0 * 365.0),
+        ),
         ("taux_occupation_temporaire", 1020.0 / (4.0 * 300.0)),
         ("taux_occupation_accueil_jour", 1900.0 / (10.0 * 250.0)),
         ("taux_hospitalisation_complete", 420.0 / 27740.0),
@@ -572,7 +611,11 @@ fn every_indicator_says_where_its_formula_comes_from() {
 #[test]
 fn a_large_change_versus_last_year_is_a_warning_only_with_last_years_answers() {
     let d = generic();
-    let now = answers(&d, EHPAD, json!({ "cap_auth_perm": 80, "personnes_31_12": 78 }));
+    let now = answers(
+        &d,
+        EHPAD,
+        json!({ "cap_auth_perm": 80, "personnes_31_12": 78 }),
+    );
     // Last year's answers, as stored then: an item since removed is left out, not refused.
     let last = d.carry_over(
         EHPAD,
@@ -660,5 +703,8 @@ fn the_file_format_checks_parts_formulas_and_exclusions() {
         minimal("", r#"{ id = "a", label = "A", type = "integer" }"#)
     ))
     .unwrap_err();
-    assert!(no_part.to_string().contains("at least one part"), "{no_part}");
+    assert!(
+        no_part.to_string().contains("at least one part"),
+        "{no_part}"
+    );
 }
