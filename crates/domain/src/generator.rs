@@ -401,6 +401,16 @@ fn home_services(f: &mut Filler, capacity: Capacity, rng: &mut ChaCha8Rng) {
     f.hundredths("etp_encadrement_aide", fte / 12);
     f.hundredths("etp_administratif_aide", fte / 15);
     let staff_fte = fte + fte / 12 + fte / 15;
+    // Permanent staff of the service, from its own FTE (the generic FTE grid is not asked).
+    let headcount = staff_fte * 12 / 1000 + 1;
+    let (hires, departures) = (
+        headcount * rng.random_range(5..30) / 100,
+        headcount * rng.random_range(5..30) / 100,
+    );
+    f.int("effectif_debut", headcount);
+    f.int("recrutements", hires);
+    f.int("departs", departures);
+    f.int("effectif_fin", headcount + hires - departures);
     f.int(
         "absence_total_aide",
         (staff_fte as f64 / 100.0 * 365.0 * rng.random_range(0.05..0.15)) as i64,
@@ -754,14 +764,14 @@ fn answers_for(
     f.int("departs", departures);
     f.int("effectif_fin", headcount + hires - departures);
     let pyramid = [
-        "pyramide_moins_20",
-        "pyramide_20_29",
-        "pyramide_30_39",
-        "pyramide_40_49",
-        "pyramide_50_54",
-        "pyramide_55_59",
-        "pyramide_60_64",
-        "pyramide_65_plus",
+        "effectif_age_moins_20",
+        "effectif_age_20_29",
+        "effectif_age_30_39",
+        "effectif_age_40_49",
+        "effectif_age_50_54",
+        "effectif_age_55_59",
+        "effectif_age_60_64",
+        "effectif_age_65_plus",
     ];
     for (id, n) in pyramid
         .iter()

@@ -155,6 +155,72 @@ fn an_aid_service_validates_at_60_percent_of_its_aid_part() {
     assert_eq!(eval.fill.parts[0].part, "aide");
     assert!(close(eval.fill.parts[0].rate.ratio(), 18.0 / 28.0));
     assert!(eval.can_validate(), "{:?}", eval.violations);
+    assert!(!eval.fill.parts[0].is_late(date!(2025 - 08 - 01)));
+    // Two more gone: 16/28 = 57 %, below the aid part's 60 %, and late after 31 July.
+    let mut less = full_aid();
+    for id in [
+        "communes_couvertes",
+        "intervention_7j7",
+        "personnes_handicap",
+        "personnes_gir_1_2",
+        "personnes_gir_3_4",
+        "personnes_gir_5_6",
+        "etp_administratif_aide",
+        "absence_total_aide",
+        "habilitation_aide_sociale",
+        "heures_autres",
+        "heures_pch",
+        "cpom_en_cours",
+    ] {
+        less.as_object_mut().unwrap().remove(id);
+    }
+    let eval = sad.evaluate(SAA, &answers(&sad, SAA, less), None);
+    assert!(close(eval.fill.parts[0].rate.ratio(), 16.0 / 28.0));
+    assert!(!eval.can_validate());
+    assert_eq!(eval.part_satisfied("aide"), Some(false));
+    assert!(!eval.fill.parts[0].is_late(date!(2025 - 07 - 31)));
+    assert!(eval.fill.parts[0].is_late(date!(2025 - 08 - 01)));
+}
+
+#[test]
+fn a_generic_definition_does_not_take_home_services_answers() {
+    let d = generic();
+    let err = d
+        .parse_answers(
+            SPASAD,
+            json!({ "statut_juridique": "public" }).as_object().unwrap(),
+        )
+        .unwrap_err();
+    assert!(matches!(
+        err[0].reason,
+        AnswerProblem::NotApplicableToRespondent { .. }
+    ));
+    assert_eq!(d.items_for(SAA).count(), 0);
+}
+
+#[test]
+fn sad_indicators_by_hand() {
+    let sad = campaign().platform(Platform::Sad).clone();
+    let mut body = full_aid();
+    body["places_soins_autorisees"] = json!(40);
+    body["journees_soins_realisees"] = json!(13500);
+    let eval = sad.evaluate(SPASAD, &answers(&sad, SPASAD, body), None);
+    let hours = 20000.0 + 3000.0 + 1000.0 + 500.0 + 1500.0;
+    for (indicator, want) in [
+        ("heures_par_personne_aidee", hours / 210.0),
+        ("cout_horaire_aide", 690000.0 / hours),
+        ("part_personnes_gir_1_2", 30.0 / 150.0),
+        (
+            "taux_absenteisme_aide",
+            700.0 / ((18.5 + 2.0 + 1.5) * 365.0),
+        ),
+        ("taux_rotation_personnels", (5.0 + 4.0) / 2.0 / 25.0),
+        // 2024 had 366 days: a care service full every day is at 100 %, not 100.3 %.
+        ("taux_occupation_soins", 13500.0 / (40.0 * 366.0)),
+    ] {
+        let got = value(&eval, indicator).unwrap_or_else(|| panic!("{indicator}"));
+        assert!(close(got, want), "{indicator}: {got} ≠ {want}");
+    }
 }
 
 #[test]
@@ -279,7 +345,7 @@ fn totals_are_computed_from_their_lines_and_cannot_be_entered() {
     for total in [
         "etp_total",
         "absence_total",
-        "pyramide_total",
+        "effectif_age_total",
         "chambres_total",
     ] {
         assert!(d.item(total).unwrap().computed, "{total}");
@@ -307,10 +373,49 @@ fn totals_are_computed_from_their_lines_and_cannot_be_entered() {
 }
 
 #[test]
+fn a_line_answered_not_applicable_counts_zero_in_its_total_and_keeps_the_indicators() {
+    let d = generic();
+    let mut body = hand_computed_ehpad();
+    // Catering is outsourced: no catering staff.
+    body["etp_restauration"] = json!({ "status": "not_applicable" });
+    body["etp_management"] = json!(6.6);
+    let a = answers(&d, EHPAD, body);
+    let total = d.item_index("etp_total").unwrap();
+    assert_eq!(d.computed_value(total, EHPAD, &a), Some(66.0));
+    let eval = d.evaluate(EHPAD, &a, None);
+    assert!(close(value(&eval, "taux_management").unwrap(), 0.1));
+    // A computed item has no value for a respondent it does not apply to.
+    let ssiad = RespondentKind::Esms(Category::Ssiad);
+    let rooms = d.item_index("chambres_total").unwrap();
+    assert_eq!(d.computed_value(rooms, ssiad, &d.empty_answers()), None);
+}
+
+#[test]
+fn the_days_of_a_mode_with_capacity_are_expected_not_assumed_zero() {
+    let d = generic();
+    let mut body = hand_computed_ehpad();
+    body.as_object_mut().unwrap().remove("journees_temp");
+    let eval = d.evaluate(EHPAD, &answers(&d, EHPAD, body), None);
+    let activity = eval
+        .indicators
+        .iter()
+        .find(|i| i.indicator == "taux_realisation_activite")
+        .unwrap();
+    assert_eq!(
+        activity.value,
+        IndicatorValue::NotComputable(NotComputable::MissingInputs {
+            items: vec!["journees_temp"]
+        })
+    );
+}
+
+#[test]
 fn the_age_pyramid_is_headcounts_with_no_percentage_to_total() {
     let d = generic();
-    assert!(d.rules().iter().all(|r| r.id != "pyramide_ages_100"));
-    let pyramid = d.item("pyramide_30_39").unwrap();
+    assert!(
+        d.rules().iter().all(|r| r.id != "pyramide_ages_100") && d.item("pyramide_30_39").is_none()
+    );
+    let pyramid = d.item("effectif_age_30_39").unwrap();
     assert_eq!(pyramid.kind, tdb_domain::questionnaire::ItemType::Integer);
 }
 
@@ -415,6 +520,18 @@ fn services_for_the_elderly_are_not_expected_to_count_people_under_60() {
         ),
         (Some(Severity::Warning), None)
     );
+    // An IME keeping a young adult of 23: the children's bands total less, no warning.
+    let ime = RespondentKind::Esms(Category::Ime);
+    let eval = d.evaluate(
+        ime,
+        &answers(
+            &d,
+            ime,
+            json!({ "personnes_31_12": 60, "age_6_10": 20, "age_11_15": 30, "age_16_17": 9 }),
+        ),
+        None,
+    );
+    assert_eq!(violated(&eval, "ages_total_personnes"), None);
 }
 
 #[test]
@@ -468,7 +585,7 @@ fn hand_computed_ehpad() -> Json {
         "journees_hospitalisation": 420,
         "personnes_31_12": 79, "entrees": 20, "sorties_definitives": 18,
         "duree_sejour_sortis": 16200,
-        "entrees_temp": 30, "personnes_temp": 25, "personnes_aj": 32,
+        "entrees_temp": 30, "personnes_temp": 25, "entrees_aj": 45, "personnes_aj": 32,
         "personnes_absentes": 40, "journees_absence": 360,
         "etp_direction": 3, "etp_administration": 4, "etp_services_generaux": 5,
         "etp_restauration": 4, "etp_socio_educatif": 6, "etp_paramedical": 30,
@@ -505,10 +622,12 @@ fn a_hand_computed_ehpad_with_temporary_stays_and_day_care_open_fewer_days() {
         ("file_active", 79.0 + 18.0),
         ("duree_moyenne_sejour", 16200.0 / 18.0),
         ("journees_absence_moyennes", 360.0 / 40.0),
-        ("taux_admission", 20.0 / (79.0 + 18.0)),
-        ("taux_rotation_permanent", 20.0 / 80.0),
+        // Admissions per installed place, different people per installed place.
+        ("taux_admission_permanent", 20.0 / 80.0),
+        ("taux_rotation_permanent", (79.0 + 18.0) / 80.0),
         ("taux_admission_temporaire", 30.0 / 4.0),
         ("taux_rotation_temporaire", 25.0 / 4.0),
+        ("taux_admission_accueil_jour", 45.0 / 10.0),
         ("taux_rotation_accueil_jour", 32.0 / 10.0),
         // Staff: one FTE basis, the total real FTE at 31/12 (70).
         ("taux_absenteisme", 1890.0 / (fte * 365.0)),
@@ -552,6 +671,7 @@ fn a_mode_of_care_not_offered_counts_zero_days_instead_of_blocking_the_indicator
         "journees_temp",
         "journees_aj",
         "entrees_temp",
+        "entrees_aj",
         "personnes_temp",
         "personnes_aj",
     ] {
@@ -573,10 +693,13 @@ fn a_mode_of_care_not_offered_counts_zero_days_instead_of_blocking_the_indicator
         .iter()
         .find(|i| i.indicator == "taux_occupation_temporaire")
         .unwrap();
-    assert!(matches!(
-        temp.value,
-        IndicatorValue::NotComputable(NotComputable::MissingInputs { .. })
-    ));
+    // Named: what is blank, not the days answered "not applicable".
+    let IndicatorValue::NotComputable(NotComputable::MissingInputs { items }) = &temp.value else {
+        panic!("{:?}", temp.value);
+    };
+    let mut items = items.clone();
+    items.sort_unstable();
+    assert_eq!(items, ["cap_auth_temp", "jours_ouverture_temp"]);
 }
 
 #[test]
@@ -629,6 +752,40 @@ fn a_large_change_versus_last_year_is_a_warning_only_with_last_years_answers() {
         Some(Severity::Warning)
     );
     assert_eq!(violated(&eval, "evolution_personnes_31_12"), None, "+11 %");
+    // A value missing this year or last year: nothing to compare.
+    let blank_now = answers(&d, EHPAD, json!({ "personnes_31_12": 78 }));
+    let blank_last = d.carry_over(EHPAD, json!({ "personnes_31_12": 70 }).as_object().unwrap());
+    for (now, last) in [(&blank_now, &last), (&now, &blank_last)] {
+        let eval = d.evaluate(EHPAD, now, Some(last));
+        assert_eq!(violated(&eval, "evolution_cap_auth_perm"), None);
+    }
+    // A computed total is compared too: its formula on last year's answers.
+    let staff = |fte: f64| {
+        json!({ "etp_direction": fte, "etp_administration": 0, "etp_services_generaux": 0,
+                "etp_restauration": 0, "etp_socio_educatif": 0, "etp_paramedical": 0,
+                "etp_psychologue": 0, "etp_ash": 0, "etp_medical": 0, "etp_autres_fonctions": 0 })
+    };
+    let eval = d.evaluate(
+        EHPAD,
+        &answers(&d, EHPAD, staff(20.0)),
+        Some(&d.carry_over(EHPAD, staff(10.0).as_object().unwrap())),
+    );
+    assert_eq!(
+        violated(&eval, "evolution_etp_total"),
+        Some(Severity::Warning)
+    );
+    // Answers made for another definition are not read as last year's.
+    let sad = campaign().platform(Platform::Sad).clone();
+    let foreign = sad.carry_over(
+        SAA,
+        json!({ "personnes_aidees_31_12": 3 }).as_object().unwrap(),
+    );
+    let eval = d.evaluate(EHPAD, &now, Some(&foreign));
+    assert!(
+        eval.violations
+            .iter()
+            .all(|v| !v.rule.starts_with("evolution_"))
+    );
     let without = d.evaluate(EHPAD, &now, None);
     assert!(
         without
@@ -692,6 +849,18 @@ fn the_file_format_checks_parts_formulas_and_exclusions() {
     ))
     .unwrap_err();
     assert!(later.to_string().contains("before its formula"), "{later}");
+    let present_total = Definition::from_toml(&minimal(
+        ONE_PART,
+        r#"{ id = "a", label = "A", type = "integer" }, { id = "t", label = "T", type = "integer", formula = "a * 2" }"#,
+    ).replace(
+        "\n[[sections]]",
+        "\n[[rules]]\nid = \"r\"\ncheck = \"present(t)\"\nseverity = \"warning\"\nmessage = \"m\"\n[[sections]]",
+    ))
+    .unwrap_err();
+    assert!(
+        present_total.to_string().contains("present()"),
+        "{present_total}"
+    );
     let late_part = Definition::from_toml(&minimal(
         &ONE_PART.replace("2025-06-30", "2025-07-31"),
         r#"{ id = "a", label = "A", type = "integer" }"#,

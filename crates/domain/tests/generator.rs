@@ -75,7 +75,8 @@ fn complete_questionnaires_are_coherent_and_damaged_ones_are_not() {
     let campaign = generate(
         &d,
         &GeneratorConfig {
-            establishments: 2000,
+            // Enough for the rarest categories (a few IES in a thousand) to be drawn complete.
+            establishments: 6000,
             seed: 42,
             incomplete_share: 0.2,
             incoherent_share: 0.2,

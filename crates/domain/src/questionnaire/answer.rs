@@ -125,8 +125,19 @@ impl AnswerSet {
         }
     }
 
+    /// The slot of an item; an answer set made for another definition reads as missing
+    /// beyond its own length rather than panicking.
     pub(crate) fn slot(&self, item: usize) -> &Slot {
-        &self.slots[item]
+        self.slots.get(item).unwrap_or(&Slot::Missing)
+    }
+
+    /// How many items the answer set was made for (its definition's item count).
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
     }
 
     pub(crate) fn set_slot(&mut self, item: usize, slot: Slot) {
@@ -237,9 +248,10 @@ impl Definition {
         Ok(())
     }
 
-    /// Last campaign's answers read through this campaign's items, for the year-on-year
-    /// rules: items whose id and type did not change keep their value; anything else (an
-    /// item gone, a value no longer valid) is left out rather than refused.
+    /// Last campaign's answers (their stored JSON) read through this campaign's items, for
+    /// the year-on-year rules: an item keeps its id only while its question does not change
+    /// (a question that changes meaning gets a new id), so last year's value of an id is
+    /// this year's; an item gone or a value no longer valid is left out rather than refused.
     pub fn carry_over(&self, respondent: RespondentKind, json: &Map<String, Json>) -> AnswerSet {
         let mut answers = self.empty_answers();
         for (id, value) in json {

@@ -424,6 +424,16 @@ fn mask_of(
     include & !exclude
 }
 
+/// The respondents of a platform, as an applicability bit set.
+fn platform_mask(platform: Platform) -> u32 {
+    let esms = crate::category::Category::ALL
+        .iter()
+        .map(|c| RespondentKind::Esms(*c))
+        .chain([RespondentKind::Og]);
+    esms.filter(|k| k.platform() == platform)
+        .fold(0, |mask, k| mask | k.bit())
+}
+
 fn first_key_of(mask: u32) -> String {
     crate::category::Category::ALL
         .iter()
@@ -451,6 +461,10 @@ impl Definition {
             }),
         };
         let calendar = raw.campaign.calendar;
+        // A definition's items, rules and indicators apply only to its platform's
+        // respondents, whatever their applicability keys say (`TOUT_ESMS` on the generic
+        // platform leaves the home services out).
+        let allowed = platform_mask(raw.campaign.platform);
         if let Err(e) = calendar.check() {
             problems.push(DefinitionProblem::Campaign(e.to_string()));
         }
@@ -531,7 +545,8 @@ impl Definition {
                     });
                 }
                 let applies = raw_item.applies.as_ref().or(raw_section.applies.as_ref());
-                let mask = applies.map_or(0, |keys| mask_of(keys, "item", &id, &mut problems));
+                let mask =
+                    applies.map_or(0, |keys| mask_of(keys, "item", &id, &mut problems)) & allowed;
                 if mask == 0 {
                     problems.push(DefinitionProblem::ImpossibleApplicability {
                         what: "item",
@@ -645,7 +660,7 @@ impl Definition {
         }
 
         let tarification = raw.tarification.and_then(|t| {
-            let mask = mask_of(&t.applies, "tarification", &t.item, &mut problems);
+            let mask = mask_of(&t.applies, "tarification", &t.item, &mut problems) & allowed;
             match index.get(&t.item) {
                 Some(&i) if items[i as usize].kind == ItemType::Choice => Some(Tarification {
                     item: i as usize,
@@ -790,6 +805,7 @@ impl Definition {
             refs.dedup();
             let check = check.node;
             let mask = applicability(
+                allowed,
                 "rule",
                 &raw_rule.id,
                 raw_rule.applies.as_deref(),
@@ -844,6 +860,7 @@ impl Definition {
             inputs.sort_unstable();
             inputs.dedup();
             let mask = applicability(
+                allowed,
                 "indicator",
                 &raw_ind.id,
                 raw_ind.applies.as_deref(),
@@ -950,6 +967,7 @@ fn always() -> Compiled {
 
 /// A rule's or indicator's applicability: the explicit list, or where all its items apply.
 fn applicability(
+    allowed: u32,
     what: &'static str,
     id: &str,
     explicit: Option<&[String]>,
@@ -963,7 +981,7 @@ fn applicability(
     let any = refs.iter().fold(0, |m, &i| m | items[i as usize].mask);
     let mask = match explicit {
         Some(keys) => {
-            let mask = mask_of(keys, what, id, problems);
+            let mask = mask_of(keys, what, id, problems) & allowed;
             if mask & !any != 0 {
                 problems.push(DefinitionProblem::ApplicabilityBeyondItems {
                     what,

@@ -40,6 +40,11 @@ impl PartFill<'_> {
     pub fn is_satisfied(&self) -> bool {
         self.rate.ratio() >= self.threshold
     }
+
+    /// Past the part's deadline without reaching its threshold (what reminders chase).
+    pub fn is_late(&self, day: Date) -> bool {
+        day > self.deadline && !self.is_satisfied()
+    }
 }
 
 /// The fill rate overall, per part (each with its threshold) and per section. Computed
@@ -99,6 +104,16 @@ impl Evaluation<'_> {
         self.violations
             .iter()
             .filter(|v| v.severity == Severity::Blocking)
+    }
+
+    /// Whether one part (by id) has reached its threshold: the care data of a SPASAD may
+    /// be complete by 30 June while its aid data still have until 31 July.
+    pub fn part_satisfied(&self, part: &str) -> Option<bool> {
+        self.fill
+            .parts
+            .iter()
+            .find(|p| p.part == part)
+            .map(PartFill::is_satisfied)
     }
 
     /// Validation needs every part's fill threshold, every required item and no blocking
@@ -180,6 +195,9 @@ impl Definition {
         kind: RespondentKind,
         answers: &AnswerSet,
     ) -> Option<f64> {
+        if self.items().get(item)?.mask & kind.bit() == 0 {
+            return None;
+        }
         let formula = self.formula(item)?;
         Scope {
             items: self.items(),
@@ -194,7 +212,8 @@ impl Definition {
 
     /// Fill rate, coherence rules and indicators of one questionnaire. `previous` is the
     /// same structure's answers of the previous campaign, read through this campaign's items
-    /// (see `carry_over`), for the year-on-year rules; they are skipped without it.
+    /// (see `carry_over`), for the year-on-year rules; they are skipped without it, and
+    /// when it was made for another definition.
     pub fn evaluate(
         &self,
         kind: RespondentKind,
@@ -208,7 +227,7 @@ impl Definition {
             respondent_bit: bit,
             missing_as_zero: false,
             year_end: self.campaign().year.data_year_end().to_julian_day() as f64,
-            previous,
+            previous: previous.filter(|p| p.len() == self.items().len()),
         };
 
         let mut violations = Vec::new();
@@ -255,7 +274,10 @@ impl Definition {
                         .filter(|&&i| {
                             self.items()[i as usize].mask & bit != 0
                                 && !self.items()[i as usize].computed
-                                && !matches!(scope.answers.slot(i as usize), Slot::Value(_))
+                                && matches!(
+                                    scope.answers.slot(i as usize),
+                                    Slot::Missing | Slot::Unknown
+                                )
                         })
                         .map(|&i| self.items()[i as usize].id.as_str())
                         .collect::<Vec<_>>();

@@ -8,9 +8,13 @@
 //! the data describe, never with the day of the evaluation: a questionnaire's verdict does
 //! not change with the calendar.
 //!
-//! A computed item (an item with a `formula`) reads as its formula. `opt(x)` is `x`, or 0
-//! when `x` is unknown (a mode of care the structure does not offer). `prev(item)` is the
-//! item's value in the previous campaign's answers, unknown when there are none.
+//! A quantity (not a date) answered "not applicable" reads as 0 (the quantity does not exist for the
+//! structure: a line of a total, a mode it does not run); blank and "unknown" stay
+//! unknown. A computed item (an item with a `formula`) reads as its formula.
+//! `if_offered(capacity, x)` is 0 when the capacity of a mode of care is 0, blank or not
+//! applicable (the structure does not offer it), and `x` otherwise. `prev(item)` is the
+//! item's value (or a computed item's formula) on the previous campaign's answers, unknown
+//! when there are none.
 //!
 //! ```text
 //! expr   := or
@@ -22,7 +26,7 @@
 //! mul    := unary (("*" | "/") unary)*
 //! unary  := "-" unary | atom
 //! atom   := number | item | "year_end" | func "(" args ")" | "(" expr ")"
-//! func   := sum | min | max | abs | opt | present | has | prev
+//! func   := sum | min | max | abs | if_offered | present | has | prev
 //! ```
 //! `item == 'code'` compares a single-choice item with one of its codes; `has(item, 'code')`
 //! tests a multiple-choice item.
@@ -65,10 +69,12 @@ pub(crate) enum Node {
     Min(Vec<Node>),
     Max(Vec<Node>),
     Abs(Box<Node>),
-    /// The value, or 0 when unknown.
-    Opt(Box<Node>),
+    /// 0 when the capacity (first) is 0 or unknown, else the value (second).
+    IfOffered(Box<Node>, Box<Node>),
     /// The item's value in the previous campaign's answers.
     Prev(u16),
+    /// A computed item's formula evaluated on the previous campaign's answers.
+    PrevFormula(Box<Node>),
     Present(u16),
     /// Single choice equal to the code with this index (negated for `!=`).
     ChoiceIs(u16, u16, bool),
@@ -382,6 +388,13 @@ impl Parser<'_, '_> {
             "present" => {
                 let item = self.item_argument()?;
                 self.expect_op(")")?;
+                if self.compiler.items[item as usize].computed {
+                    return Err(ExprError::WrongType {
+                        item: self.compiler.items[item as usize].id.clone(),
+                        kind: "computed",
+                        usage: "with present() (it is never entered)",
+                    });
+                }
                 Ok(Node::Present(item))
             }
             "has" => {
@@ -412,15 +425,28 @@ impl Parser<'_, '_> {
                     }
                     _ => return Err(ExprError::Arity("prev(item) takes an item".into())),
                 };
-                if self.compiler.items[item as usize].computed {
-                    return Err(ExprError::Arity(
-                        "prev() reads an answered item, not a computed one".into(),
-                    ));
-                }
                 self.expect_op(")")?;
-                Ok(Node::Prev(item))
+                if !self.compiler.items[item as usize].computed {
+                    return Ok(Node::Prev(item));
+                }
+                let formula = self
+                    .compiler
+                    .formulas
+                    .get(item as usize)
+                    .and_then(Option::as_ref)
+                    .ok_or_else(|| {
+                        ExprError::ComputedLater(self.compiler.items[item as usize].id.clone())
+                    })?;
+                Ok(Node::PrevFormula(Box::new(formula.node.clone())))
             }
-            "sum" | "min" | "max" | "abs" | "opt" => {
+            "if_offered" => {
+                let capacity = self.or()?;
+                self.expect_op(",")?;
+                let value = self.or()?;
+                self.expect_op(")")?;
+                Ok(Node::IfOffered(Box::new(capacity), Box::new(value)))
+            }
+            "sum" | "min" | "max" | "abs" => {
                 let mut args = vec![self.or()?];
                 while self.peek_op(",") {
                     self.pos += 1;
@@ -432,14 +458,9 @@ impl Parser<'_, '_> {
                     "min" => Ok(Node::Min(args)),
                     "max" => Ok(Node::Max(args)),
                     _ if args.len() == 1 => {
-                        let arg = Box::new(args.pop().expect("one argument"));
-                        Ok(if name == "abs" {
-                            Node::Abs(arg)
-                        } else {
-                            Node::Opt(arg)
-                        })
+                        Ok(Node::Abs(Box::new(args.pop().expect("one argument"))))
                     }
-                    _ => Err(ExprError::Arity(format!("{name}() takes one argument"))),
+                    _ => Err(ExprError::Arity("abs() takes one argument".into())),
                 }
             }
             other => Err(ExprError::Unexpected(format!("function `{other}`"))),
@@ -520,7 +541,13 @@ impl Scope<'_> {
             // An item not asked of this category contributes nothing (a line of a sum).
             None => Some(0.0),
             Some(Slot::Value(v)) => v.as_number(),
-            Some(Slot::Missing | Slot::NotApplicable) if self.missing_as_zero => Some(0.0),
+            // The quantity does not exist for this structure (a date has no such zero).
+            Some(Slot::NotApplicable)
+                if !matches!(self.items[item as usize].kind, ItemType::Date) =>
+            {
+                Some(0.0)
+            }
+            Some(Slot::Missing) if self.missing_as_zero => Some(0.0),
             Some(_) => None,
         }
     }
@@ -577,7 +604,10 @@ impl Scope<'_> {
                 .iter()
                 .try_fold(f64::NEG_INFINITY, |acc, a| Some(acc.max(self.eval(a)?))),
             Node::Abs(a) => self.eval(a).map(f64::abs),
-            Node::Opt(a) => Some(self.eval(a).unwrap_or(0.0)),
+            Node::IfOffered(capacity, value) => match self.eval(capacity) {
+                Some(c) if c > 0.0 => self.eval(value),
+                _ => Some(0.0),
+            },
             Node::Prev(i) => {
                 // Not asked of this respondent: nothing to compare.
                 self.slot(*i)?;
@@ -586,6 +616,12 @@ impl Scope<'_> {
                     _ => None,
                 }
             }
+            Node::PrevFormula(formula) => Scope {
+                answers: self.previous?,
+                previous: None,
+                ..*self
+            }
+            .eval(formula),
             Node::Present(i) => truth(matches!(self.slot(*i), Some(Slot::Value(_)))),
             Node::ChoiceIs(i, code, negate) => match self.slot(*i) {
                 Some(Slot::Value(Value::Choice(c))) => truth((c == code) != *negate),
