@@ -24,7 +24,7 @@ mod token;
 
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
-pub use openapi::{add_common_errors, operation};
+pub use openapi::{add_bearer, add_common_errors, operation};
 pub use schema::{FinessSchema, RoleSchema};
 pub use token::{Caller, Claims, HasVerifier, TokenError, TokenVerifier};
 

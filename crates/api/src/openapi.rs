@@ -99,3 +99,25 @@ pub fn add_common_errors(api: &mut OpenApi) {
         }
     }
 }
+
+/// Declares the bearer access token as the description's default security: every
+/// operation needs it unless its attribute says `security(())`.
+pub fn add_bearer(api: &mut OpenApi) {
+    use utoipa::openapi::security::{
+        HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+    };
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    api.security = Some(vec![SecurityRequirement::new(
+        "bearer",
+        Vec::<String>::new(),
+    )]);
+}

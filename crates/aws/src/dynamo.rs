@@ -70,6 +70,10 @@ fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
             "answers".into(),
             s(serde_json::to_string(&q.answers).map_err(corrupt)?),
         ),
+        (
+            "items".into(),
+            s(serde_json::to_string(&q.items).map_err(corrupt)?),
+        ),
         ("fill_rate".into(), n(q.fill_rate)),
         ("version".into(), n(q.version)),
         ("updated_at".into(), n(q.updated_at)),
@@ -100,6 +104,11 @@ fn from_item(item: &Item) -> Result<StoredQuestionnaire, StoreError> {
             .map_err(corrupt)?,
         status: status_of(get_s(item, "status")?)?,
         answers: serde_json::from_str(get_s(item, "answers")?).map_err(corrupt)?,
+        // Questionnaires written before item metadata existed have none.
+        items: match item.get("items").and_then(|v| v.as_s().ok()) {
+            Some(text) => serde_json::from_str(text).map_err(corrupt)?,
+            None => Default::default(),
+        },
         fill_rate: get_n(item, "fill_rate")?,
         version: get_n(item, "version")?,
         updated_at: get_n(item, "updated_at")?,

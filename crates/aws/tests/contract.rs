@@ -90,6 +90,7 @@ fn questionnaire(
             .as_object()
             .unwrap()
             .clone(),
+        items: Default::default(),
         fill_rate: 0.5,
         version: 1,
         updated_at: 1_750_000_000,

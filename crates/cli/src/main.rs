@@ -230,6 +230,16 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
                 departement: finess.departement(),
                 og,
                 status,
+                items: answers
+                    .keys()
+                    .map(|id| {
+                        let meta = tdb_domain::ports::ItemMeta {
+                            version: 1,
+                            origin: tdb_domain::ports::Origin::Structure,
+                        };
+                        (id.clone(), meta)
+                    })
+                    .collect(),
                 answers,
                 fill_rate,
                 version: 1,

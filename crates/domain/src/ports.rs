@@ -25,11 +25,37 @@ pub struct StoredQuestionnaire {
     pub og: Option<Finess>,
     pub status: QuestionnaireStatus,
     pub answers: serde_json::Map<String, serde_json::Value>,
+    /// For each answered item: the questionnaire version that last changed it, and where
+    /// its value came from. Concurrent saves are checked item by item against it.
+    #[serde(default)]
+    pub items: std::collections::BTreeMap<String, ItemMeta>,
     pub fill_rate: f64,
     /// Incremented by each write: optimistic concurrency between two editors.
     pub version: u64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+/// Where an answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// Entered by the structure itself.
+    Structure,
+    /// Entered by its managing organisation (subsidiarity).
+    Og,
+    /// Uploaded in bulk.
+    Import,
+    /// Pre-filled from the financial statements.
+    Prefill,
+}
+
+/// What is known of one answered item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemMeta {
+    /// The questionnaire version whose save last changed the item.
+    pub version: u64,
+    pub origin: Origin,
 }
 
 /// One line of a territory's progress listing.

@@ -22,9 +22,7 @@ use tdb_api::{
     operation,
 };
 use tdb_domain::ports::{AccountStore, Lake, Mailer};
-use utoipa::openapi::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::{IntoParams, Modify};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
 type Shared<S, M, L> = State<Arc<App<S, M, L>>>;
@@ -49,7 +47,7 @@ where
          \"field\"}}`; `field` names the bad input."
             .into(),
     );
-    Bearer.modify(&mut api);
+    tdb_api::add_bearer(&mut api);
     tdb_api::add_common_errors(&mut api);
     let description = Arc::new(api);
     let router = router.route(
@@ -66,27 +64,6 @@ where
         }),
     );
     edge(router.with_state(app.into()))
-}
-
-struct Bearer;
-
-impl Modify for Bearer {
-    fn modify(&self, api: &mut OpenApi) {
-        let components = api.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-        api.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
-            "bearer",
-            Vec::<String>::new(),
-        )]);
-    }
 }
 
 fn documented<S, M, L>() -> OpenApiRouter<Arc<App<S, M, L>>>

@@ -1,0 +1,169 @@
+//! The collect API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods;
+//! each handler's `#[utoipa::path]` is both its route and its documentation.
+
+use crate::{App, AuditPage, OpeningSummary, QuestionnaireView, SaveError, SaveResult, StaleSave};
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value as Json};
+use std::sync::Arc;
+use tdb_api::{ApiError, Caller, JsonBody, PathParams, QueryParams, edge, operation};
+use tdb_domain::ports::{AccountStore, AuditLog, QuestionnaireStore};
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+
+type Shared<Q, A, S> = State<Arc<App<Q, A, S>>>;
+
+/// Where the collect function serves its OpenAPI description.
+pub const OPENAPI_PATH: &str = "/questionnaires/openapi.json";
+
+/// The router Lambda runs, tests call and the local gateway serves.
+pub fn router<Q, A, S>(app: impl Into<Arc<App<Q, A, S>>>) -> Router
+where
+    Q: QuestionnaireStore + 'static,
+    A: AuditLog + 'static,
+    S: AccountStore + 'static,
+{
+    let (router, mut api) = OpenApiRouter::<Arc<App<Q, A, S>>>::new()
+        .routes(operation::<__path_open, _, _, _>(open::<Q, A, S>))
+        .routes(operation::<__path_save, _, _, _>(save::<Q, A, S>))
+        .routes(operation::<__path_trail, _, _, _>(trail::<Q, A, S>))
+        .routes(operation::<__path_open_campaign, _, _, _>(
+            open_campaign::<Q, A, S>,
+        ))
+        .split_for_parts();
+    api.info.title = "TDB-ESMS collect".into();
+    api.info.version = env!("CARGO_PKG_VERSION").into();
+    api.info.description = Some(
+        "Questionnaires read and saved item by item (docs/collect.md). Errors are \
+         `{\"error\": {\"code\", \"message\", \"field\"}}`."
+            .into(),
+    );
+    tdb_api::add_bearer(&mut api);
+    tdb_api::add_common_errors(&mut api);
+    let description = Arc::new(api);
+    let router = router.route(
+        OPENAPI_PATH,
+        axum::routing::get(move || {
+            let description = description.clone();
+            async move {
+                let mut response = axum::Json(description.as_ref()).into_response();
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CACHE_CONTROL, tdb_api::PUBLIC_DOCUMENT);
+                response
+            }
+        }),
+    );
+    edge(router.with_state(app.into()))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct QuestionnairePath {
+    /// The campaign year (2025 collects the data of 2024).
+    campaign: u16,
+    /// FINESS of the structure (a principal ESMS or an OG).
+    #[param(pattern = "^[0-9][0-9AB][0-9]{7}$")]
+    finess: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct CampaignPath {
+    campaign: u16,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PageQuery {
+    /// The `next` of the previous page.
+    page: Option<String>,
+}
+
+/// A partial save: any number of items, based on the version the client read.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct SaveBody {
+    /// The questionnaire version the values were entered on.
+    base_version: u64,
+    /// `{item id: value}`; `null` clears an answer, `{"status": "not_applicable"}` or
+    /// `{"status": "unknown"}` say so.
+    #[schema(value_type = Object)]
+    answers: Map<String, Json>,
+}
+
+/// The caller's questionnaire of a structure: its platform's items for the category, the
+/// answers with their origin, the fill rate overall, per part and per section, the rules
+/// that fail, and what the caller may edit now.
+#[utoipa::path(get, path = "/questionnaires/{campaign}/{finess}", tag = "questionnaires",
+    params(QuestionnairePath), responses((status = 200, body = QuestionnaireView)))]
+async fn open<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, A, S>,
+    PathParams(path): PathParams<QuestionnairePath>,
+) -> Result<Response, ApiError> {
+    let view = app.open(&caller, path.campaign, &path.finess).await?;
+    Ok(tdb_api::json(200, &view))
+}
+
+/// Saves some items. Each value is checked against its item: the valid ones are saved,
+/// the others come back in `rejected` with the reason. Refused with 409 `stale_version`
+/// (and the current values) when an item of the save was changed by someone else after
+/// `base_version`.
+#[utoipa::path(patch, path = "/questionnaires/{campaign}/{finess}", tag = "questionnaires",
+    params(QuestionnairePath), request_body = SaveBody,
+    responses((status = 200, body = SaveResult),
+        (status = 409, body = StaleSave, description = "stale version, outside collection, validated or closed questionnaire")))]
+async fn save<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, A, S>,
+    PathParams(path): PathParams<QuestionnairePath>,
+    JsonBody(body): JsonBody<SaveBody>,
+) -> Result<Response, ApiError> {
+    match app
+        .save(
+            caller,
+            path.campaign,
+            &path.finess,
+            body.base_version,
+            body.answers,
+        )
+        .await
+    {
+        Ok(result) => Ok(tdb_api::json(200, &result)),
+        Err(SaveError::Stale(stale)) => {
+            Ok(tdb_api::json(409, &serde_json::json!({ "error": stale })))
+        }
+        Err(SaveError::Api(e)) => Err(e),
+    }
+}
+
+/// The questionnaire's audit trail, newest first, 50 entries a page.
+#[utoipa::path(get, path = "/questionnaires/{campaign}/{finess}/audit", tag = "questionnaires",
+    params(QuestionnairePath, PageQuery), responses((status = 200, body = AuditPage)))]
+async fn trail<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, A, S>,
+    PathParams(path): PathParams<QuestionnairePath>,
+    QueryParams(query): QueryParams<PageQuery>,
+) -> Result<Response, ApiError> {
+    let page = app
+        .trail(&caller, path.campaign, &path.finess, query.page.as_deref())
+        .await?;
+    Ok(tdb_api::json(200, &page))
+}
+
+/// Opens the campaign: a "not started" questionnaire for every respondent that has none
+/// (national administrator). Running it again creates nothing.
+#[utoipa::path(post, path = "/questionnaires/{campaign}/opening", tag = "campaign",
+    params(CampaignPath), responses((status = 200, body = OpeningSummary)))]
+async fn open_campaign<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, A, S>,
+    PathParams(path): PathParams<CampaignPath>,
+) -> Result<Response, ApiError> {
+    let summary = app.open_campaign(&caller, path.campaign).await?;
+    Ok(tdb_api::json(200, &summary))
+}

@@ -1,0 +1,778 @@
+//! The collect function (domain §7): a structure, or its OG for the items subsidiarity
+//! gives it, reads and saves its campaign questionnaire. [`router`] builds the
+//! `axum::Router` that Lambda runs, tests call and the local gateway serves; its handlers
+//! call [`App`]'s methods, which work over the ports.
+//!
+//! Saves are partial and checked item by item; concurrent saves are reconciled per item
+//! (docs/collect.md): a save is refused only when an item it changes was changed by
+//! someone else since the version it was based on.
+
+mod http;
+
+use futures_util::StreamExt;
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tdb_api::{ApiError, Caller, TokenVerifier};
+use tdb_domain::accounts::StructureRecord;
+use tdb_domain::campaign::{Activity, CampaignYear, QuestionnaireStatus};
+use tdb_domain::ports::{
+    AccountStore, AuditEntry, AuditLog, ItemMeta, Origin, QuestionnaireStore, StoreError,
+    StoredQuestionnaire,
+};
+use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
+use tdb_domain::rights::{Action, DataScope, Target};
+use tdb_domain::{Departement, Finess, RespondentKind};
+
+pub use http::{OPENAPI_PATH, router};
+
+/// The time, in Unix seconds; passed in so tests can move it (phases).
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    })
+}
+
+pub struct App<Q, A, S> {
+    questionnaires: Q,
+    audit: A,
+    /// The accounts table: structures (kind, OG, principal) and the caller's current roles.
+    structures: S,
+    campaigns: BTreeMap<CampaignYear, CampaignDefinitions>,
+    verifier: TokenVerifier,
+    clock: Clock,
+}
+
+impl<Q, A, S> tdb_api::HasVerifier for App<Q, A, S> {
+    fn token_verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+/// The most items one save may carry: a whole questionnaire.
+pub const MAX_ITEMS_PER_SAVE: usize = 1000;
+
+/// One item as a caller sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ItemView {
+    pub id: String,
+    pub section: String,
+    pub label: String,
+    pub help: Option<String>,
+    /// `integer`, `decimal`, `money`, `percentage`, `date`, `yes_no`, `choice`,
+    /// `multiple_choice` or `text`.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub unit: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// `[code, label]` pairs.
+    pub choices: Vec<(String, String)>,
+    pub required: bool,
+    /// Computed from other items, never entered.
+    pub computed: bool,
+    /// Whether this caller may change it now.
+    pub editable: bool,
+    /// The answer (or `{"status": ...}`), or a computed item's value.
+    #[schema(value_type = Option<Object>)]
+    pub value: Option<Json>,
+    #[schema(value_type = Option<String>)]
+    pub origin: Option<Origin>,
+}
+
+/// A part's fill rate against its threshold.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PartView {
+    pub part: String,
+    pub answered: u32,
+    pub applicable: u32,
+    pub threshold: f64,
+    /// ISO date.
+    pub deadline: String,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct FillView {
+    pub rate: f64,
+    pub answered: u32,
+    pub applicable: u32,
+    pub parts: Vec<PartView>,
+    /// `[section id, answered, applicable]`.
+    pub sections: Vec<(String, u32, u32)>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ViolationView {
+    pub rule: String,
+    /// `blocking` or `warning`.
+    pub severity: &'static str,
+    pub message: String,
+    pub items: Vec<String>,
+}
+
+/// A questionnaire as its reader sees it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct QuestionnaireView {
+    pub campaign: u16,
+    #[schema(value_type = String)]
+    pub finess: Finess,
+    /// `generic` or `sad`.
+    pub platform: &'static str,
+    /// `not_started`, `in_progress`, `validated`, `reopened`, `closed`.
+    #[schema(value_type = String)]
+    pub status: QuestionnaireStatus,
+    /// The version a save must be based on.
+    pub version: u64,
+    /// Whether the caller may save anything now (phase, status and rights).
+    pub writable: bool,
+    /// The secondary FINESS this questionnaire covers.
+    #[schema(value_type = Vec<String>)]
+    pub covers: Vec<Finess>,
+    pub fill: FillView,
+    pub violations: Vec<ViolationView>,
+    pub items: Vec<ItemView>,
+}
+
+/// A value of a save that was not kept, and why.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RejectedValue {
+    pub item: String,
+    pub reason: String,
+}
+
+/// What a save did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SaveResult {
+    pub version: u64,
+    /// Items whose value was written (unchanged values are not counted).
+    pub saved: Vec<String>,
+    /// Values refused, with the reason; the others of the same save are kept.
+    pub rejected: Vec<RejectedValue>,
+    pub fill: FillView,
+    pub violations: Vec<ViolationView>,
+}
+
+/// The answer to a stale save: what the items it touched hold now.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct StaleSave {
+    pub code: &'static str,
+    pub message: String,
+    pub version: u64,
+    /// The current value (or null) of each item changed by someone else since the save's
+    /// base version.
+    #[schema(value_type = Object)]
+    pub current: Map<String, Json>,
+}
+
+/// How a save failed.
+pub enum SaveError {
+    Api(ApiError),
+    Stale(StaleSave),
+}
+
+impl From<ApiError> for SaveError {
+    fn from(e: ApiError) -> Self {
+        SaveError::Api(e)
+    }
+}
+
+/// What opening a campaign did.
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct OpeningSummary {
+    pub created: usize,
+    pub already_open: usize,
+}
+
+/// One audit entry as the trail shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AuditPage {
+    /// Newest first.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<AuditEntry>,
+    pub next: Option<String>,
+}
+
+pub(crate) fn store_error(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict { .. } => {
+            ApiError::conflict("concurrent_change", "the questionnaire changed; try again")
+        }
+        StoreError::NotFound(what) => ApiError::not_found(what),
+        StoreError::BadPageToken => ApiError::invalid("page", "invalid page token"),
+        StoreError::Duplicate(what) => ApiError::conflict("duplicate", format!("{what} exists")),
+        e @ StoreError::Backend(_) => {
+            tracing::error!(error = %e, "storage backend failed");
+            ApiError::unavailable()
+        }
+        e @ StoreError::Corrupt(_) => {
+            tracing::error!(error = %e, "stored data could not be read");
+            ApiError::internal()
+        }
+    }
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Blocking => "blocking",
+        Severity::Warning => "warning",
+    }
+}
+
+fn type_name(kind: &tdb_domain::questionnaire::ItemType) -> &'static str {
+    use tdb_domain::questionnaire::ItemType::*;
+    match kind {
+        Integer => "integer",
+        Decimal { .. } => "decimal",
+        Money { .. } => "money",
+        Percentage { .. } => "percentage",
+        Date => "date",
+        YesNo => "yes_no",
+        Choice => "choice",
+        MultipleChoice => "multiple_choice",
+        Text { .. } => "text",
+    }
+}
+
+/// What a caller may enter on a questionnaire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Entry {
+    All,
+    Subsidiarity,
+    Nothing,
+}
+
+impl<Q: QuestionnaireStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
+    pub fn new(
+        questionnaires: Q,
+        audit: A,
+        structures: S,
+        campaigns: BTreeMap<CampaignYear, CampaignDefinitions>,
+        verifier: TokenVerifier,
+        clock: Clock,
+    ) -> App<Q, A, S> {
+        App {
+            questionnaires,
+            audit,
+            structures,
+            campaigns,
+            verifier,
+            clock,
+        }
+    }
+
+    fn today(&self) -> time::Date {
+        time::OffsetDateTime::from_unix_timestamp((self.clock)())
+            .map(|t| t.date())
+            .unwrap_or(time::Date::MIN)
+    }
+
+    fn campaign(&self, year: u16) -> Result<(CampaignYear, &CampaignDefinitions), ApiError> {
+        let year = CampaignYear::new(year)
+            .map_err(|_| ApiError::invalid("campaign", "not a campaign year"))?;
+        let definitions = self
+            .campaigns
+            .get(&year)
+            .ok_or_else(|| ApiError::not_found("campaign"))?;
+        Ok((year, definitions))
+    }
+
+    /// The structure whose questionnaire is asked for; a secondary FINESS has none.
+    async fn respondent(&self, finess: &str) -> Result<StructureRecord, ApiError> {
+        let finess =
+            Finess::parse(finess).map_err(|e| ApiError::invalid("finess", e.to_string()))?;
+        let structure = self
+            .structures
+            .structures(&[finess])
+            .await
+            .map_err(store_error)?
+            .pop()
+            .ok_or_else(|| ApiError::not_found("structure"))?;
+        if let Some(principal) = structure.principal {
+            return Err(ApiError::new(
+                404,
+                "secondary_structure",
+                format!(
+                    "{finess} is a secondary FINESS: its data are in the questionnaire of its principal {principal}"
+                ),
+            ));
+        }
+        Ok(structure)
+    }
+
+    /// What the caller may enter on this structure's questionnaire, by rights only.
+    fn entry(caller: &Caller, target: &Target) -> Entry {
+        if caller
+            .authorize(Action::EnterData(DataScope::All), target)
+            .is_ok()
+        {
+            Entry::All
+        } else if caller
+            .authorize(Action::EnterData(DataScope::Subsidiarity), target)
+            .is_ok()
+        {
+            Entry::Subsidiarity
+        } else {
+            Entry::Nothing
+        }
+    }
+
+    /// Whether the phase and the status let anything be written now.
+    fn open_for_writing(
+        &self,
+        definition: &Definition,
+        status: QuestionnaireStatus,
+    ) -> Result<(), ApiError> {
+        let phase = definition.campaign().phase_on(self.today());
+        if !phase.allows(Activity::EnterData) {
+            return Err(ApiError::conflict(
+                "outside_collection",
+                format!(
+                    "answers can be entered during collection and fiabilisation; the campaign is in phase {phase:?}"
+                ),
+            ));
+        }
+        match status {
+            QuestionnaireStatus::Validated => Err(ApiError::conflict(
+                "questionnaire_validated",
+                "the questionnaire is validated: it must be reopened before any change",
+            )),
+            QuestionnaireStatus::Closed => Err(ApiError::conflict(
+                "questionnaire_closed",
+                "the questionnaire is closed",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    async fn stored(
+        &self,
+        year: CampaignYear,
+        finess: Finess,
+    ) -> Result<StoredQuestionnaire, ApiError> {
+        self.questionnaires
+            .get(year, finess)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "not_opened",
+                    "the campaign has not been opened for this structure",
+                )
+            })
+    }
+
+    /// The caller with only the roles it still holds (one consistent read): a role removed
+    /// since the token was issued cannot write.
+    async fn current(&self, caller: Caller) -> Result<Caller, ApiError> {
+        let record = self
+            .structures
+            .account(&caller.account)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "this account no longer exists")
+            })?;
+        Ok(Caller {
+            roles: caller
+                .roles
+                .into_iter()
+                .filter(|r| record.roles.contains(r))
+                .collect(),
+            ..caller
+        })
+    }
+
+    pub(crate) async fn open(
+        &self,
+        caller: &Caller,
+        year: u16,
+        finess: &str,
+    ) -> Result<QuestionnaireView, ApiError> {
+        let (year, definitions) = self.campaign(year)?;
+        let structure = self.respondent(finess).await?;
+        let target = Target::Structure(structure.target());
+        caller.authorize(Action::Consult, &target)?;
+        let stored = self.stored(year, structure.finess).await?;
+        let definition = definitions.for_kind(structure.kind);
+        let entry = Self::entry(caller, &target);
+        let writable =
+            entry != Entry::Nothing && self.open_for_writing(definition, stored.status).is_ok();
+        let covers = self.secondaries(&structure).await?;
+        Ok(view(definition, &stored, entry, writable, covers))
+    }
+
+    /// The secondaries of a principal, from its département's structures.
+    async fn secondaries(&self, structure: &StructureRecord) -> Result<Vec<Finess>, ApiError> {
+        if structure.kind == RespondentKind::Og {
+            return Ok(vec![]);
+        }
+        Ok(self
+            .structures
+            .structures_of_departement(structure.departement())
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .filter(|s| s.principal == Some(structure.finess))
+            .map(|s| s.finess)
+            .collect())
+    }
+
+    pub(crate) async fn save(
+        &self,
+        caller: Caller,
+        year: u16,
+        finess: &str,
+        base_version: u64,
+        values: Map<String, Json>,
+    ) -> Result<SaveResult, SaveError> {
+        if values.len() > MAX_ITEMS_PER_SAVE {
+            return Err(ApiError::invalid(
+                "answers",
+                format!("at most {MAX_ITEMS_PER_SAVE} items per save"),
+            )
+            .into());
+        }
+        let (year, definitions) = self.campaign(year)?;
+        let structure = self.respondent(finess).await?;
+        let target = Target::Structure(structure.target());
+        caller.authorize(Action::Consult, &target)?;
+        let caller = self.current(caller).await?;
+        let entry = Self::entry(&caller, &target);
+        if entry == Entry::Nothing {
+            caller.authorize(Action::EnterData(DataScope::Subsidiarity), &target)?;
+        }
+        let definition = definitions.for_kind(structure.kind);
+        let own = caller
+            .roles
+            .iter()
+            .any(|r| tdb_domain::accounts::role_structure(r) == Some(structure.finess));
+        let origin = if own { Origin::Structure } else { Origin::Og };
+        // Rights item by item, before anything is read or written.
+        for id in values.keys() {
+            if let Some(item) = definition.item(id)
+                && entry == Entry::Subsidiarity
+                && !item.subsidiarity
+            {
+                return Err(ApiError {
+                    field: Some(id.clone()),
+                    ..ApiError::new(
+                        403,
+                        "not_subsidiarity",
+                        "an OG enters only the items subsidiarity gives it (staff, information systems, finance)",
+                    )
+                }
+                .into());
+            }
+        }
+        for _ in 0..5 {
+            let stored = self.stored(year, structure.finess).await?;
+            self.open_for_writing(definition, stored.status)?;
+            // Items changed by someone else since the save's base version.
+            let stale: Map<String, Json> = values
+                .keys()
+                .filter(|id| {
+                    stored
+                        .items
+                        .get(*id)
+                        .is_some_and(|meta| meta.version > base_version)
+                })
+                .map(|id| {
+                    (
+                        id.clone(),
+                        stored.answers.get(id).cloned().unwrap_or(Json::Null),
+                    )
+                })
+                .collect();
+            if !stale.is_empty() {
+                return Err(SaveError::Stale(StaleSave {
+                    code: "stale_version",
+                    message: format!(
+                        "{} item(s) changed since version {base_version}: reread them and save again",
+                        stale.len()
+                    ),
+                    version: stored.version,
+                    current: stale,
+                }));
+            }
+            let mut answers = definition.carry_over(structure.kind, &stored.answers);
+            let mut rejected = Vec::new();
+            let mut changes = Map::new();
+            for (id, value) in &values {
+                match definition.set_answer(&mut answers, structure.kind, id, value) {
+                    Err(e) => rejected.push(RejectedValue {
+                        item: id.clone(),
+                        reason: e.reason.to_string(),
+                    }),
+                    Ok(()) => {
+                        let old = stored.answers.get(id).cloned().unwrap_or(Json::Null);
+                        let new = definition
+                            .answers_to_json(&answers)
+                            .get(id)
+                            .cloned()
+                            .unwrap_or(Json::Null);
+                        if old != new {
+                            changes
+                                .insert(id.clone(), serde_json::json!({ "old": old, "new": new }));
+                        }
+                    }
+                }
+            }
+            let evaluation = definition.evaluate(structure.kind, &answers, None);
+            if changes.is_empty() {
+                return Ok(SaveResult {
+                    version: stored.version,
+                    saved: vec![],
+                    rejected,
+                    fill: fill_view(&evaluation.fill),
+                    violations: violations_view(&evaluation.violations),
+                });
+            }
+            let version = stored.version + 1;
+            let mut items = stored.items.clone();
+            for id in changes.keys() {
+                items.insert(id.clone(), ItemMeta { version, origin });
+            }
+            let next = StoredQuestionnaire {
+                answers: definition.answers_to_json(&answers),
+                items,
+                fill_rate: evaluation.fill.overall.ratio(),
+                status: match stored.status {
+                    QuestionnaireStatus::NotStarted => QuestionnaireStatus::InProgress,
+                    other => other,
+                },
+                version,
+                updated_at: (self.clock)(),
+                ..stored
+            };
+            match self.questionnaires.put(&next).await {
+                Ok(()) => {}
+                // Someone saved meanwhile: read again and check the items again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(e).into()),
+            }
+            let saved: Vec<String> = changes.keys().cloned().collect();
+            let entry = AuditEntry {
+                at: (self.clock)() * 1000,
+                actor: caller.account.to_string(),
+                action: "save".into(),
+                detail: serde_json::json!({ "version": version, "origin": origin, "changes": changes }),
+            };
+            if let Err(e) = self.audit.append(year, structure.finess, &entry).await {
+                // The answers are saved; a missing trail line is logged, never hidden.
+                tracing::error!(error = %e, finess = %structure.finess, version, "audit entry not written");
+            }
+            tracing::info!(finess = %structure.finess, version, saved = saved.len(), rejected = rejected.len(), "questionnaire saved");
+            return Ok(SaveResult {
+                version,
+                saved,
+                rejected,
+                fill: fill_view(&evaluation.fill),
+                violations: violations_view(&evaluation.violations),
+            });
+        }
+        Err(ApiError::conflict(
+            "concurrent_change",
+            "the questionnaire kept changing during the save; try again",
+        )
+        .into())
+    }
+
+    pub(crate) async fn trail(
+        &self,
+        caller: &Caller,
+        year: u16,
+        finess: &str,
+        page: Option<&str>,
+    ) -> Result<AuditPage, ApiError> {
+        const PAGE: usize = 50;
+        let (year, _) = self.campaign(year)?;
+        let structure = self.respondent(finess).await?;
+        caller.authorize(Action::Consult, &Target::Structure(structure.target()))?;
+        let skip = match page {
+            None => 0,
+            Some(p) => p
+                .parse::<usize>()
+                .map_err(|_| ApiError::invalid("page", "invalid page token"))?,
+        };
+        let mut entries = self
+            .audit
+            .list(year, structure.finess)
+            .await
+            .map_err(store_error)?;
+        entries.reverse();
+        let total = entries.len();
+        let entries: Vec<AuditEntry> = entries.into_iter().skip(skip).take(PAGE).collect();
+        let next = (skip + PAGE < total).then(|| (skip + PAGE).to_string());
+        Ok(AuditPage { entries, next })
+    }
+
+    /// Creates the "not started" questionnaire of every respondent of the referential that
+    /// has none: principal ESMS in scope on their platform, and OG. Running it again
+    /// creates nothing.
+    pub(crate) async fn open_campaign(
+        &self,
+        caller: &Caller,
+        year: u16,
+    ) -> Result<OpeningSummary, ApiError> {
+        caller.authorize(Action::ImportReferential, &Target::National)?;
+        let (year, _) = self.campaign(year)?;
+        let mut respondents = Vec::new();
+        for departement in Departement::all() {
+            respondents.extend(
+                self.structures
+                    .structures_of_departement(departement)
+                    .await
+                    .map_err(store_error)?
+                    .into_iter()
+                    .filter(|s| s.principal.is_none()),
+            );
+        }
+        let now = (self.clock)();
+        let outcomes: Vec<Result<bool, StoreError>> = futures_util::stream::iter(respondents)
+            .map(|s| {
+                let q = StoredQuestionnaire {
+                    campaign: year,
+                    respondent: tdb_domain::Respondent {
+                        finess: s.finess,
+                        kind: s.kind,
+                    },
+                    departement: s.departement(),
+                    og: s.og,
+                    status: QuestionnaireStatus::NotStarted,
+                    answers: Map::new(),
+                    items: BTreeMap::new(),
+                    fill_rate: 0.0,
+                    version: 1,
+                    updated_at: now,
+                };
+                async move {
+                    match self.questionnaires.put(&q).await {
+                        Ok(()) => Ok(true),
+                        Err(StoreError::Conflict { .. }) => Ok(false),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        let mut summary = OpeningSummary::default();
+        for outcome in outcomes {
+            if outcome.map_err(store_error)? {
+                summary.created += 1;
+            } else {
+                summary.already_open += 1;
+            }
+        }
+        tracing::info!(campaign = %year, created = summary.created, already_open = summary.already_open, "campaign opened");
+        Ok(summary)
+    }
+}
+
+fn fill_view(fill: &tdb_domain::questionnaire::FillReport) -> FillView {
+    FillView {
+        rate: fill.overall.ratio(),
+        answered: fill.overall.answered,
+        applicable: fill.overall.applicable,
+        parts: fill
+            .parts
+            .iter()
+            .map(|p| PartView {
+                part: p.part.to_string(),
+                answered: p.rate.answered,
+                applicable: p.rate.applicable,
+                threshold: p.threshold,
+                deadline: p.deadline.to_string(),
+            })
+            .collect(),
+        sections: fill
+            .sections
+            .iter()
+            .map(|(id, r)| (id.to_string(), r.answered, r.applicable))
+            .collect(),
+    }
+}
+
+fn violations_view(violations: &[tdb_domain::questionnaire::Violation]) -> Vec<ViolationView> {
+    violations
+        .iter()
+        .map(|v| ViolationView {
+            rule: v.rule.to_string(),
+            severity: severity(v.severity),
+            message: v.message.to_string(),
+            items: v.items.to_vec(),
+        })
+        .collect()
+}
+
+fn view(
+    definition: &Definition,
+    stored: &StoredQuestionnaire,
+    entry: Entry,
+    writable: bool,
+    covers: Vec<Finess>,
+) -> QuestionnaireView {
+    let kind = stored.respondent.kind;
+    let answers = definition.carry_over(kind, &stored.answers);
+    let evaluation = definition.evaluate(kind, &answers, None);
+    let items = definition
+        .items()
+        .iter()
+        .enumerate()
+        .filter(|(_, item)| item.mask & kind.bit() != 0)
+        .map(|(i, item)| {
+            let value = if item.computed {
+                definition
+                    .computed_value(i, kind, &answers)
+                    .and_then(serde_json::Number::from_f64)
+                    .map(Json::Number)
+            } else {
+                stored.answers.get(&item.id).cloned()
+            };
+            let may = match entry {
+                Entry::All => true,
+                Entry::Subsidiarity => item.subsidiarity,
+                Entry::Nothing => false,
+            };
+            ItemView {
+                id: item.id.clone(),
+                section: definition.sections()[item.section as usize].id.clone(),
+                label: item.label.clone(),
+                help: item.help.clone(),
+                kind: type_name(&item.kind),
+                unit: item.unit.clone(),
+                min: item.min,
+                max: item.max,
+                choices: item
+                    .choices
+                    .iter()
+                    .map(|c| (c.code.clone(), c.label.clone()))
+                    .collect(),
+                required: item.required,
+                computed: item.computed,
+                editable: writable && may && !item.computed,
+                value,
+                origin: stored.items.get(&item.id).map(|m| m.origin),
+            }
+        })
+        .collect();
+    QuestionnaireView {
+        campaign: stored.campaign.value(),
+        finess: stored.respondent.finess,
+        platform: definition.platform().key(),
+        status: stored.status,
+        version: stored.version,
+        writable,
+        covers,
+        fill: fill_view(&evaluation.fill),
+        violations: violations_view(&evaluation.violations),
+        items,
+    }
+}

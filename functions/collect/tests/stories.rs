@@ -1,0 +1,646 @@
+//! The collect stories through the function's router, with the real adapters on the local
+//! stack: DynamoDB Local for the campaign and accounts tables. Each test provisions its own
+//! copy of the template's resources. A stopped stack makes these tests fail, never skip.
+
+use accounts::{TokenSigner, generate_signing_key};
+use axum::Router;
+use axum::body::Body;
+use axum::http::{self, Method};
+use collect::App;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, OnceLock};
+use tdb_api::TokenVerifier;
+use tdb_aws::accounts::AccountsTable;
+use tdb_aws::dynamo::CampaignTable;
+use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord};
+use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::{AccountStore, QuestionnaireStore};
+use tdb_domain::rights::{Profile, Role};
+use tdb_domain::{Category, Finess, Region, RespondentKind};
+use tower::ServiceExt;
+
+const ISSUER: &str = "https://api.tdb-esms.test";
+const AUDIENCE: &str = "tdb-esms";
+/// 20 May 2025: the 2025 collection is open.
+const IN_COLLECTION: i64 = 1_747_699_200;
+/// 15 September 2025: closed.
+const AFTER_FIABILISATION: i64 = 1_757_894_400;
+
+fn signer() -> &'static TokenSigner {
+    static SIGNER: OnceLock<TokenSigner> = OnceLock::new();
+    SIGNER.get_or_init(|| TokenSigner::from_pem(&generate_signing_key(), ISSUER, AUDIENCE).unwrap())
+}
+
+fn f(first_eight: &str) -> Finess {
+    Finess::with_key(first_eight).unwrap()
+}
+
+// An OG in the Rhône managing EHPAD A and IME B; B has a secondary B2. EHPAD C elsewhere.
+fn og() -> Finess {
+    f("69000100")
+}
+fn ehpad_a() -> Finess {
+    f("69001001")
+}
+fn ime_b() -> Finess {
+    f("69001002")
+}
+fn secondary_b2() -> Finess {
+    f("69001012")
+}
+fn ehpad_c() -> Finess {
+    f("38001004")
+}
+
+fn structures() -> Vec<StructureRecord> {
+    let esms = |finess: Finess, category, og: Option<Finess>, principal| StructureRecord {
+        finess,
+        kind: RespondentKind::Esms(category),
+        name: format!("ESMS {finess}"),
+        legal_entity: og.unwrap_or(finess),
+        og,
+        principal,
+        ape: None,
+    };
+    vec![
+        StructureRecord {
+            finess: og(),
+            kind: RespondentKind::Og,
+            name: "OG".into(),
+            legal_entity: og(),
+            og: None,
+            principal: None,
+            ape: None,
+        },
+        esms(ehpad_a(), Category::Ehpad, Some(og()), None),
+        esms(ime_b(), Category::Ime, Some(og()), None),
+        esms(secondary_b2(), Category::Ime, Some(og()), Some(ime_b())),
+        esms(ehpad_c(), Category::Ehpad, None, None),
+    ]
+}
+
+struct World {
+    router: Router,
+    campaign: CampaignTable,
+    accounts: AccountsTable,
+    now: Arc<AtomicI64>,
+    tag: String,
+}
+
+async fn world() -> World {
+    tdb_testkit::local_endpoint();
+    let tag = tdb_testkit::unique_name("c");
+    let config = tdb_aws::load_config().await;
+    let provisioned = tdb_aws::provision::provision_stack(&config, &tag, "collect@tdb-esms.test")
+        .await
+        .expect("the local stack answers: is it started?");
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
+    let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
+    accounts.create_structures(&structures()).await.unwrap();
+    let now = Arc::new(AtomicI64::new(IN_COLLECTION));
+    let clock = {
+        let now = now.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    };
+    let verifier = TokenVerifier::from_jwks(&signer().jwks_json(), ISSUER, AUDIENCE).unwrap();
+    let year = CampaignYear::new(2025).unwrap();
+    let definitions = tdb_domain::questionnaire::builtin::load(2025)
+        .unwrap()
+        .unwrap();
+    let app = App::new(
+        campaign.clone(),
+        campaign.clone(),
+        accounts.clone(),
+        BTreeMap::from([(year, definitions)]),
+        verifier,
+        clock,
+    );
+    World {
+        router: collect::router(app),
+        campaign,
+        accounts,
+        now,
+        tag,
+    }
+}
+
+impl World {
+    /// An account holding `role`, and an access token for it.
+    async fn token(&self, who: &str, role: Role) -> String {
+        let id = AccountId::from_random(fxhash(&format!("{}{who}", self.tag)).to_le_bytes());
+        let account = Account::new(
+            id.clone(),
+            EmailAddress::parse(&format!("{who}.{}@exemple.fr", self.tag)).unwrap(),
+            Person {
+                last_name: "Martin".into(),
+                first_name: who.into(),
+                phone: None,
+            },
+            IN_COLLECTION,
+        );
+        self.accounts.create_account(&account, &role).await.unwrap();
+        // Tokens are checked against the real time; the campaign's clock is the test's.
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        signer().sign(&id, vec![role], None, wall)
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
+        if body.is_some() {
+            request = request.header("content-type", "application/json");
+        }
+        let request = request
+            .body(body.map_or(Body::empty(), |b| Body::from(b.to_string())))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, value)
+    }
+
+    async fn open(&self, national: &str) {
+        let (status, body) = self
+            .call(Method::POST, "/questionnaires/2025/opening", national, None)
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+
+    async fn save(&self, token: &str, finess: Finess, base: u64, answers: Value) -> (u16, Value) {
+        self.call(
+            Method::PATCH,
+            &format!("/questionnaires/2025/{finess}"),
+            token,
+            Some(json!({ "base_version": base, "answers": answers })),
+        )
+        .await
+    }
+
+    async fn read(&self, token: &str, finess: Finess) -> (u16, Value) {
+        self.call(
+            Method::GET,
+            &format!("/questionnaires/2025/{finess}"),
+            token,
+            None,
+        )
+        .await
+    }
+}
+
+/// A small stable hash, for account ids unique to each test and person.
+fn fxhash(text: &str) -> u128 {
+    text.bytes().fold(0xcbf29ce484222325u128, |h, b| {
+        (h ^ b as u128).wrapping_mul(0x100000001b3)
+    })
+}
+
+fn member(structure: Finess, profile: Profile) -> Role {
+    Role::Member { structure, profile }
+}
+
+fn item<'a>(view: &'a Value, id: &str) -> &'a Value {
+    view["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no item {id}"))
+}
+
+#[tokio::test]
+async fn opening_the_campaign_creates_each_questionnaire_once() {
+    let w = world().await;
+    let national = w.token("national", Role::NationalAdmin).await;
+    let (status, first) = w
+        .call(
+            Method::POST,
+            "/questionnaires/2025/opening",
+            &national,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{first}");
+    // The OG, EHPAD A, IME B and EHPAD C: the secondary has no questionnaire of its own.
+    assert_eq!(first["created"], 4, "{first}");
+    let (_, again) = w
+        .call(
+            Method::POST,
+            "/questionnaires/2025/opening",
+            &national,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (again["created"].as_u64(), again["already_open"].as_u64()),
+        (Some(0), Some(4))
+    );
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, _) = w
+        .call(
+            Method::POST,
+            "/questionnaires/2025/opening",
+            &gestionnaire,
+            None,
+        )
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
+async fn a_gestionnaire_saves_part_of_its_questionnaire_and_keeps_its_valid_values() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(
+        (
+            view["platform"].as_str(),
+            view["version"].as_u64(),
+            view["writable"].as_bool()
+        ),
+        (Some("generic"), Some(1), Some(true))
+    );
+    assert_eq!(item(&view, "etp_total")["computed"], true);
+    assert_eq!(item(&view, "etp_total")["editable"], false);
+    assert_eq!(item(&view, "cap_auth_perm")["editable"], true);
+    assert!(view["fill"]["parts"][0]["threshold"].as_f64() == Some(0.9));
+
+    let (status, saved) = w
+        .save(
+            &gestionnaire,
+            ehpad_a(),
+            1,
+            json!({ "cap_auth_perm": 80, "cap_inst_perm": 90, "jours_ouverture": 500 }),
+        )
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(saved["version"], 2);
+    assert_eq!(saved["saved"], json!(["cap_auth_perm", "cap_inst_perm"]));
+    assert_eq!(saved["rejected"][0]["item"], "jours_ouverture");
+    assert!(
+        saved["rejected"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("366")
+    );
+    // The mistake shows at once.
+    assert!(
+        saved["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "capacite_permanente_installee" && v["severity"] == "blocking")
+    );
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(item(&view, "cap_auth_perm")["value"], 80);
+    assert_eq!(item(&view, "cap_auth_perm")["origin"], "structure");
+    assert!(item(&view, "jours_ouverture")["value"].is_null());
+    assert_eq!(view["status"], "in_progress");
+    // A value that fails its item is refused with its id and reason; a computed one too.
+    let (status, saved) = w
+        .save(&gestionnaire, ehpad_a(), 2, json!({ "etp_total": 12 }))
+        .await;
+    assert_eq!(
+        (status, saved["saved"].as_array().map(Vec::len)),
+        (200, Some(0))
+    );
+    assert_eq!(saved["rejected"][0]["item"], "etp_total");
+}
+
+#[tokio::test]
+async fn a_stale_save_is_refused_with_the_current_values_and_other_items_go_through() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let alice = w
+        .token("alice", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let bob = w
+        .token("bob", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, _) = w
+        .save(&alice, ehpad_a(), 1, json!({ "cap_auth_perm": 80 }))
+        .await;
+    assert_eq!(status, 200);
+    // Bob read version 1 too and changes the same item: refused, with what it holds now.
+    let (status, stale) = w
+        .save(&bob, ehpad_a(), 1, json!({ "cap_auth_perm": 75 }))
+        .await;
+    assert_eq!(status, 409, "{stale}");
+    assert_eq!(stale["error"]["code"], "stale_version");
+    assert_eq!(stale["error"]["current"]["cap_auth_perm"], 80);
+    assert_eq!(stale["error"]["version"], 2);
+    // Another section, from the same old version: no reason to refuse it.
+    let (status, saved) = w
+        .save(&bob, ehpad_a(), 1, json!({ "jours_ouverture": 365 }))
+        .await;
+    assert_eq!(
+        (status, saved["version"].as_u64()),
+        (200, Some(3)),
+        "{saved}"
+    );
+    let (_, view) = w.read(&alice, ehpad_a()).await;
+    assert_eq!(item(&view, "cap_auth_perm")["value"], 80);
+    assert_eq!(item(&view, "jours_ouverture")["value"], 365);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_writers_lose_no_accepted_write() {
+    let w = Arc::new(world().await);
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let ids: [&'static str; 20] = [
+        "age_60_74",
+        "age_75_84",
+        "age_85_95",
+        "age_96_plus",
+        "gir_1",
+        "gir_2",
+        "gir_3",
+        "gir_4",
+        "gir_5",
+        "gir_6",
+        "entrees",
+        "sorties_definitives",
+        "personnes_absentes",
+        "journees_absence",
+        "recrutements",
+        "departs",
+        "effectif_debut",
+        "effectif_fin",
+        "chambres_doubles",
+        "chambres_plus_deux",
+    ];
+    let saves = ids.into_iter().enumerate().map(|(n, id)| {
+        let (w, token) = (w.clone(), gestionnaire.clone());
+        tokio::spawn(async move { w.save(&token, ehpad_a(), 1, json!({ id: n + 1 })).await })
+    });
+    let mut versions = Vec::new();
+    for save in saves {
+        let (status, body) = save.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        versions.push(body["version"].as_u64().unwrap());
+    }
+    versions.sort_unstable();
+    assert_eq!(
+        versions,
+        (2..=21).collect::<Vec<_>>(),
+        "each save its own version"
+    );
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    for (n, id) in ids.iter().enumerate() {
+        assert_eq!(item(&view, id)["value"], n + 1, "{id}");
+    }
+    let (_, trail) = w
+        .call(
+            Method::GET,
+            &format!("/questionnaires/2025/{}/audit", ehpad_a()),
+            &gestionnaire,
+            None,
+        )
+        .await;
+    assert_eq!(trail["entries"].as_array().unwrap().len(), 20);
+}
+
+#[tokio::test]
+async fn each_role_reads_and_writes_what_it_may() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let lecteur = w
+        .token("lecteur", member(ehpad_a(), Profile::Lecteur))
+        .await;
+    let og_gest = w.token("oggest", member(og(), Profile::Gestionnaire)).await;
+    let og_lect = w.token("oglect", member(og(), Profile::Lecteur)).await;
+    let other = w
+        .token("other", member(ehpad_c(), Profile::Gestionnaire))
+        .await;
+    let ars = w
+        .token(
+            "ars",
+            Role::RegionalAdmin {
+                region: Region::from_code(84).unwrap(),
+            },
+        )
+        .await;
+    let ars_idf = w
+        .token(
+            "arsidf",
+            Role::RegionalAdmin {
+                region: Region::from_code(11).unwrap(),
+            },
+        )
+        .await;
+
+    let (status, view) = w.read(&lecteur, ehpad_a()).await;
+    assert_eq!((status, view["writable"].as_bool()), (200, Some(false)));
+    assert_eq!(
+        w.save(&lecteur, ehpad_a(), 1, json!({ "cap_auth_perm": 1 }))
+            .await
+            .0,
+        403
+    );
+
+    // The OG enters staff, IS and finance for its ESMS; nothing else.
+    let (_, view) = w.read(&og_gest, ehpad_a()).await;
+    assert_eq!(item(&view, "etp_direction")["editable"], true);
+    assert_eq!(item(&view, "cap_auth_perm")["editable"], false);
+    let (status, saved) = w
+        .save(&og_gest, ehpad_a(), 1, json!({ "etp_direction": 2.5 }))
+        .await;
+    assert_eq!(status, 200, "{saved}");
+    let (status, refused) = w
+        .save(
+            &og_gest,
+            ehpad_a(),
+            2,
+            json!({ "etp_direction": 3, "cap_auth_perm": 80 }),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(refused["error"]["field"], "cap_auth_perm");
+    let (_, view) = w.read(&og_gest, ehpad_a()).await;
+    assert_eq!(item(&view, "etp_direction")["origin"], "og");
+    assert_eq!(
+        item(&view, "etp_direction")["value"],
+        2.5,
+        "the refused save wrote nothing"
+    );
+    // Its own OG questionnaire.
+    let (status, _) = w
+        .save(&og_gest, og(), 1, json!({ "og_nombre_esms": 2 }))
+        .await;
+    assert_eq!(status, 200);
+
+    assert_eq!(
+        w.save(&og_lect, ehpad_a(), 2, json!({ "etp_direction": 3 }))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(w.read(&other, ehpad_a()).await.0, 403);
+    assert_eq!(
+        w.save(&other, ehpad_a(), 2, json!({ "etp_direction": 3 }))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(w.read(&ars, ehpad_a()).await.0, 200);
+    assert_eq!(
+        w.save(&ars, ehpad_a(), 2, json!({ "etp_direction": 3 }))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        w.read(&ars_idf, ehpad_a()).await.0,
+        403,
+        "outside its region"
+    );
+}
+
+#[tokio::test]
+async fn a_secondary_finess_points_to_its_principal() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let gestionnaire = w
+        .token("gest", member(ime_b(), Profile::Gestionnaire))
+        .await;
+    let (status, body) = w.read(&gestionnaire, secondary_b2()).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("secondary_structure"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&ime_b().to_string())
+    );
+    let (_, view) = w.read(&gestionnaire, ime_b()).await;
+    assert_eq!(view["covers"], json!([secondary_b2()]));
+}
+
+#[tokio::test]
+async fn writes_wait_for_collection_and_stop_at_validation() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let year = CampaignYear::new(2025).unwrap();
+    let stored = w.campaign.get(year, ehpad_a()).await.unwrap().unwrap();
+    w.campaign
+        .put(&tdb_domain::ports::StoredQuestionnaire {
+            status: QuestionnaireStatus::Validated,
+            version: stored.version + 1,
+            ..stored
+        })
+        .await
+        .unwrap();
+    let (status, body) = w
+        .save(&gestionnaire, ehpad_a(), 2, json!({ "cap_auth_perm": 1 }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("questionnaire_validated"))
+    );
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(view["writable"], false);
+    w.now.store(AFTER_FIABILISATION, Ordering::SeqCst);
+    let (status, body) = w
+        .save(&gestionnaire, ehpad_c(), 1, json!({ "cap_auth_perm": 1 }))
+        .await;
+    assert_eq!(status, 403, "{body}");
+    let other = w
+        .token("gestc", member(ehpad_c(), Profile::Gestionnaire))
+        .await;
+    let (status, body) = w
+        .save(&other, ehpad_c(), 1, json!({ "cap_auth_perm": 1 }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("outside_collection"))
+    );
+}
+
+#[tokio::test]
+async fn the_audit_trail_says_who_changed_what_newest_first() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    w.save(&gestionnaire, ehpad_a(), 1, json!({ "cap_auth_perm": 80 }))
+        .await;
+    w.now.fetch_add(5, Ordering::SeqCst);
+    w.save(&gestionnaire, ehpad_a(), 2, json!({ "cap_auth_perm": 82 }))
+        .await;
+    let (status, trail) = w
+        .call(
+            Method::GET,
+            &format!("/questionnaires/2025/{}/audit", ehpad_a()),
+            &gestionnaire,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{trail}");
+    let entries = trail["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    let newest = &entries[0];
+    assert_eq!(
+        newest["detail"]["changes"]["cap_auth_perm"],
+        json!({ "old": 80, "new": 82 })
+    );
+    assert_eq!(newest["detail"]["origin"], "structure");
+    assert_eq!(newest["detail"]["version"], 3);
+    // The actor is an account id: no name, no address.
+    let actor = newest["actor"].as_str().unwrap();
+    assert!(actor.len() == 32 && actor.bytes().all(|b| b.is_ascii_hexdigit()));
+    let lecteur = w
+        .token("lecteur", member(ehpad_a(), Profile::Lecteur))
+        .await;
+    let (status, _) = w
+        .call(
+            Method::GET,
+            &format!("/questionnaires/2025/{}/audit", ehpad_a()),
+            &lecteur,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+}
