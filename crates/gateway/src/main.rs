@@ -63,10 +63,16 @@ async fn main() -> anyhow::Result<()> {
     .context("storing the signing key in the local stack's Secrets Manager")?;
     // Locally the gateway is the API's public address: the tokens' issuer (so discovery
     // works as deployed) and the address e-mailed links point at.
+    // The public keys the other functions verify tokens with, as the template's
+    // `JwtPublicKeys` gives them in a deployment.
+    let public_keys = accounts::TokenSigner::from_pem(&signing_key, &base, "tdb-esms")
+        .context("the signing key")?
+        .jwks_json();
     let local: BTreeMap<&str, String> = [
         ("JWT_SIGNING_KEY_SECRET", secret),
         ("JWT_ISSUER", base.clone()),
         ("JWT_AUDIENCE", "tdb-esms".to_string()),
+        ("JWT_PUBLIC_KEYS", public_keys),
         ("PUBLIC_URL", base.clone()),
     ]
     .into();
@@ -81,6 +87,10 @@ async fn main() -> anyhow::Result<()> {
     functions.insert(
         "accounts".to_string(),
         accounts::Config::from_lookup(lookup)?.router(&aws).await?,
+    );
+    functions.insert(
+        "collect".to_string(),
+        collect::Config::from_lookup(lookup)?.router(&aws)?,
     );
     let (router, missing) =
         tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;

@@ -1,7 +1,7 @@
 //! The collect API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods;
 //! each handler's `#[utoipa::path]` is both its route and its documentation.
 
-use crate::{App, AuditPage, OpeningSummary, QuestionnaireView, SaveError, SaveResult, StaleSave};
+use crate::{App, AuditPage, OpeningSummary, QuestionnaireView, Refusal, SaveError, SaveResult};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -115,7 +115,7 @@ async fn open<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
 #[utoipa::path(patch, path = "/questionnaires/{campaign}/{finess}", tag = "questionnaires",
     params(QuestionnairePath), request_body = SaveBody,
     responses((status = 200, body = SaveResult),
-        (status = 409, body = StaleSave, description = "stale version, outside collection, validated or closed questionnaire")))]
+        (status = 409, body = Refusal, description = "stale version, outside collection, validated or closed questionnaire")))]
 async fn save<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, A, S>,

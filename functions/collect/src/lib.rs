@@ -7,6 +7,7 @@
 //! (docs/collect.md): a save is refused only when an item it changes was changed by
 //! someone else since the version it was based on.
 
+mod config;
 mod http;
 
 use futures_util::StreamExt;
@@ -25,6 +26,7 @@ use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
 use tdb_domain::rights::{Action, DataScope, Target};
 use tdb_domain::{Departement, Finess, RespondentKind};
 
+pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
 
 /// The time, in Unix seconds; passed in so tests can move it (phases).
@@ -158,16 +160,24 @@ pub struct SaveResult {
     pub violations: Vec<ViolationView>,
 }
 
-/// The answer to a stale save: what the items it touched hold now.
+/// The answer to a stale save: what the items it touched hold now. Other 409 answers
+/// (outside collection, validated) have only `code` and `message`.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StaleSave {
     pub code: &'static str,
     pub message: String,
-    pub version: u64,
+    /// The questionnaire's current version.
+    pub version: Option<u64>,
     /// The current value (or null) of each item changed by someone else since the save's
     /// base version.
-    #[schema(value_type = Object)]
-    pub current: Map<String, Json>,
+    #[schema(value_type = Option<Object>)]
+    pub current: Option<Map<String, Json>>,
+}
+
+/// The body of a 409 answer.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Refusal {
+    pub error: StaleSave,
 }
 
 /// How a save failed.
@@ -497,8 +507,8 @@ impl<Q: QuestionnaireStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
                         "{} item(s) changed since version {base_version}: reread them and save again",
                         stale.len()
                     ),
-                    version: stored.version,
-                    current: stale,
+                    version: Some(stored.version),
+                    current: Some(stale),
                 }));
             }
             let mut answers = definition.carry_over(structure.kind, &stored.answers);

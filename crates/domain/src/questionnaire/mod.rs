@@ -69,6 +69,9 @@ pub mod builtin {
     use super::{CampaignDefinitions, Definition, DefinitionError};
     use crate::campaign::Platform;
 
+    /// The campaign years shipped with the platform.
+    pub const YEARS: &[u16] = &[2025];
+
     /// The 2025 campaign (data of 2024), generic platform.
     pub const GENERIC_2025: &str = include_str!("../../definitions/2025-generique.toml");
     /// The 2025 campaign, home-services (SAD) platform.
