@@ -5,6 +5,7 @@
 //! | questionnaire | `Q#<year>#<finess>` | `QUESTIONNAIRE` | `OG#<year>#<og>` / `<finess>` | `DEP#<year>#<dep>` / `<status>#<finess>` |
 //! | audit entry | `Q#<year>#<finess>` | `AUDIT#<millis>#<n>` | | |
 //! | reminder sent | `Q#<year>#<finess>` | `SENT#<date>#<kind>` | | |
+//! | idempotent request | `IDEM#<key>` | `IDEM` | | |
 
 use crate::backend;
 use crate::item::{
@@ -15,8 +16,8 @@ use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
 
 use tdb_domain::ports::{
-    AuditEntry, AuditLog, Page, ProgressEntry, QuestionnaireStore, SendLog, StoreError,
-    StoredQuestionnaire,
+    AuditEntry, AuditLog, IdempotencyStore, Page, ProgressEntry, QuestionnaireStore, Replay,
+    SendLog, StoreError, StoredQuestionnaire,
 };
 use tdb_domain::{Departement, Finess};
 use time::Date;
@@ -343,5 +344,92 @@ impl SendLog for CampaignTable {
                 Ok((iso_date::parse(day).map_err(corrupt)?, kind.to_string()))
             })
             .collect()
+    }
+}
+
+fn idem_pk(key: &str) -> String {
+    format!("IDEM#{key}")
+}
+
+impl IdempotencyStore for CampaignTable {
+    async fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Replay, StoreError> {
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(idem_pk(key)))
+            .item("sk", s("IDEM"))
+            .item("fingerprint", s(fingerprint))
+            .item("expires_at", n(expires_at))
+            // A key whose record expired (TTL removes it lazily) is free again.
+            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .expression_attribute_values(":now", n(now))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => return Ok(Replay::New),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(backend(e)),
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(idem_pk(key)))
+            .key("sk", s("IDEM"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let Some(item) = out.item() else {
+            // Given up between the two reads: the caller may try again.
+            return Ok(Replay::Running);
+        };
+        if get_s(item, "fingerprint")? != fingerprint {
+            return Ok(Replay::Mismatch);
+        }
+        match (item.get("status"), item.get("body")) {
+            (Some(_), Some(_)) => Ok(Replay::Done {
+                status: get_n(item, "status")?,
+                body: get_s(item, "body")?.to_string(),
+            }),
+            _ => Ok(Replay::Running),
+        }
+    }
+
+    async fn finish(&self, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(idem_pk(key)))
+            .key("sk", s("IDEM"))
+            .update_expression("SET #status = :status, body = :body")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", n(status))
+            .expression_attribute_values(":body", s(body))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn abandon(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .key("pk", s(idem_pk(key)))
+            .key("sk", s("IDEM"))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 }

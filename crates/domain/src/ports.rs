@@ -153,6 +153,44 @@ pub trait AuditLog: Send + Sync {
     ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
 }
 
+/// What a request with an idempotency key finds when it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Replay {
+    /// First time: the request runs, and its answer is recorded with `finish`.
+    New,
+    /// The same request already ran: its answer, to send again.
+    Done { status: u16, body: String },
+    /// The same key is running right now in another request.
+    Running,
+    /// The key was used for a different request.
+    Mismatch,
+}
+
+/// Answers of requests retried with the same `Idempotency-Key`, kept for a while.
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for a request whose content hashes to `fingerprint`, until `expires_at`
+    /// (Unix seconds; a record expired at `now` is free again); of two concurrent claims
+    /// only one gets `New`.
+    fn begin(
+        &self,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<Replay, StoreError>> + Send;
+
+    /// Records the answer of the request that claimed `key`.
+    fn finish(
+        &self,
+        key: &str,
+        status: u16,
+        body: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Gives `key` up (the request failed in a way a retry may fix).
+    fn abandon(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Which reminders went to which structure, so none is sent twice the same day.
 pub trait SendLog: Send + Sync {
     /// Records a send; `false` if this kind was already recorded for this structure that day.

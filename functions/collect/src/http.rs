@@ -1,15 +1,14 @@
 //! The collect API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods;
 //! each handler's `#[utoipa::path]` is both its route and its documentation.
 
-use crate::{App, AuditPage, OpeningSummary, QuestionnaireView, Refusal, SaveError, SaveResult};
+use crate::{App, AuditPage, OpeningSummary, QuestionnaireView, Refusal, SaveRequest, SaveResult};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::{Map, Value as Json};
 use std::sync::Arc;
 use tdb_api::{ApiError, Caller, JsonBody, PathParams, QueryParams, edge, operation};
-use tdb_domain::ports::{AccountStore, AuditLog, QuestionnaireStore};
+use tdb_domain::ports::{AccountStore, AuditLog, IdempotencyStore, QuestionnaireStore};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -21,7 +20,7 @@ pub const OPENAPI_PATH: &str = "/questionnaires/openapi.json";
 /// The router Lambda runs, tests call and the local gateway serves.
 pub fn router<Q, A, S>(app: impl Into<Arc<App<Q, A, S>>>) -> Router
 where
-    Q: QuestionnaireStore + 'static,
+    Q: QuestionnaireStore + IdempotencyStore + 'static,
     A: AuditLog + 'static,
     S: AccountStore + 'static,
 {
@@ -82,24 +81,12 @@ struct PageQuery {
     page: Option<String>,
 }
 
-/// A partial save: any number of items, based on the version the client read.
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct SaveBody {
-    /// The questionnaire version the values were entered on.
-    base_version: u64,
-    /// `{item id: value}`; `null` clears an answer, `{"status": "not_applicable"}` or
-    /// `{"status": "unknown"}` say so.
-    #[schema(value_type = Object)]
-    answers: Map<String, Json>,
-}
-
 /// The caller's questionnaire of a structure: its platform's items for the category, the
 /// answers with their origin, the fill rate overall, per part and per section, the rules
 /// that fail, and what the caller may edit now.
 #[utoipa::path(get, path = "/questionnaires/{campaign}/{finess}", tag = "questionnaires",
     params(QuestionnairePath), responses((status = 200, body = QuestionnaireView)))]
-async fn open<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+async fn open<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, A, S>,
     PathParams(path): PathParams<QuestionnairePath>,
@@ -108,42 +95,67 @@ async fn open<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
     Ok(tdb_api::json(200, &view))
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+struct SaveHeaders {
+    /// Sent again with a retried save, it gets the first answer again and no second
+    /// effect (kept a day): 1 to 128 letters, digits, `-`, `_`, `.` or `:`.
+    #[serde(rename = "Idempotency-Key")]
+    #[param(rename = "Idempotency-Key")]
+    idempotency_key: Option<String>,
+}
+
 /// Saves some items. Each value is checked against its item: the valid ones are saved,
 /// the others come back in `rejected` with the reason. Refused with 409 `stale_version`
 /// (and the current values) when an item of the save was changed by someone else after
 /// `base_version`.
 #[utoipa::path(patch, path = "/questionnaires/{campaign}/{finess}", tag = "questionnaires",
-    params(QuestionnairePath), request_body = SaveBody,
+    params(QuestionnairePath, SaveHeaders), request_body = SaveRequest,
     responses((status = 200, body = SaveResult),
-        (status = 409, body = Refusal, description = "stale version, outside collection, validated or closed questionnaire")))]
-async fn save<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+        (status = 409, body = Refusal, description = "stale version, outside collection, validated or closed questionnaire, or the same Idempotency-Key still running"),
+        (status = 422, body = tdb_api::ErrorBody, description = "the Idempotency-Key was used for a different request")))]
+async fn save<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, A, S>,
+    headers: axum::http::HeaderMap,
     PathParams(path): PathParams<QuestionnairePath>,
-    JsonBody(body): JsonBody<SaveBody>,
+    JsonBody(body): JsonBody<SaveRequest>,
 ) -> Result<Response, ApiError> {
-    match app
-        .save(
-            caller,
-            path.campaign,
-            &path.finess,
-            body.base_version,
-            body.answers,
-        )
-        .await
-    {
-        Ok(result) => Ok(tdb_api::json(200, &result)),
-        Err(SaveError::Stale(stale)) => {
-            Ok(tdb_api::json(409, &serde_json::json!({ "error": stale })))
+    let key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) => Some(key),
+        Some(Err(_)) => {
+            return Err(ApiError::invalid(
+                "Idempotency-Key",
+                "not a visible ASCII text",
+            ));
         }
-        Err(SaveError::Api(e)) => Err(e),
+    };
+    let (status, body, replayed) = app
+        .save_once(caller, path.campaign, &path.finess, key, body)
+        .await;
+    let status = axum::http::StatusCode::from_u16(status)
+        .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response();
+    if replayed {
+        response.headers_mut().insert(
+            axum::http::HeaderName::from_static("idempotent-replayed"),
+            axum::http::HeaderValue::from_static("true"),
+        );
     }
+    Ok(response)
 }
 
 /// The questionnaire's audit trail, newest first, 50 entries a page.
 #[utoipa::path(get, path = "/questionnaires/{campaign}/{finess}/audit", tag = "questionnaires",
     params(QuestionnairePath, PageQuery), responses((status = 200, body = AuditPage)))]
-async fn trail<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+async fn trail<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, A, S>,
     PathParams(path): PathParams<QuestionnairePath>,
@@ -159,7 +171,7 @@ async fn trail<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
 /// (national administrator). Running it again creates nothing.
 #[utoipa::path(post, path = "/questionnaires/{campaign}/opening", tag = "campaign",
     params(CampaignPath), responses((status = 200, body = OpeningSummary)))]
-async fn open_campaign<Q: QuestionnaireStore, A: AuditLog, S: AccountStore>(
+async fn open_campaign<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, A, S>,
     PathParams(path): PathParams<CampaignPath>,

@@ -19,8 +19,8 @@ use tdb_api::{ApiError, Caller, TokenVerifier};
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{Activity, CampaignYear, QuestionnaireStatus};
 use tdb_domain::ports::{
-    AccountStore, AuditEntry, AuditLog, ItemMeta, Origin, QuestionnaireStore, StoreError,
-    StoredQuestionnaire,
+    AccountStore, AuditEntry, AuditLog, IdempotencyStore, ItemMeta, Origin, QuestionnaireStore,
+    Replay, StoreError, StoredQuestionnaire,
 };
 use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
 use tdb_domain::rights::{Action, DataScope, Target};
@@ -257,7 +257,7 @@ enum Entry {
     Nothing,
 }
 
-impl<Q: QuestionnaireStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
+impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
     pub fn new(
         questionnaires: Q,
         audit: A,
@@ -594,6 +594,77 @@ impl<Q: QuestionnaireStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
         .into())
     }
 
+    /// A save, answered once per `Idempotency-Key`: a client resending it (a mobile on a
+    /// bad connection) gets the first answer again and no second effect. Keys are the
+    /// caller's own and last a day. The answer: status, JSON body, and whether it is a
+    /// replay.
+    pub(crate) async fn save_once(
+        &self,
+        caller: Caller,
+        year: u16,
+        finess: &str,
+        key: Option<&str>,
+        body: SaveRequest,
+    ) -> (u16, String, bool) {
+        let Some(key) = key else {
+            let (status, body) = answer(
+                self.save(caller, year, finess, body.base_version, body.answers)
+                    .await,
+            );
+            return (status, body, false);
+        };
+        if key.is_empty()
+            || key.len() > 128
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        {
+            return error_answer(ApiError::invalid(
+                "Idempotency-Key",
+                "1 to 128 letters, digits, '-', '_', '.' or ':'",
+            ));
+        }
+        let scoped = format!("{}#{year}#{finess}#{key}", caller.account);
+        let fingerprint = fingerprint(&body);
+        let now = (self.clock)();
+        match self
+            .questionnaires
+            .begin(&scoped, &fingerprint, now, now + IDEMPOTENCY_TTL)
+            .await
+        {
+            Err(e) => error_answer(store_error(e)),
+            Ok(Replay::Done { status, body }) => (status, body, true),
+            Ok(Replay::Running) => error_answer(ApiError::conflict(
+                "request_in_progress",
+                "a request with this Idempotency-Key is still running; retry in a moment",
+            )),
+            Ok(Replay::Mismatch) => error_answer(ApiError {
+                field: Some("Idempotency-Key".into()),
+                ..ApiError::new(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                )
+            }),
+            Ok(Replay::New) => {
+                let (status, answer) = answer(
+                    self.save(caller, year, finess, body.base_version, body.answers)
+                        .await,
+                );
+                let kept = if status >= 500 {
+                    // A retry may succeed: the key is free again.
+                    self.questionnaires.abandon(&scoped).await
+                } else {
+                    self.questionnaires.finish(&scoped, status, &answer).await
+                };
+                if let Err(e) = kept {
+                    tracing::error!(error = %e, "idempotent answer not recorded");
+                }
+                (status, answer, false)
+            }
+        }
+    }
+
     pub(crate) async fn trail(
         &self,
         caller: &Caller,
@@ -683,6 +754,54 @@ impl<Q: QuestionnaireStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
         }
         tracing::info!(campaign = %year, created = summary.created, already_open = summary.already_open, "campaign opened");
         Ok(summary)
+    }
+}
+
+/// How long an idempotent answer is kept, in seconds.
+const IDEMPOTENCY_TTL: i64 = 24 * 3600;
+
+/// A partial save: any number of items, based on the version the client read.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaveRequest {
+    /// The questionnaire version the values were entered on.
+    pub base_version: u64,
+    /// `{item id: value}`; `null` clears an answer, `{"status": "not_applicable"}` or
+    /// `{"status": "unknown"}` say so.
+    #[schema(value_type = Object)]
+    pub answers: Map<String, Json>,
+}
+
+/// What identifies a request's content: its version and values, canonically ordered.
+fn fingerprint(body: &SaveRequest) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    let canonical =
+        serde_json::json!({ "base_version": body.base_version, "answers": body.answers });
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(sha2::Sha256::digest(canonical.to_string().as_bytes()))
+}
+
+fn error_answer(e: ApiError) -> (u16, String, bool) {
+    let status = e.status;
+    // Codes and statuses only in the log, as for every refusal.
+    tracing::info!(status, code = e.code, "refused");
+    let body = serde_json::to_string(&tdb_api::ErrorBody { error: e }).unwrap_or_default();
+    (status, body, false)
+}
+
+/// A save's outcome as the status and JSON body sent.
+fn answer(outcome: Result<SaveResult, SaveError>) -> (u16, String) {
+    fn to_json<T: Serialize>(value: &T) -> String {
+        serde_json::to_string(value).unwrap_or_default()
+    }
+    match outcome {
+        Ok(result) => (200, to_json(&result)),
+        Err(SaveError::Stale(stale)) => (409, to_json(&Refusal { error: stale })),
+        Err(SaveError::Api(e)) => {
+            let (status, body, _) = error_answer(e);
+            (status, body)
+        }
     }
 }
 

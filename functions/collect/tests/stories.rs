@@ -158,10 +158,26 @@ impl World {
         token: &str,
         body: Option<Value>,
     ) -> (u16, Value) {
+        let (status, _, body) = self.call_with(method, path, token, None, body).await;
+        (status, body)
+    }
+
+    /// A request with an optional `Idempotency-Key`; the answer and whether it was a replay.
+    async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, bool, Value) {
         let mut request = http::Request::builder()
             .method(method)
             .uri(path)
             .header("authorization", format!("Bearer {token}"));
+        if let Some(key) = key {
+            request = request.header("idempotency-key", key);
+        }
         if body.is_some() {
             request = request.header("content-type", "application/json");
         }
@@ -170,6 +186,7 @@ impl World {
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
+        let replayed = response.headers().contains_key("idempotent-replayed");
         let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
             .await
             .unwrap();
@@ -178,7 +195,7 @@ impl World {
         } else {
             serde_json::from_slice(&bytes).unwrap()
         };
-        (status, value)
+        (status, replayed, value)
     }
 
     async fn open(&self, national: &str) {
@@ -643,4 +660,83 @@ async fn the_audit_trail_says_who_changed_what_newest_first() {
         )
         .await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_save_resent_with_its_idempotency_key_has_one_effect() {
+    let w = Arc::new(world().await);
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let path = format!("/questionnaires/2025/{}", ehpad_a());
+    let body = json!({ "base_version": 1, "answers": { "cap_auth_perm": 80 } });
+    // A phone on a bad connection sends the same save ten times at once.
+    let sends = (0..10).map(|_| {
+        let (w, token, path, body) = (w.clone(), gestionnaire.clone(), path.clone(), body.clone());
+        tokio::spawn(async move {
+            w.call_with(Method::PATCH, &path, &token, Some("save-42"), Some(body))
+                .await
+        })
+    });
+    let mut first = None;
+    for send in sends {
+        let (status, _, answer) = send.await.unwrap();
+        match status {
+            200 => {
+                assert_eq!(answer["version"], 2, "one effect: {answer}");
+                first.get_or_insert(answer);
+            }
+            409 => assert_eq!(answer["error"]["code"], "request_in_progress"),
+            other => panic!("{other}: {answer}"),
+        }
+    }
+    let first = first.expect("at least one save answered");
+    // Resent later: the first answer again, marked as a replay, and still one version.
+    let (status, replayed, again) = w
+        .call_with(
+            Method::PATCH,
+            &path,
+            &gestionnaire,
+            Some("save-42"),
+            Some(body),
+        )
+        .await;
+    assert_eq!((status, replayed), (200, true));
+    assert_eq!(again, first);
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(view["version"], 2);
+    let (_, trail) = w
+        .call(Method::GET, &format!("{path}/audit"), &gestionnaire, None)
+        .await;
+    assert_eq!(trail["entries"].as_array().unwrap().len(), 1);
+    // The same key for another request is a mistake, not a replay.
+    let (status, _, refused) = w
+        .call_with(
+            Method::PATCH,
+            &path,
+            &gestionnaire,
+            Some("save-42"),
+            Some(json!({ "base_version": 2, "answers": { "cap_auth_perm": 81 } })),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("idempotency_key_reused"))
+    );
+    // Another person's key of the same name is theirs.
+    let other = w
+        .token("other", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, replayed, _) = w
+        .call_with(
+            Method::PATCH,
+            &path,
+            &other,
+            Some("save-42"),
+            Some(json!({ "base_version": 2, "answers": { "cap_inst_perm": 80 } })),
+        )
+        .await;
+    assert_eq!((status, replayed), (200, false));
 }
