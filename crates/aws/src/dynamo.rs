@@ -75,6 +75,10 @@ fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
             "items".into(),
             s(serde_json::to_string(&q.items).map_err(corrupt)?),
         ),
+        (
+            "prefilled".into(),
+            s(serde_json::to_string(&q.prefilled).map_err(corrupt)?),
+        ),
         ("fill_rate".into(), n(q.fill_rate)),
         ("version".into(), n(q.version)),
         ("updated_at".into(), n(q.updated_at)),
@@ -107,6 +111,10 @@ fn from_item(item: &Item) -> Result<StoredQuestionnaire, StoreError> {
         answers: serde_json::from_str(get_s(item, "answers")?).map_err(corrupt)?,
         // Questionnaires written before item metadata existed have none.
         items: match item.get("items").and_then(|v| v.as_s().ok()) {
+            Some(text) => serde_json::from_str(text).map_err(corrupt)?,
+            None => Default::default(),
+        },
+        prefilled: match item.get("prefilled").and_then(|v| v.as_s().ok()) {
             Some(text) => serde_json::from_str(text).map_err(corrupt)?,
             None => Default::default(),
         },

@@ -91,6 +91,7 @@ fn questionnaire(
             .unwrap()
             .clone(),
         items: Default::default(),
+        prefilled: Default::default(),
         fill_rate: 0.5,
         version: 1,
         updated_at: 1_750_000_000,

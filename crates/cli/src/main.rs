@@ -241,6 +241,7 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
                     })
                     .collect(),
                 answers,
+                prefilled: Default::default(),
                 fill_rate,
                 version: 1,
                 updated_at,

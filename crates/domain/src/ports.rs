@@ -29,6 +29,10 @@ pub struct StoredQuestionnaire {
     /// its value came from. Concurrent saves are checked item by item against it.
     #[serde(default)]
     pub items: std::collections::BTreeMap<String, ItemMeta>,
+    /// The values last imported from the financial statements, kept next to the answers:
+    /// a structure's correction replaces the answer, never this.
+    #[serde(default)]
+    pub prefilled: serde_json::Map<String, serde_json::Value>,
     pub fill_rate: f64,
     /// Incremented by each write: optimistic concurrency between two editors.
     pub version: u64,

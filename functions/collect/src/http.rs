@@ -1,13 +1,16 @@
 //! The collect API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods;
 //! each handler's `#[utoipa::path]` is both its route and its documentation.
 
-use crate::{App, AuditPage, OpeningSummary, QuestionnaireView, Refusal, SaveRequest, SaveResult};
+use crate::{
+    App, AuditPage, OpeningSummary, PrefillSummary, QuestionnaireView, Refusal, SaveRequest,
+    SaveResult,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
-use tdb_api::{ApiError, Caller, JsonBody, PathParams, QueryParams, edge, operation};
+use tdb_api::{ApiError, Caller, FileBody, JsonBody, PathParams, QueryParams, edge, operation};
 use tdb_domain::ports::{AccountStore, AuditLog, IdempotencyStore, QuestionnaireStore};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -31,6 +34,14 @@ where
         .routes(operation::<__path_open_campaign, _, _, _>(
             open_campaign::<Q, A, S>,
         ))
+        .routes({
+            let (schemas, paths, router) = operation::<__path_prefill, _, _, _>(prefill::<Q, A, S>);
+            (
+                schemas,
+                paths,
+                router.layer(axum::extract::DefaultBodyLimit::max(tdb_api::MAX_FILE_BODY)),
+            )
+        })
         .split_for_parts();
     api.info.title = "TDB-ESMS collect".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
@@ -177,5 +188,34 @@ async fn open_campaign<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S:
     PathParams(path): PathParams<CampaignPath>,
 ) -> Result<Response, ApiError> {
     let summary = app.open_campaign(&caller, path.campaign).await?;
+    Ok(tdb_api::json(200, &summary))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct DryRunQuery {
+    /// `true` (or empty) to check the file and report without writing anything.
+    dry_run: Option<String>,
+}
+
+/// Imports financial-statement values (ERRD / compte administratif): `finess;<item>;...`
+/// with one line per FINESS, `;`-separated, decimal comma or point, up to 6 MB (national
+/// administrator). A value fills an item nobody entered; a structure's correction is kept.
+#[utoipa::path(post, path = "/questionnaires/{campaign}/prefill", tag = "campaign",
+    params(CampaignPath, DryRunQuery), request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses((status = 200, body = PrefillSummary)))]
+async fn prefill<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, A, S>,
+    PathParams(path): PathParams<CampaignPath>,
+    QueryParams(query): QueryParams<DryRunQuery>,
+    FileBody(file): FileBody,
+) -> Result<Response, ApiError> {
+    let dry_run = match query.dry_run.as_deref() {
+        None | Some("false") => false,
+        Some("true") | Some("") => true,
+        Some(_) => return Err(ApiError::invalid("dry_run", "expected true or false")),
+    };
+    let summary = app.prefill(&caller, path.campaign, &file, dry_run).await?;
     Ok(tdb_api::json(200, &summary))
 }

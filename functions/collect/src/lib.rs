@@ -9,6 +9,7 @@
 
 mod config;
 mod http;
+mod prefill;
 
 use futures_util::StreamExt;
 use serde::Serialize;
@@ -28,6 +29,7 @@ use tdb_domain::{Departement, Finess, RespondentKind};
 
 pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
+pub use prefill::{PrefillRejection, PrefillSummary};
 
 /// The time, in Unix seconds; passed in so tests can move it (phases).
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -86,6 +88,10 @@ pub struct ItemView {
     pub value: Option<Json>,
     #[schema(value_type = Option<String>)]
     pub origin: Option<Origin>,
+    /// The value imported from the financial statements, when there is one: next to a
+    /// structure's correction, the original stays visible.
+    #[schema(value_type = Option<Object>)]
+    pub prefilled: Option<Json>,
 }
 
 /// A part's fill rate against its threshold.
@@ -729,6 +735,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     status: QuestionnaireStatus::NotStarted,
                     answers: Map::new(),
                     items: BTreeMap::new(),
+                    prefilled: Map::new(),
                     fill_rate: 0.0,
                     version: 1,
                     updated_at: now,
@@ -889,6 +896,7 @@ fn view(
                 editable: writable && may && !item.computed,
                 value,
                 origin: stored.items.get(&item.id).map(|m| m.origin),
+                prefilled: stored.prefilled.get(&item.id).cloned(),
             }
         })
         .collect();

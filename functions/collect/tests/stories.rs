@@ -740,3 +740,118 @@ async fn a_save_resent_with_its_idempotency_key_has_one_effect() {
         .await;
     assert_eq!((status, replayed), (200, false));
 }
+
+impl World {
+    async fn prefill(&self, token: &str, query: &str, csv: &str) -> (u16, Value) {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/questionnaires/2025/prefill{query}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "text/csv")
+            .body(Body::from(csv.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn a_prefill_fills_what_nobody_entered_and_never_overwrites_a_correction() {
+    let w = world().await;
+    let national = w.token("national", Role::NationalAdmin).await;
+    w.open(&national).await;
+    let file = format!(
+        "finess;charges_personnel;produits_classe_7\n{};1200000,50;2000000\n{};1;2\n{};abc;5\n",
+        ehpad_a(),
+        f("75000001"),
+        ehpad_c()
+    );
+    let (status, dry) = w.prefill(&national, "?dry_run=true", &file).await;
+    assert_eq!(
+        (status, dry["values_set"].as_u64()),
+        (200, Some(3)),
+        "{dry}"
+    );
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert!(
+        item(&view, "charges_personnel")["value"].is_null(),
+        "a dry run writes nothing"
+    );
+
+    let (status, summary) = w.prefill(&national, "", &file).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(summary["values_set"], 3);
+    let rejected: Vec<(u64, &str)> = summary["rejected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["line"].as_u64().unwrap(), r["field"].as_str().unwrap()))
+        .collect();
+    assert_eq!(rejected, [(3, "finess"), (4, "charges_personnel")]);
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(item(&view, "charges_personnel")["value"], 1200000.5);
+    assert_eq!(item(&view, "charges_personnel")["origin"], "prefill");
+
+    // The structure corrects it; a later import brings another figure.
+    let version = view["version"].as_u64().unwrap();
+    let (status, _) = w
+        .save(
+            &gestionnaire,
+            ehpad_a(),
+            version,
+            json!({ "charges_personnel": 1250000 }),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let again = format!(
+        "finess;charges_personnel;produits_classe_7\n{};1300000;2000000\n",
+        ehpad_a()
+    );
+    let (_, summary) = w.prefill(&national, "", &again).await;
+    assert_eq!(
+        (
+            summary["values_set"].as_u64(),
+            summary["corrections_kept"].as_u64(),
+            summary["unchanged"].as_u64()
+        ),
+        (Some(0), Some(1), Some(1)),
+        "{summary}"
+    );
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    let charges = item(&view, "charges_personnel");
+    assert_eq!(charges["value"], 1250000, "the correction stays");
+    assert_eq!(charges["origin"], "structure");
+    assert_eq!(
+        charges["prefilled"], 1300000,
+        "the imported figure stays visible"
+    );
+    assert_eq!(item(&view, "produits_classe_7")["origin"], "prefill");
+
+    let (status, body) = w
+        .prefill(
+            &national,
+            "",
+            &format!("finess;cap_auth_perm\n{};80\n", ehpad_a()),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("line 1"))
+    );
+    let ars = w
+        .token(
+            "ars",
+            Role::RegionalAdmin {
+                region: Region::from_code(84).unwrap(),
+            },
+        )
+        .await;
+    assert_eq!(w.prefill(&ars, "", &again).await.0, 403);
+}

@@ -1,0 +1,309 @@
+//! The financial prefill (domain §7): a national administrator imports the values of the
+//! financial statements (ERRD / compte administratif) per FINESS. A prefilled value fills
+//! an item nobody has entered; a structure's correction is never overwritten by a later
+//! import, and the imported value stays visible next to it.
+
+use crate::{App, store_error};
+use serde::Serialize;
+use serde_json::{Map, Value as Json};
+use std::collections::HashMap;
+use tdb_api::{ApiError, Caller};
+use tdb_domain::Finess;
+use tdb_domain::campaign::QuestionnaireStatus;
+use tdb_domain::ports::{
+    AccountStore, AuditEntry, AuditLog, IdempotencyStore, ItemMeta, Origin, QuestionnaireStore,
+    StoreError,
+};
+use tdb_domain::rights::{Action, Target};
+
+/// A line or value of the file that was not imported.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PrefillRejection {
+    pub line: usize,
+    pub field: Option<String>,
+    pub reason: String,
+}
+
+/// What a prefill import did (or, in a dry run, would do).
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct PrefillSummary {
+    pub dry_run: bool,
+    /// Structures whose questionnaire received at least one value.
+    pub structures: usize,
+    /// Values written as answers (the item had no answer, or a previous prefill).
+    pub values_set: usize,
+    /// Values kept aside because the structure had corrected the item, or the
+    /// questionnaire is validated or closed.
+    pub corrections_kept: usize,
+    /// Values identical to what was already imported.
+    pub unchanged: usize,
+    /// Cells of items that do not apply to the structure's category.
+    pub not_applicable: usize,
+    /// The first 1,000 rejections.
+    pub rejected: Vec<PrefillRejection>,
+    pub rejected_total: usize,
+}
+
+/// `"12 345,67"` or `"12345.67"` as a JSON number.
+fn number(cell: &str) -> Option<Json> {
+    let cleaned: String = cell
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '\u{a0}')
+        .map(|c| if c == ',' { '.' } else { c })
+        .collect();
+    let value: f64 = cleaned.parse().ok()?;
+    if cleaned.contains('.') {
+        serde_json::Number::from_f64(value).map(Json::Number)
+    } else {
+        cleaned.parse::<i64>().ok().map(Json::from)
+    }
+}
+
+impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App<Q, A, S> {
+    pub(crate) async fn prefill(
+        &self,
+        caller: &Caller,
+        year: u16,
+        file: &[u8],
+        dry_run: bool,
+    ) -> Result<PrefillSummary, ApiError> {
+        caller.authorize(Action::ImportReferential, &Target::National)?;
+        let (year, definitions) = self.campaign(year)?;
+        let text = std::str::from_utf8(file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(file))
+            .map_err(|_| ApiError::invalid("body", "the file is not UTF-8 text"))?;
+        let mut lines = text.lines().enumerate();
+        let header: Vec<&str> = lines
+            .next()
+            .map(|(_, l)| l.split(';').map(str::trim).collect())
+            .unwrap_or_default();
+        if header.first() != Some(&"finess") || header.len() < 2 {
+            return Err(ApiError::invalid(
+                "line 1",
+                "the first line must be finess;<item id>;<item id>...",
+            ));
+        }
+        let platforms = [
+            definitions.platform(tdb_domain::campaign::Platform::Generic),
+            definitions.platform(tdb_domain::campaign::Platform::Sad),
+        ];
+        for column in &header[1..] {
+            let financial = platforms
+                .iter()
+                .any(|d| d.item(column).is_some_and(|i| i.financial && !i.computed));
+            if !financial {
+                return Err(ApiError::invalid(
+                    "line 1",
+                    format!("`{column}` is not a financial item of the {year} questionnaires"),
+                ));
+            }
+        }
+        let mut summary = PrefillSummary {
+            dry_run,
+            ..PrefillSummary::default()
+        };
+        let mut rows: Vec<(usize, Finess, Vec<(&str, &str)>)> = Vec::new();
+        for (n, line) in lines {
+            let line_number = n + 1;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let cells: Vec<&str> = line.split(';').map(str::trim).collect();
+            match Finess::parse(cells[0]) {
+                Err(e) => summary.rejected.push(PrefillRejection {
+                    line: line_number,
+                    field: Some("finess".into()),
+                    reason: e.to_string(),
+                }),
+                Ok(finess) => rows.push((
+                    line_number,
+                    finess,
+                    header[1..]
+                        .iter()
+                        .zip(cells.iter().skip(1))
+                        .filter(|(_, cell)| !cell.is_empty())
+                        .map(|(column, cell)| (*column, *cell))
+                        .collect(),
+                )),
+            }
+        }
+        let finess: Vec<Finess> = rows.iter().map(|(_, f, _)| *f).collect();
+        let known: HashMap<Finess, _> = self
+            .structures
+            .structures(&finess)
+            .await
+            .map_err(store_error)?
+            .into_iter()
+            .map(|s| (s.finess, s))
+            .collect();
+        for (line, finess, cells) in rows {
+            let reject = |reason: String| PrefillRejection {
+                line,
+                field: Some("finess".into()),
+                reason,
+            };
+            let Some(structure) = known.get(&finess) else {
+                summary
+                    .rejected
+                    .push(reject("not in the referential".into()));
+                continue;
+            };
+            if let Some(principal) = structure.principal {
+                summary.rejected.push(reject(format!(
+                    "a secondary FINESS: import it under its principal {principal}"
+                )));
+                continue;
+            }
+            let definition = definitions.for_kind(structure.kind);
+            let mut values = Map::new();
+            for (column, cell) in cells {
+                let Some(item) = definition.item(column) else {
+                    summary.not_applicable += 1;
+                    continue;
+                };
+                if item.mask & structure.kind.bit() == 0 {
+                    summary.not_applicable += 1;
+                    continue;
+                }
+                let value = number(cell).ok_or_else(|| "not a number".to_string());
+                let checked = value.and_then(|v| {
+                    let mut scratch = definition.empty_answers();
+                    definition
+                        .set_answer(&mut scratch, structure.kind, column, &v)
+                        .map(|()| v)
+                        .map_err(|e| e.reason.to_string())
+                });
+                match checked {
+                    Ok(v) => {
+                        values.insert(column.to_string(), v);
+                    }
+                    Err(reason) => summary.rejected.push(PrefillRejection {
+                        line,
+                        field: Some(column.to_string()),
+                        reason,
+                    }),
+                }
+            }
+            if values.is_empty() {
+                continue;
+            }
+            match self
+                .apply_prefill(
+                    caller,
+                    year,
+                    finess,
+                    definition,
+                    values,
+                    dry_run,
+                    &mut summary,
+                )
+                .await
+            {
+                Ok(()) => summary.structures += 1,
+                Err(e) if e.status == 404 => summary.rejected.push(reject(e.message)),
+                Err(e) => return Err(e),
+            }
+        }
+        summary.rejected.sort_by_key(|r| r.line);
+        summary.rejected_total = summary.rejected.len();
+        summary.rejected.truncate(1000);
+        tracing::info!(campaign = %year, dry_run, structures = summary.structures,
+            values_set = summary.values_set, corrections_kept = summary.corrections_kept,
+            rejected = summary.rejected_total, "financial prefill");
+        Ok(summary)
+    }
+
+    /// Writes one structure's prefilled values, on its version, again if a save landed
+    /// meanwhile.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply_prefill(
+        &self,
+        caller: &Caller,
+        year: tdb_domain::CampaignYear,
+        finess: Finess,
+        definition: &tdb_domain::questionnaire::Definition,
+        values: Map<String, Json>,
+        dry_run: bool,
+        summary: &mut PrefillSummary,
+    ) -> Result<(), ApiError> {
+        for _ in 0..5 {
+            let stored = self.stored(year, finess).await?;
+            let frozen = matches!(
+                stored.status,
+                QuestionnaireStatus::Validated | QuestionnaireStatus::Closed
+            );
+            let version = stored.version + 1;
+            let mut next = stored.clone();
+            let (mut set, mut kept, mut same) = (0, 0, 0);
+            let mut changes = Map::new();
+            for (id, value) in &values {
+                if stored.prefilled.get(id) == Some(value) {
+                    same += 1;
+                    continue;
+                }
+                next.prefilled.insert(id.clone(), value.clone());
+                let corrected = stored
+                    .items
+                    .get(id)
+                    .is_some_and(|m| m.origin != Origin::Prefill);
+                if corrected || frozen {
+                    kept += 1;
+                    continue;
+                }
+                set += 1;
+                changes.insert(
+                    id.clone(),
+                    serde_json::json!({ "old": stored.answers.get(id).cloned().unwrap_or(Json::Null), "new": value }),
+                );
+                next.answers.insert(id.clone(), value.clone());
+                next.items.insert(
+                    id.clone(),
+                    ItemMeta {
+                        version,
+                        origin: Origin::Prefill,
+                    },
+                );
+            }
+            if set + kept == 0 {
+                summary.unchanged += same;
+                return Ok(());
+            }
+            if dry_run {
+                summary.values_set += set;
+                summary.corrections_kept += kept;
+                summary.unchanged += same;
+                return Ok(());
+            }
+            let answers = definition.carry_over(stored.respondent.kind, &next.answers);
+            next.fill_rate = definition
+                .fill_rate(stored.respondent.kind, &answers)
+                .overall
+                .ratio();
+            next.version = version;
+            next.updated_at = (self.clock)();
+            match self.questionnaires.put(&next).await {
+                Ok(()) => {}
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(e)),
+            }
+            summary.values_set += set;
+            summary.corrections_kept += kept;
+            summary.unchanged += same;
+            if !changes.is_empty() {
+                let entry = AuditEntry {
+                    at: (self.clock)() * 1000,
+                    actor: caller.account.to_string(),
+                    action: "prefill".into(),
+                    detail: serde_json::json!({ "version": version, "origin": Origin::Prefill, "changes": changes }),
+                };
+                if let Err(e) = self.audit.append(year, finess, &entry).await {
+                    tracing::error!(error = %e, %finess, version, "audit entry not written");
+                }
+            }
+            return Ok(());
+        }
+        Err(ApiError::conflict(
+            "concurrent_change",
+            "a questionnaire kept changing during the import; import again (it is idempotent)",
+        ))
+    }
+}
