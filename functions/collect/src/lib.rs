@@ -92,6 +92,9 @@ pub struct ItemView {
     /// structure's correction, the original stays visible.
     #[schema(value_type = Option<Object>)]
     pub prefilled: Option<Json>,
+    /// Last campaign's answer, for the items compared year on year.
+    #[schema(value_type = Option<Object>)]
+    pub previous: Option<Json>,
 }
 
 /// A part's fill rate against its threshold.
@@ -421,7 +424,34 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let writable =
             entry != Entry::Nothing && self.open_for_writing(definition, stored.status).is_ok();
         let covers = self.secondaries(&structure).await?;
-        Ok(view(definition, &stored, entry, writable, covers))
+        let previous = self.previous(year, definition, &structure).await?;
+        Ok(view(
+            definition,
+            &stored,
+            entry,
+            writable,
+            covers,
+            previous.as_ref(),
+        ))
+    }
+
+    /// The same structure's answers of the previous campaign, read through this
+    /// campaign's items, for the year-on-year rules and the values shown beside them.
+    async fn previous(
+        &self,
+        year: CampaignYear,
+        definition: &Definition,
+        structure: &StructureRecord,
+    ) -> Result<Option<tdb_domain::questionnaire::AnswerSet>, ApiError> {
+        let Ok(last) = CampaignYear::new(year.value() - 1) else {
+            return Ok(None);
+        };
+        Ok(self
+            .questionnaires
+            .get(last, structure.finess)
+            .await
+            .map_err(store_error)?
+            .map(|q| definition.carry_over(structure.kind, &q.answers)))
     }
 
     /// The secondaries of a principal, from its département's structures.
@@ -487,6 +517,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 .into());
             }
         }
+        let previous = self.previous(year, definition, &structure).await?;
         for _ in 0..5 {
             let stored = self.stored(year, structure.finess).await?;
             self.open_for_writing(definition, stored.status)?;
@@ -540,7 +571,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     }
                 }
             }
-            let evaluation = definition.evaluate(structure.kind, &answers, None);
+            let evaluation = definition.evaluate(structure.kind, &answers, previous.as_ref());
             if changes.is_empty() {
                 return Ok(SaveResult {
                     version: stored.version,
@@ -854,10 +885,20 @@ fn view(
     entry: Entry,
     writable: bool,
     covers: Vec<Finess>,
+    previous: Option<&tdb_domain::questionnaire::AnswerSet>,
 ) -> QuestionnaireView {
     let kind = stored.respondent.kind;
     let answers = definition.carry_over(kind, &stored.answers);
-    let evaluation = definition.evaluate(kind, &answers, None);
+    let evaluation = definition.evaluate(kind, &answers, previous);
+    // Last year's value of each item the year-on-year rules compare.
+    let last_year = previous
+        .map(|p| definition.answers_to_json(p))
+        .unwrap_or_default();
+    let compared: std::collections::HashSet<&str> = definition
+        .rules()
+        .iter()
+        .filter_map(|r| r.id.strip_prefix("evolution_"))
+        .collect();
     let items = definition
         .items()
         .iter()
@@ -897,6 +938,16 @@ fn view(
                 value,
                 origin: stored.items.get(&item.id).map(|m| m.origin),
                 prefilled: stored.prefilled.get(&item.id).cloned(),
+                previous: if !compared.contains(item.id.as_str()) {
+                    None
+                } else if item.computed {
+                    previous
+                        .and_then(|p| definition.computed_value(i, kind, p))
+                        .and_then(serde_json::Number::from_f64)
+                        .map(Json::Number)
+                } else {
+                    last_year.get(&item.id).cloned()
+                },
             }
         })
         .collect();

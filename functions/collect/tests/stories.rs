@@ -855,3 +855,48 @@ async fn a_prefill_fills_what_nobody_entered_and_never_overwrites_a_correction()
         .await;
     assert_eq!(w.prefill(&ars, "", &again).await.0, 403);
 }
+
+#[tokio::test]
+async fn last_years_values_are_shown_and_compared() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let last = w
+        .campaign
+        .get(CampaignYear::new(2025).unwrap(), ehpad_a())
+        .await
+        .unwrap()
+        .unwrap();
+    w.campaign
+        .put(&tdb_domain::ports::StoredQuestionnaire {
+            campaign: CampaignYear::new(2024).unwrap(),
+            answers: json!({ "cap_auth_perm": 50, "etp_direction": 2 })
+                .as_object()
+                .unwrap()
+                .clone(),
+            ..last
+        })
+        .await
+        .unwrap();
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, saved) = w
+        .save(&gestionnaire, ehpad_a(), 1, json!({ "cap_auth_perm": 80 }))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        saved["violations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v["rule"] == "evolution_cap_auth_perm" && v["severity"] == "warning"),
+        "{saved}"
+    );
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(item(&view, "cap_auth_perm")["previous"], 50);
+    assert!(
+        item(&view, "etp_direction")["previous"].is_null(),
+        "not a compared item"
+    );
+}
