@@ -44,6 +44,9 @@ pub struct PrefillSummary {
     pub rejected_total: usize,
 }
 
+/// A line of the file: its number, its FINESS and its non-empty `(item, cell)` pairs.
+type Row<'f> = (usize, Finess, Vec<(&'f str, &'f str)>);
+
 /// `"12 345,67"` or `"12345.67"` as a JSON number.
 fn number(cell: &str) -> Option<Json> {
     let cleaned: String = cell
@@ -101,7 +104,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             dry_run,
             ..PrefillSummary::default()
         };
-        let mut rows: Vec<(usize, Finess, Vec<(&str, &str)>)> = Vec::new();
+        let mut rows: Vec<Row> = Vec::new();
         for (n, line) in lines {
             let line_number = n + 1;
             if line.trim().is_empty() {
