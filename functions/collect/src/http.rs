@@ -2,8 +2,8 @@
 //! each handler's `#[utoipa::path]` is both its route and its documentation.
 
 use crate::{
-    App, AuditPage, OpeningSummary, PrefillSummary, QuestionnaireView, Refusal, SaveRequest,
-    SaveResult,
+    App, AuditPage, BulkSummary, OpeningSummary, PrefillSummary, QuestionnaireView, Refusal,
+    SaveRequest, SaveResult,
 };
 use axum::Router;
 use axum::extract::State;
@@ -34,14 +34,12 @@ where
         .routes(operation::<__path_open_campaign, _, _, _>(
             open_campaign::<Q, A, S>,
         ))
-        .routes({
-            let (schemas, paths, router) = operation::<__path_prefill, _, _, _>(prefill::<Q, A, S>);
-            (
-                schemas,
-                paths,
-                router.layer(axum::extract::DefaultBodyLimit::max(tdb_api::MAX_FILE_BODY)),
-            )
-        })
+        .routes(with_file_limit(operation::<__path_prefill, _, _, _>(
+            prefill::<Q, A, S>,
+        )))
+        .routes(with_file_limit(operation::<__path_bulk, _, _, _>(
+            bulk::<Q, A, S>,
+        )))
         .split_for_parts();
     api.info.title = "TDB-ESMS collect".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
@@ -67,6 +65,17 @@ where
         }),
     );
     edge(router.with_state(app.into()))
+}
+
+/// Uploads (prefill, bulk entry) take up to 6 MB, Lambda's synchronous payload limit.
+fn with_file_limit<St: Clone + Send + Sync + 'static>(
+    (schemas, paths, router): utoipa_axum::router::UtoipaMethodRouter<St>,
+) -> utoipa_axum::router::UtoipaMethodRouter<St> {
+    (
+        schemas,
+        paths,
+        router.layer(axum::extract::DefaultBodyLimit::max(tdb_api::MAX_FILE_BODY)),
+    )
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -211,11 +220,36 @@ async fn prefill<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: Accou
     QueryParams(query): QueryParams<DryRunQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    let dry_run = match query.dry_run.as_deref() {
-        None | Some("false") => false,
-        Some("true") | Some("") => true,
-        Some(_) => return Err(ApiError::invalid("dry_run", "expected true or false")),
-    };
-    let summary = app.prefill(&caller, path.campaign, &file, dry_run).await?;
+    let summary = app
+        .prefill(&caller, path.campaign, &file, dry_run(&query)?)
+        .await?;
     Ok(tdb_api::json(200, &summary))
+}
+
+/// Answers for several structures at once: CSV `finess;<item>;...` (one row per FINESS,
+/// decimal comma or point, yes/no as oui/non, multiple choices separated by `|`) or JSON
+/// `{"<finess>": {"<item>": value}}`, up to 6 MB. The rights and checks of a single save
+/// apply; each structure's row is saved whole or refused whole, and the summary says why.
+#[utoipa::path(post, path = "/questionnaires/{campaign}/bulk", tag = "questionnaires",
+    params(CampaignPath, DryRunQuery), request_body(content = Vec<u8>, content_type = "text/csv"),
+    responses((status = 200, body = BulkSummary)))]
+async fn bulk<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, A, S>,
+    PathParams(path): PathParams<CampaignPath>,
+    QueryParams(query): QueryParams<DryRunQuery>,
+    FileBody(file): FileBody,
+) -> Result<Response, ApiError> {
+    let summary = app
+        .bulk(&caller, path.campaign, &file, dry_run(&query)?)
+        .await?;
+    Ok(tdb_api::json(200, &summary))
+}
+
+fn dry_run(query: &DryRunQuery) -> Result<bool, ApiError> {
+    match query.dry_run.as_deref() {
+        None | Some("false") => Ok(false),
+        Some("true") | Some("") => Ok(true),
+        Some(_) => Err(ApiError::invalid("dry_run", "expected true or false")),
+    }
 }

@@ -7,6 +7,7 @@
 //! (docs/collect.md): a save is refused only when an item it changes was changed by
 //! someone else since the version it was based on.
 
+mod bulk;
 mod config;
 mod http;
 mod prefill;
@@ -27,6 +28,7 @@ use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
 use tdb_domain::rights::{Action, DataScope, Target};
 use tdb_domain::{Departement, Finess, RespondentKind};
 
+pub use bulk::{BulkRow, BulkSummary};
 pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
 pub use prefill::{PrefillRejection, PrefillSummary};
@@ -470,13 +472,16 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .collect())
     }
 
+    /// Saves `values` on a structure's questionnaire. `base_version` is the version the
+    /// values were entered on (`None` for a bulk upload, which is authoritative).
     pub(crate) async fn save(
         &self,
         caller: Caller,
         year: u16,
         finess: &str,
-        base_version: u64,
+        base_version: Option<u64>,
         values: Map<String, Json>,
+        mode: SaveMode,
     ) -> Result<SaveResult, SaveError> {
         if values.len() > MAX_ITEMS_PER_SAVE {
             return Err(ApiError::invalid(
@@ -499,7 +504,13 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .roles
             .iter()
             .any(|r| tdb_domain::accounts::role_structure(r) == Some(structure.finess));
-        let origin = if own { Origin::Structure } else { Origin::Og };
+        let origin = if mode.bulk {
+            Origin::Import
+        } else if own {
+            Origin::Structure
+        } else {
+            Origin::Og
+        };
         // Rights item by item, before anything is read or written.
         for id in values.keys() {
             if let Some(item) = definition.item(id)
@@ -528,7 +539,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     stored
                         .items
                         .get(*id)
-                        .is_some_and(|meta| meta.version > base_version)
+                        .is_some_and(|meta| base_version.is_some_and(|b| meta.version > b))
                 })
                 .map(|id| {
                     (
@@ -541,8 +552,9 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 return Err(SaveError::Stale(StaleSave {
                     code: "stale_version",
                     message: format!(
-                        "{} item(s) changed since version {base_version}: reread them and save again",
-                        stale.len()
+                        "{} item(s) changed since version {}: reread them and save again",
+                        stale.len(),
+                        base_version.unwrap_or_default()
                     ),
                     version: Some(stored.version),
                     current: Some(stale),
@@ -572,10 +584,17 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 }
             }
             let evaluation = definition.evaluate(structure.kind, &answers, previous.as_ref());
-            if changes.is_empty() {
+            // A bulk row is saved whole or not at all; a dry run only reports.
+            if changes.is_empty() || (mode.whole && !rejected.is_empty()) || mode.dry_run {
+                let would_write = mode.dry_run && !(mode.whole && !rejected.is_empty());
+                let saved = if would_write {
+                    changes.keys().cloned().collect()
+                } else {
+                    vec![]
+                };
                 return Ok(SaveResult {
                     version: stored.version,
-                    saved: vec![],
+                    saved,
                     rejected,
                     fill: fill_view(&evaluation.fill),
                     violations: violations_view(&evaluation.violations),
@@ -645,8 +664,15 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
     ) -> (u16, String, bool) {
         let Some(key) = key else {
             let (status, body) = answer(
-                self.save(caller, year, finess, body.base_version, body.answers)
-                    .await,
+                self.save(
+                    caller,
+                    year,
+                    finess,
+                    Some(body.base_version),
+                    body.answers,
+                    SaveMode::default(),
+                )
+                .await,
             );
             return (status, body, false);
         };
@@ -685,8 +711,15 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             }),
             Ok(Replay::New) => {
                 let (status, answer) = answer(
-                    self.save(caller, year, finess, body.base_version, body.answers)
-                        .await,
+                    self.save(
+                        caller,
+                        year,
+                        finess,
+                        Some(body.base_version),
+                        body.answers,
+                        SaveMode::default(),
+                    )
+                    .await,
                 );
                 let kept = if status >= 500 {
                     // A retry may succeed: the key is free again.
@@ -793,6 +826,17 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         tracing::info!(campaign = %year, created = summary.created, already_open = summary.already_open, "campaign opened");
         Ok(summary)
     }
+}
+
+/// How a save is made.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SaveMode {
+    /// Any refused value refuses the whole save (a bulk row).
+    pub whole: bool,
+    /// Check and report, write nothing.
+    pub dry_run: bool,
+    /// An upload: the values' origin is `import`.
+    pub bulk: bool,
 }
 
 /// How long an idempotent answer is kept, in seconds.

@@ -900,3 +900,87 @@ async fn last_years_values_are_shown_and_compared() {
         "not a compared item"
     );
 }
+
+impl World {
+    async fn bulk(&self, token: &str, query: &str, body: &str) -> (u16, Value) {
+        let request = http::Request::builder()
+            .method(Method::POST)
+            .uri(format!("/questionnaires/2025/bulk{query}"))
+            .header("authorization", format!("Bearer {token}"))
+            .header("content-type", "text/csv")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_og_enters_several_esms_at_once_each_row_whole_or_not_at_all() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let og_gest = w.token("oggest", member(og(), Profile::Gestionnaire)).await;
+    let csv = format!(
+        "finess;etp_direction;etp_administration;si_ins\n{};2,5;3;oui\n{};abc;4;non\n{};1;1;oui\n{};1;1;oui\n",
+        ehpad_a(),
+        ime_b(),
+        ehpad_c(),
+        f("75000001")
+    );
+    let (status, dry) = w.bulk(&og_gest, "?dry_run=true", &csv).await;
+    assert_eq!((status, dry["saved"].as_u64()), (200, Some(1)), "{dry}");
+    assert_eq!(dry["rows"][0]["outcome"], "would_save");
+    let (_, view) = w.read(&og_gest, ehpad_a()).await;
+    assert!(
+        item(&view, "etp_direction")["value"].is_null(),
+        "a dry run writes nothing"
+    );
+
+    let (status, summary) = w.bulk(&og_gest, "", &csv).await;
+    assert_eq!(status, 200, "{summary}");
+    assert_eq!(
+        (summary["saved"].as_u64(), summary["refused"].as_u64()),
+        (Some(1), Some(3))
+    );
+    let rows = summary["rows"].as_array().unwrap();
+    assert_eq!(
+        rows[0]["saved"],
+        json!(["etp_administration", "etp_direction", "si_ins"])
+    );
+    assert_eq!(rows[1]["rejected"][0][0], "etp_direction", "{}", rows[1]);
+    assert!(
+        rows[2]["error"].as_str().is_some(),
+        "not the OG's structure"
+    );
+    assert!(rows[3]["error"].as_str().is_some(), "unknown FINESS");
+    let (_, view) = w.read(&og_gest, ehpad_a()).await;
+    assert_eq!(item(&view, "etp_direction")["value"], 2.5);
+    assert_eq!(item(&view, "si_ins")["value"], true);
+    assert_eq!(item(&view, "etp_direction")["origin"], "import");
+    let (_, b) = w.read(&og_gest, ime_b()).await;
+    assert!(
+        item(&b, "etp_administration")["value"].is_null(),
+        "a refused row writes none of its values"
+    );
+    // JSON, with an item subsidiarity does not give the OG: the row is refused whole.
+    let json_body = json!({ ehpad_a().to_string(): { "cap_auth_perm": 80, "etp_ash": 4 } });
+    let (status, summary) = w.bulk(&og_gest, "", &json_body.to_string()).await;
+    assert_eq!(
+        (status, summary["refused"].as_u64()),
+        (200, Some(1)),
+        "{summary}"
+    );
+    assert!(
+        summary["rows"][0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cap_auth_perm")
+    );
+    let (_, view) = w.read(&og_gest, ehpad_a()).await;
+    assert!(item(&view, "etp_ash")["value"].is_null());
+}
