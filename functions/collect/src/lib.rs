@@ -586,7 +586,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             let evaluation = definition.evaluate(structure.kind, &answers, previous.as_ref());
             // A bulk row is saved whole or not at all; a dry run only reports.
             if changes.is_empty() || (mode.whole && !rejected.is_empty()) || mode.dry_run {
-                let would_write = mode.dry_run && !(mode.whole && !rejected.is_empty());
+                let would_write = mode.dry_run && (!mode.whole || rejected.is_empty());
                 let saved = if would_write {
                     changes.keys().cloned().collect()
                 } else {
