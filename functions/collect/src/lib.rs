@@ -494,12 +494,18 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let structure = self.respondent(finess).await?;
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
-        let caller = self.current(caller).await?;
+        let definition = definitions.for_kind(structure.kind);
+        // The caller's current roles and last campaign's answers, read together.
+        let (caller, previous) = futures_util::future::join(
+            self.current(caller),
+            self.previous(year, definition, &structure),
+        )
+        .await;
+        let (caller, previous) = (caller?, previous?);
         let entry = Self::entry(&caller, &target);
         if entry == Entry::Nothing {
             caller.authorize(Action::EnterData(DataScope::Subsidiarity), &target)?;
         }
-        let definition = definitions.for_kind(structure.kind);
         let own = caller
             .roles
             .iter()
@@ -528,7 +534,6 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 .into());
             }
         }
-        let previous = self.previous(year, definition, &structure).await?;
         for _ in 0..5 {
             let stored = self.stored(year, structure.finess).await?;
             self.open_for_writing(definition, stored.status)?;
@@ -1006,5 +1011,82 @@ fn view(
         fill: fill_view(&evaluation.fill),
         violations: violations_view(&evaluation.violations),
         items,
+    }
+}
+
+/// The stored size of the largest questionnaire a respondent of `kind` can have: every
+/// item answered with its longest value, every financial item prefilled too, with the item
+/// metadata. What bounds it: a definition's items are finite and known, and every value is
+/// bounded by its type (a text by its `max_length`, a multiple choice by its 64 codes).
+pub fn largest_stored_size(definition: &Definition, kind: RespondentKind) -> usize {
+    use tdb_domain::questionnaire::ItemType;
+    let mut answers = Map::new();
+    let mut prefilled = Map::new();
+    let mut items = BTreeMap::new();
+    for item in definition.items_for(kind).filter(|i| !i.computed) {
+        let value = match &item.kind {
+            ItemType::Text { max_length } => Json::String("é".repeat(*max_length as usize)),
+            ItemType::MultipleChoice => Json::Array(
+                item.choices
+                    .iter()
+                    .map(|c| Json::String(c.code.clone()))
+                    .collect(),
+            ),
+            ItemType::Choice => Json::String(
+                item.choices
+                    .iter()
+                    .map(|c| c.code.clone())
+                    .max_by_key(String::len)
+                    .unwrap_or_default(),
+            ),
+            ItemType::Date => Json::String("2024-12-31".into()),
+            ItemType::YesNo => Json::Bool(false),
+            _ => serde_json::json!(-123_456_789_012.34),
+        };
+        if item.financial {
+            prefilled.insert(item.id.clone(), value.clone());
+        }
+        answers.insert(item.id.clone(), value);
+        items.insert(
+            item.id.clone(),
+            ItemMeta {
+                version: u64::MAX,
+                origin: Origin::Prefill,
+            },
+        );
+    }
+    // The answers, metadata and prefill as stored (three JSON strings), plus the keys and
+    // scalar attributes of the item, generously.
+    fn len<T: Serialize>(value: &T) -> usize {
+        serde_json::to_string(value).map_or(0, |s| s.len())
+    }
+    len(&answers) + len(&items) + len(&prefilled) + 512
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tdb_domain::Category;
+
+    #[test]
+    fn the_largest_questionnaire_stays_far_below_dynamodbs_item_limit() {
+        let definitions = tdb_domain::questionnaire::builtin::load(2025)
+            .unwrap()
+            .unwrap();
+        let kinds = Category::ALL
+            .iter()
+            .map(|c| RespondentKind::Esms(*c))
+            .chain([RespondentKind::Og]);
+        let largest = kinds
+            .map(|k| largest_stored_size(definitions.for_kind(k), k))
+            .max()
+            .unwrap();
+        // DynamoDB refuses items over 400 KB; a quarter of it leaves room for years of
+        // new questions.
+        assert!(largest < 100_000, "{largest} bytes");
+        assert!(
+            largest > 5_000,
+            "{largest} bytes: the estimate counts every item"
+        );
     }
 }
