@@ -97,7 +97,7 @@ fn main() {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs() as i64;
-        let national = AccountId::from_random([9; 16]);
+        let national = AccountId::from_random([255; 16]);
         accounts
             .create_account(
                 &Account::new(
