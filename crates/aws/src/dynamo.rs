@@ -355,6 +355,10 @@ impl SendLog for CampaignTable {
     }
 }
 
+/// How long a claimed key waits for its request's answer before another request may take
+/// it over (a Lambda that died mid-request), in seconds: longer than a request may last.
+const IDEMPOTENCY_LEASE: i64 = 60;
+
 fn idem_pk(key: &str) -> String {
     format!("IDEM#{key}")
 }
@@ -375,8 +379,14 @@ impl IdempotencyStore for CampaignTable {
             .item("sk", s("IDEM"))
             .item("fingerprint", s(fingerprint))
             .item("expires_at", n(expires_at))
-            // A key whose record expired (TTL removes it lazily) is free again.
-            .condition_expression("attribute_not_exists(pk) OR expires_at < :now")
+            .item("running_until", n(now + IDEMPOTENCY_LEASE))
+            // Free again: a record expired (TTL removes it lazily), or a claim whose request
+            // died before answering (its lease is over).
+            .condition_expression(
+                "attribute_not_exists(pk) OR expires_at < :now \
+                 OR (attribute_not_exists(#status) AND running_until < :now)",
+            )
+            .expression_attribute_names("#status", "status")
             .expression_attribute_values(":now", n(now))
             .send()
             .await;

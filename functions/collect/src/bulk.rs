@@ -37,8 +37,9 @@ pub struct BulkSummary {
     pub rows: Vec<BulkRow>,
 }
 
-/// The most rows one upload may carry.
-const MAX_ROWS: usize = 5000;
+/// The most rows one upload may carry: rows are saved one after another within the
+/// request's 29 seconds.
+const MAX_ROWS: usize = 500;
 
 /// A CSV cell as the JSON answer its item expects.
 fn cell_value(definition: &Definition, id: &str, cell: &str) -> Json {
@@ -116,11 +117,31 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     "the first line must be finess;<item id>;<item id>...",
                 ));
             }
+            if let Some((_, twice)) = header[1..]
+                .iter()
+                .enumerate()
+                .find(|(i, c)| header[1..*i + 1].contains(c))
+            {
+                return Err(ApiError::invalid(
+                    "line 1",
+                    format!("`{twice}` appears twice"),
+                ));
+            }
             for (n, line) in lines {
                 if line.trim().is_empty() {
                     continue;
                 }
                 let cells: Vec<&str> = line.split(';').map(str::trim).collect();
+                if cells.len() != header.len() {
+                    return Err(ApiError::invalid(
+                        format!("line {}", n + 1),
+                        format!(
+                            "{} fields where the header has {} (a `;` inside a value?): nothing was saved",
+                            cells.len(),
+                            header.len()
+                        ),
+                    ));
+                }
                 let raw: Map<String, Json> = header[1..]
                     .iter()
                     .zip(cells.iter().skip(1))

@@ -231,8 +231,9 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
             tracing::error!(error = %e, "storage backend failed");
             ApiError::unavailable()
         }
-        e @ StoreError::Corrupt(_) => {
-            tracing::error!(error = %e, "stored data could not be read");
+        StoreError::Corrupt(_) => {
+            // The detail may quote a stored value (a name, an address): not logged.
+            tracing::error!("stored data could not be read");
             ApiError::internal()
         }
     }
@@ -537,6 +538,13 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         for _ in 0..5 {
             let stored = self.stored(year, structure.finess).await?;
             self.open_for_writing(definition, stored.status)?;
+            if base_version.is_some_and(|b| b > stored.version) {
+                return Err(ApiError::invalid(
+                    "base_version",
+                    format!("the questionnaire is at version {}", stored.version),
+                )
+                .into());
+            }
             // Items changed by someone else since the save's base version.
             let stale: Map<String, Json> = values
                 .keys()
@@ -565,30 +573,43 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     current: Some(stale),
                 }));
             }
-            let mut answers = definition.carry_over(structure.kind, &stored.answers);
+            // The questionnaire's own kind: the one its answers were checked against.
+            let kind = stored.respondent.kind;
+            if kind != structure.kind {
+                return Err(ApiError::conflict(
+                    "category_changed",
+                    "the structure's category changed in the referential since the campaign opened; contact the national administrator",
+                )
+                .into());
+            }
+            let mut answers = definition.carry_over(kind, &stored.answers);
             let mut rejected = Vec::new();
-            let mut changes = Map::new();
+            let mut accepted = Vec::new();
             for (id, value) in &values {
-                match definition.set_answer(&mut answers, structure.kind, id, value) {
+                match definition.set_answer(&mut answers, kind, id, value) {
                     Err(e) => rejected.push(RejectedValue {
                         item: id.clone(),
                         reason: e.reason.to_string(),
                     }),
-                    Ok(()) => {
-                        let old = stored.answers.get(id).cloned().unwrap_or(Json::Null);
-                        let new = definition
-                            .answers_to_json(&answers)
-                            .get(id)
-                            .cloned()
-                            .unwrap_or(Json::Null);
-                        if old != new {
-                            changes
-                                .insert(id.clone(), serde_json::json!({ "old": old, "new": new }));
-                        }
-                    }
+                    Ok(()) => accepted.push(id),
                 }
             }
-            let evaluation = definition.evaluate(structure.kind, &answers, previous.as_ref());
+            // Only the saved items change in what is stored: nothing else is rewritten.
+            let normalised = definition.answers_to_json(&answers);
+            let mut changes = Map::new();
+            let mut stored_answers = stored.answers.clone();
+            for id in accepted {
+                let old = stored.answers.get(id).cloned().unwrap_or(Json::Null);
+                let new = normalised.get(id).cloned().unwrap_or(Json::Null);
+                if old != new {
+                    match &new {
+                        Json::Null => stored_answers.remove(id),
+                        value => stored_answers.insert(id.clone(), value.clone()),
+                    };
+                    changes.insert(id.clone(), serde_json::json!({ "old": old, "new": new }));
+                }
+            }
+            let evaluation = definition.evaluate(kind, &answers, previous.as_ref());
             // A bulk row is saved whole or not at all; a dry run only reports.
             if changes.is_empty() || (mode.whole && !rejected.is_empty()) || mode.dry_run {
                 let would_write = mode.dry_run && (!mode.whole || rejected.is_empty());
@@ -611,7 +632,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 items.insert(id.clone(), ItemMeta { version, origin });
             }
             let next = StoredQuestionnaire {
-                answers: definition.answers_to_json(&answers),
+                answers: stored_answers,
                 items,
                 fill_rate: evaluation.fill.overall.ratio(),
                 status: match stored.status {
@@ -726,7 +747,9 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     )
                     .await,
                 );
-                let kept = if status >= 500 {
+                // Only final answers are kept: a 5xx or a "try again" frees the key.
+                let retryable = status >= 500 || answer.contains("\"concurrent_change\"");
+                let kept = if retryable {
                     // A retry may succeed: the key is free again.
                     self.questionnaires.abandon(&scoped).await
                 } else {
@@ -765,7 +788,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         entries.reverse();
         let total = entries.len();
         let entries: Vec<AuditEntry> = entries.into_iter().skip(skip).take(PAGE).collect();
-        let next = (skip + PAGE < total).then(|| (skip + PAGE).to_string());
+        let next = (skip.saturating_add(PAGE) < total).then(|| (skip + PAGE).to_string());
         Ok(AuditPage { entries, next })
     }
 
@@ -777,6 +800,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         caller: &Caller,
         year: u16,
     ) -> Result<OpeningSummary, ApiError> {
+        let caller = self.current(caller.clone()).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let (year, _) = self.campaign(year)?;
         let mut respondents = Vec::new();

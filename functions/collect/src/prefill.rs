@@ -70,8 +70,23 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         file: &[u8],
         dry_run: bool,
     ) -> Result<PrefillSummary, ApiError> {
+        let caller = &self.current(caller.clone()).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let (year, definitions) = self.campaign(year)?;
+        // After closure the answers are frozen: restitutions are computed from them.
+        let phase = definitions
+            .platform(tdb_domain::campaign::Platform::Generic)
+            .campaign()
+            .phase_on(self.today());
+        if matches!(
+            phase,
+            tdb_domain::campaign::Phase::Closed | tdb_domain::campaign::Phase::Restitution
+        ) {
+            return Err(ApiError::conflict(
+                "campaign_closed",
+                "the campaign is closed: its answers are frozen",
+            ));
+        }
         let text = std::str::from_utf8(file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(file))
             .map_err(|_| ApiError::invalid("body", "the file is not UTF-8 text"))?;
         let mut lines = text.lines().enumerate();
@@ -89,6 +104,17 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             definitions.platform(tdb_domain::campaign::Platform::Generic),
             definitions.platform(tdb_domain::campaign::Platform::Sad),
         ];
+        if let Some(twice) = header[1..]
+            .iter()
+            .enumerate()
+            .find(|(i, c)| header[1..*i + 1].contains(c))
+            .map(|(_, c)| c)
+        {
+            return Err(ApiError::invalid(
+                "line 1",
+                format!("`{twice}` appears twice"),
+            ));
+        }
         for column in &header[1..] {
             let financial = platforms
                 .iter()
@@ -111,6 +137,18 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 continue;
             }
             let cells: Vec<&str> = line.split(';').map(str::trim).collect();
+            if cells.len() != header.len() {
+                summary.rejected.push(PrefillRejection {
+                    line: line_number,
+                    field: None,
+                    reason: format!(
+                        "{} fields where the header has {} (a `;` inside a value?)",
+                        cells.len(),
+                        header.len()
+                    ),
+                });
+                continue;
+            }
             match Finess::parse(cells[0]) {
                 Err(e) => summary.rejected.push(PrefillRejection {
                     line: line_number,
@@ -202,7 +240,10 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 .await
             {
                 Ok(()) => summary.structures += 1,
-                Err(e) if e.status == 404 => summary.rejected.push(reject(e.message)),
+                // Not opened, or kept busy by saves: that line only; the rest goes on.
+                Err(e) if e.status == 404 || e.status == 409 => {
+                    summary.rejected.push(reject(e.message))
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -244,10 +285,12 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     continue;
                 }
                 next.prefilled.insert(id.clone(), value.clone());
-                let corrected = stored
-                    .items
-                    .get(id)
-                    .is_some_and(|m| m.origin != Origin::Prefill);
+                // An answer not known to come from a prefill is the structure's.
+                let corrected = stored.answers.contains_key(id)
+                    && stored
+                        .items
+                        .get(id)
+                        .is_none_or(|m| m.origin != Origin::Prefill);
                 if corrected || frozen {
                     kept += 1;
                     continue;

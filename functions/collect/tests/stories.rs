@@ -984,3 +984,41 @@ async fn an_og_enters_several_esms_at_once_each_row_whole_or_not_at_all() {
     let (_, view) = w.read(&og_gest, ehpad_a()).await;
     assert!(item(&view, "etp_ash")["value"].is_null());
 }
+
+#[tokio::test]
+async fn a_save_rewrites_only_its_own_items() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let year = CampaignYear::new(2025).unwrap();
+    let stored = w.campaign.get(year, ehpad_a()).await.unwrap().unwrap();
+    // An answer the definition no longer reads (an item renamed since it was stored).
+    let mut answers = stored.answers.clone();
+    answers.insert("ancien_item".into(), json!(5));
+    w.campaign
+        .put(&tdb_domain::ports::StoredQuestionnaire {
+            answers,
+            version: 2,
+            ..stored
+        })
+        .await
+        .unwrap();
+    let og_gest = w.token("oggest", member(og(), Profile::Gestionnaire)).await;
+    let (status, _) = w
+        .save(&og_gest, ehpad_a(), 2, json!({ "etp_direction": 2 }))
+        .await;
+    assert_eq!(status, 200);
+    let after = w.campaign.get(year, ehpad_a()).await.unwrap().unwrap();
+    assert_eq!(
+        after.answers["ancien_item"], 5,
+        "nothing but the saved item is rewritten"
+    );
+    // A base version from the future is a client bug, not a licence to overwrite.
+    let (status, body) = w
+        .save(&og_gest, ehpad_a(), 99, json!({ "etp_direction": 3 }))
+        .await;
+    assert_eq!(
+        (status, body["error"]["field"].as_str()),
+        (400, Some("base_version"))
+    );
+}
