@@ -198,6 +198,26 @@ impl Campaign {
     }
 }
 
+/// The calendar day in Paris at a Unix time: deadlines are French days. Central European
+/// Time, with summer time from the last Sunday of March to the last Sunday of October at
+/// 01:00 UTC (the EU rule).
+pub fn paris_day(unix_seconds: i64) -> Date {
+    let utc = time::OffsetDateTime::from_unix_timestamp(unix_seconds)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let last_sunday = |month: time::Month| {
+        let last = Date::from_calendar_date(utc.year(), month, 31)
+            .expect("March and October have 31 days");
+        let back = last.weekday().number_days_from_sunday() as i64;
+        (last - time::Duration::days(back))
+            .with_hms(1, 0, 0)
+            .expect("a valid time")
+            .assume_utc()
+    };
+    let summer = utc >= last_sunday(time::Month::March) && utc < last_sunday(time::Month::October);
+    let offset = if summer { 2 } else { 1 };
+    (utc + time::Duration::hours(offset)).date()
+}
+
 /// Where a questionnaire stands ("Etat d'avancement" / "Niveau de validation" in exports).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -294,6 +314,22 @@ pub mod iso_date {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn days_are_french_days() {
+        use time::macros::{date, datetime};
+        let at = |t: time::OffsetDateTime| paris_day(t.unix_timestamp());
+        // Summer time: 22:30 UTC on 30 June is already 1 July in Paris.
+        assert_eq!(at(datetime!(2025-06-30 22:30 UTC)), date!(2025 - 07 - 01));
+        assert_eq!(at(datetime!(2025-06-30 21:30 UTC)), date!(2025 - 06 - 30));
+        // Winter time: one hour ahead.
+        assert_eq!(at(datetime!(2025-01-15 23:30 UTC)), date!(2025 - 01 - 16));
+        assert_eq!(at(datetime!(2025-01-15 22:30 UTC)), date!(2025 - 01 - 15));
+        // The changes: last Sunday of March (30 March 2025) and of October (26 October).
+        assert_eq!(at(datetime!(2025-03-30 00:59 UTC)), date!(2025 - 03 - 30));
+        assert_eq!(at(datetime!(2025-10-25 22:30 UTC)), date!(2025 - 10 - 26));
+        assert_eq!(at(datetime!(2025-10-26 22:30 UTC)), date!(2025 - 10 - 26));
+    }
+
     use super::*;
     use time::macros::date;
 

@@ -288,10 +288,9 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         }
     }
 
+    /// Today in Paris: the campaign's deadlines are French days.
     fn today(&self) -> time::Date {
-        time::OffsetDateTime::from_unix_timestamp((self.clock)())
-            .map(|t| t.date())
-            .unwrap_or(time::Date::MIN)
+        tdb_domain::campaign::paris_day((self.clock)())
     }
 
     fn campaign(&self, year: u16) -> Result<(CampaignYear, &CampaignDefinitions), ApiError> {
