@@ -16,7 +16,7 @@
 use crate::backend;
 use crate::item::{
     ATTEMPTS, Item, Unprocessed, backoff, batch_write_once, corrupt, get_n, get_s, n, opt_s,
-    put_request, query_all, s, write_all,
+    put_request, query_all, s, transaction_error, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
@@ -248,28 +248,6 @@ fn set_ape(
     Ok(TransactWriteItem::builder()
         .update(update.build().map_err(backend)?)
         .build())
-}
-
-/// What a failed transaction means when no caller-specific reading applies: a condition
-/// refused or a concurrent transaction on the same items is a conflict (409, try again),
-/// anything else the backend failing (503).
-fn transaction_error(e: SdkError<TransactWriteItemsError>) -> StoreError {
-    let conflicting = match e.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
-            c.cancellation_reasons().iter().any(|r| {
-                matches!(
-                    r.code(),
-                    Some("ConditionalCheckFailed" | "TransactionConflict")
-                )
-            })
-        }
-        _ => false,
-    };
-    if conflicting {
-        StoreError::Conflict { expected: 0 }
-    } else {
-        backend(e)
-    }
 }
 
 /// Which operations of a cancelled transaction failed their condition.

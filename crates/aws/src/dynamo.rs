@@ -169,6 +169,45 @@ impl QuestionnaireStore for CampaignTable {
         }
     }
 
+    async fn put_audited(
+        &self,
+        q: &StoredQuestionnaire,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let expected = q.version.saturating_sub(1);
+        let questionnaire = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(to_item(q)?))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(expected))
+            .build()
+            .map_err(backend)?;
+        // Ordered by time, unique by version: two saves never share a line.
+        let line = Put::builder()
+            .table_name(&self.table)
+            .item("pk", s(pk(q.campaign, q.respondent.finess)))
+            .item("sk", s(format!("AUDIT#{:015}#{:020}", entry.at, q.version)))
+            .item("entry", s(serde_json::to_string(entry).map_err(corrupt)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(backend)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(questionnaire).build())
+            .transact_items(TransactWriteItem::builder().put(line).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match crate::item::transaction_error(e) {
+                StoreError::Conflict { .. } => StoreError::Conflict { expected },
+                other => other,
+            }),
+        }
+    }
+
     async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
         let requests = qs
             .iter()

@@ -156,3 +156,30 @@ pub(crate) async fn query_all(query: QueryFluentBuilder) -> Result<Vec<Item>, St
         }
     }
 }
+
+/// What a failed transaction means when no caller-specific reading applies: a condition
+/// refused or a concurrent transaction on the same items is a conflict (409, try again),
+/// anything else the backend failing (503).
+pub(crate) fn transaction_error(
+    e: aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> StoreError {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    let conflicting = match e.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+            c.cancellation_reasons().iter().any(|r| {
+                matches!(
+                    r.code(),
+                    Some("ConditionalCheckFailed" | "TransactionConflict")
+                )
+            })
+        }
+        _ => false,
+    };
+    if conflicting {
+        StoreError::Conflict { expected: 0 }
+    } else {
+        backend(e)
+    }
+}

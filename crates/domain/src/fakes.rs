@@ -28,6 +28,8 @@ fn page_of<T: Clone>(all: Vec<T>, page: Option<String>, limit: u32) -> Result<Pa
 #[derive(Default)]
 pub struct MemoryQuestionnaireStore {
     rows: Mutex<BTreeMap<(CampaignYear, Finess), StoredQuestionnaire>>,
+    /// The trail lines written with `put_audited`.
+    pub audit: MemoryAuditLog,
 }
 
 impl QuestionnaireStore for MemoryQuestionnaireStore {
@@ -54,6 +56,17 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
         }
         rows.insert(key, q.clone());
         Ok(())
+    }
+
+    async fn put_audited(
+        &self,
+        q: &StoredQuestionnaire,
+        entry: &AuditEntry,
+    ) -> Result<(), StoreError> {
+        self.put(q).await?;
+        self.audit
+            .append(q.campaign, q.respondent.finess, entry)
+            .await
     }
 
     async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {

@@ -106,6 +106,14 @@ pub trait QuestionnaireStore: Send + Sync {
     /// Writes `q` if the stored version is `q.version - 1` (a new questionnaire has version 1).
     fn put(&self, q: &StoredQuestionnaire) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Writes `q` as `put` does and, in the same transaction, appends `entry` to its audit
+    /// trail: a change is never stored without its trail line, nor the line without it.
+    fn put_audited(
+        &self,
+        q: &StoredQuestionnaire,
+        entry: &AuditEntry,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Writes many questionnaires unconditionally (campaign opening, imports), in batches.
     fn put_many(
         &self,

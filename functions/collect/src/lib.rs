@@ -642,12 +642,6 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 updated_at: (self.clock)(),
                 ..stored
             };
-            match self.questionnaires.put(&next).await {
-                Ok(()) => {}
-                // Someone saved meanwhile: read again and check the items again.
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_error(e).into()),
-            }
             let saved: Vec<String> = changes.keys().cloned().collect();
             let entry = AuditEntry {
                 at: (self.clock)() * 1000,
@@ -655,9 +649,12 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 action: "save".into(),
                 detail: serde_json::json!({ "version": version, "origin": origin, "changes": changes }),
             };
-            if let Err(e) = self.audit.append(year, structure.finess, &entry).await {
-                // The answers are saved; a missing trail line is logged, never hidden.
-                tracing::error!(error = %e, finess = %structure.finess, version, "audit entry not written");
+            // The answers and their trail line in one transaction.
+            match self.questionnaires.put_audited(&next, &entry).await {
+                Ok(()) => {}
+                // Someone saved meanwhile: read again and check the items again.
+                Err(StoreError::Conflict { .. }) => continue,
+                Err(e) => return Err(store_error(e).into()),
             }
             tracing::info!(finess = %structure.finess, version, saved = saved.len(), rejected = rejected.len(), "questionnaire saved");
             return Ok(SaveResult {

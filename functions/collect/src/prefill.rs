@@ -326,7 +326,19 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 .ratio();
             next.version = version;
             next.updated_at = (self.clock)();
-            match self.questionnaires.put(&next).await {
+            let entry = AuditEntry {
+                at: (self.clock)() * 1000,
+                actor: caller.account.to_string(),
+                action: "prefill".into(),
+                detail: serde_json::json!({
+                    "version": version,
+                    "origin": Origin::Prefill,
+                    "changes": changes,
+                    // Imported values kept beside a correction or a frozen questionnaire.
+                    "kept_aside": kept,
+                }),
+            };
+            match self.questionnaires.put_audited(&next, &entry).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(store_error(e)),
@@ -334,17 +346,6 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             summary.values_set += set;
             summary.corrections_kept += kept;
             summary.unchanged += same;
-            if !changes.is_empty() {
-                let entry = AuditEntry {
-                    at: (self.clock)() * 1000,
-                    actor: caller.account.to_string(),
-                    action: "prefill".into(),
-                    detail: serde_json::json!({ "version": version, "origin": Origin::Prefill, "changes": changes }),
-                };
-                if let Err(e) = self.audit.append(year, finess, &entry).await {
-                    tracing::error!(error = %e, %finess, version, "audit entry not written");
-                }
-            }
             return Ok(());
         }
         Err(ApiError::conflict(
