@@ -236,6 +236,7 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
                         let meta = tdb_domain::ports::ItemMeta {
                             version: 1,
                             origin: tdb_domain::ports::Origin::Structure,
+                            by: None,
                         };
                         (id.clone(), meta)
                     })

@@ -60,6 +60,10 @@ pub struct ItemMeta {
     /// The questionnaire version whose save last changed the item.
     pub version: u64,
     pub origin: Origin,
+    /// The account whose save changed it last (an opaque id): a person's own earlier save
+    /// never makes their next one stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
 }
 
 /// One line of a territory's progress listing.

@@ -548,10 +548,10 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             let stale: Map<String, Json> = values
                 .keys()
                 .filter(|id| {
-                    stored
-                        .items
-                        .get(*id)
-                        .is_some_and(|meta| base_version.is_some_and(|b| meta.version > b))
+                    stored.items.get(*id).is_some_and(|meta| {
+                        base_version.is_some_and(|b| meta.version > b)
+                            && meta.by.as_deref() != Some(caller.account.as_str())
+                    })
                 })
                 .map(|id| {
                     (
@@ -628,7 +628,14 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             let version = stored.version + 1;
             let mut items = stored.items.clone();
             for id in changes.keys() {
-                items.insert(id.clone(), ItemMeta { version, origin });
+                items.insert(
+                    id.clone(),
+                    ItemMeta {
+                        version,
+                        origin,
+                        by: Some(caller.account.to_string()),
+                    },
+                );
             }
             let next = StoredQuestionnaire {
                 answers: stored_answers,
@@ -1072,6 +1079,7 @@ pub fn largest_stored_size(definition: &Definition, kind: RespondentKind) -> usi
             ItemMeta {
                 version: u64::MAX,
                 origin: Origin::Prefill,
+                by: Some("f".repeat(32)),
             },
         );
     }

@@ -306,6 +306,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     ItemMeta {
                         version,
                         origin: Origin::Prefill,
+                        by: Some(caller.account.to_string()),
                     },
                 );
             }

@@ -375,17 +375,23 @@ async fn a_stale_save_is_refused_with_the_current_values_and_other_items_go_thro
     assert_eq!(stale["error"]["code"], "stale_version");
     assert_eq!(stale["error"]["current"]["cap_auth_perm"], 80);
     assert_eq!(stale["error"]["version"], 2);
+    // Alice's autosave still in flight from version 1: her own change does not make it
+    // stale.
+    let (status, mine) = w
+        .save(&alice, ehpad_a(), 1, json!({ "cap_auth_perm": 81 }))
+        .await;
+    assert_eq!(status, 200, "{mine}");
     // Another section, from the same old version: no reason to refuse it.
     let (status, saved) = w
         .save(&bob, ehpad_a(), 1, json!({ "jours_ouverture": 365 }))
         .await;
     assert_eq!(
         (status, saved["version"].as_u64()),
-        (200, Some(3)),
+        (200, Some(4)),
         "{saved}"
     );
     let (_, view) = w.read(&alice, ehpad_a()).await;
-    assert_eq!(item(&view, "cap_auth_perm")["value"], 80);
+    assert_eq!(item(&view, "cap_auth_perm")["value"], 81);
     assert_eq!(item(&view, "jours_ouverture")["value"], 365);
 }
 
