@@ -116,6 +116,34 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What a storage failure becomes for the caller; the details go to the log, never a
+    /// stored value (it may be a name or an address).
+    pub fn from_store(e: tdb_domain::ports::StoreError) -> ApiError {
+        use tdb_domain::ports::StoreError;
+        match e {
+            StoreError::Duplicate(what) => {
+                ApiError::conflict("duplicate", format!("{what} already exists"))
+            }
+            StoreError::NotFound(what) => ApiError::not_found(what),
+            StoreError::Conflict { .. } => ApiError::conflict(
+                "concurrent_change",
+                "the record changed during the request; try again",
+            ),
+            StoreError::BadPageToken => ApiError::invalid("page", "invalid page token"),
+            e @ StoreError::Backend(_) => {
+                // Display only: a backend's debug output may quote keys, which hold addresses.
+                tracing::error!(error = %e, "storage backend failed");
+                ApiError::unavailable()
+            }
+            StoreError::Corrupt(_) => {
+                tracing::error!("stored data could not be read");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         // Codes and statuses only: bodies and fields may hold personal data.

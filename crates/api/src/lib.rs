@@ -24,7 +24,9 @@ mod token;
 
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
-pub use openapi::{add_bearer, add_common_errors, operation};
+pub use openapi::{
+    DryRunQuery, add_bearer, add_common_errors, operation, serve_description, with_file_limit,
+};
 pub use schema::{FinessSchema, RoleSchema};
 pub use token::{Caller, Claims, HasVerifier, TokenError, TokenVerifier};
 

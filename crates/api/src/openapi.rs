@@ -121,3 +121,60 @@ pub fn add_bearer(api: &mut OpenApi) {
         Vec::<String>::new(),
     )]);
 }
+
+/// Adds the bearer scheme and the common errors to a function's description and serves it
+/// at `path`, cacheable: the description is built from the same handler list as the
+/// router, so the two cannot differ.
+pub fn serve_description<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    path: &'static str,
+    mut api: OpenApi,
+) -> axum::Router<S> {
+    use axum::response::IntoResponse;
+    add_bearer(&mut api);
+    add_common_errors(&mut api);
+    let description = std::sync::Arc::new(api);
+    router.route(
+        path,
+        axum::routing::get(move || {
+            let description = description.clone();
+            async move {
+                let mut response = axum::Json(description.as_ref()).into_response();
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::CACHE_CONTROL, crate::PUBLIC_DOCUMENT);
+                response
+            }
+        }),
+    )
+}
+
+/// Lets an upload route take up to [`crate::MAX_FILE_BODY`] (Lambda's synchronous payload
+/// limit) instead of the JSON routes' 64 KB.
+pub fn with_file_limit<S: Clone + Send + Sync + 'static>(
+    (schemas, paths, router): UtoipaMethodRouter<S>,
+) -> UtoipaMethodRouter<S> {
+    (
+        schemas,
+        paths,
+        router.layer(axum::extract::DefaultBodyLimit::max(crate::MAX_FILE_BODY)),
+    )
+}
+
+/// `?dry_run=true` checks an upload and reports without writing.
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DryRunQuery {
+    /// `true` (or empty) to check the file and report without writing anything.
+    dry_run: Option<String>,
+}
+
+impl DryRunQuery {
+    pub fn dry_run(&self) -> Result<bool, ApiError> {
+        match self.dry_run.as_deref() {
+            None | Some("false") => Ok(false),
+            Some("true") | Some("") => Ok(true),
+            Some(_) => Err(ApiError::invalid("dry_run", "expected true or false")),
+        }
+    }
+}

@@ -36,6 +36,31 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller with only the roles its account still holds, read now in one consistent
+    /// query: a role removed since the token was issued cannot make lasting changes (write
+    /// routes call this; reads live with the token's 10 minutes). 401 when the account is
+    /// gone.
+    pub async fn current(
+        self,
+        accounts: &impl tdb_domain::ports::AccountStore,
+    ) -> Result<Caller, ApiError> {
+        let record = accounts
+            .account(&self.account)
+            .await
+            .map_err(ApiError::from_store)?
+            .ok_or_else(|| {
+                ApiError::unauthorized("invalid_token", "this account no longer exists")
+            })?;
+        Ok(Caller {
+            roles: self
+                .roles
+                .into_iter()
+                .filter(|r| record.roles.contains(r))
+                .collect(),
+            ..self
+        })
+    }
+
     /// Allowed if any of the caller's roles allows `action` on `target`. The refusal is the
     /// most telling one: outside the territory or structure before "not allowed".
     pub fn authorize(&self, action: Action, target: &Target) -> Result<(), ApiError> {

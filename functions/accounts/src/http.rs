@@ -13,12 +13,12 @@ use crate::auth::{
 use crate::import::Summary;
 use crate::jobs::{JobView, UploadCreated};
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
 use tdb_api::{
-    ApiError, Caller, ErrorBody, FileBody, JsonBody, MAX_FILE_BODY, PathParams, QueryParams, edge,
+    ApiError, Caller, DryRunQuery, ErrorBody, FileBody, JsonBody, PathParams, QueryParams, edge,
     operation,
 };
 use tdb_domain::ports::{AccountStore, Lake, Mailer};
@@ -47,22 +47,7 @@ where
          \"field\"}}`; `field` names the bad input."
             .into(),
     );
-    tdb_api::add_bearer(&mut api);
-    tdb_api::add_common_errors(&mut api);
-    let description = Arc::new(api);
-    let router = router.route(
-        OPENAPI_PATH,
-        axum::routing::get(move || {
-            let description = description.clone();
-            async move {
-                let mut response = axum::Json(description.as_ref()).into_response();
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::CACHE_CONTROL, tdb_api::PUBLIC_DOCUMENT);
-                response
-            }
-        }),
-    );
+    let router = tdb_api::serve_description(router, OPENAPI_PATH, api);
     edge(router.with_state(app.into()))
 }
 
@@ -72,7 +57,6 @@ where
     M: Mailer + 'static,
     L: Lake + 'static,
 {
-    let files = || DefaultBodyLimit::max(MAX_FILE_BODY);
     OpenApiRouter::new()
         .routes(operation::<__path_login, _, _, _>(login::<S, M, L>))
         .routes(operation::<__path_refresh, _, _, _>(refresh::<S, M, L>))
@@ -105,49 +89,36 @@ where
         .routes(operation::<__path_delete_user, _, _, _>(
             delete_user::<S, M, L>,
         ))
-        .routes(with_limit(
-            operation::<__path_import_referential, _, _, _>(import_referential::<S, M, L>),
-            files(),
-        ))
+        .routes(tdb_api::with_file_limit(operation::<
+            __path_import_referential,
+            _,
+            _,
+            _,
+        >(
+            import_referential::<S, M, L>
+        )))
         .routes(operation::<__path_create_upload, _, _, _>(
             create_upload::<S, M, L>,
         ))
         .routes(operation::<__path_import_job, _, _, _>(
             import_job::<S, M, L>,
         ))
-        .routes(with_limit(
-            operation::<__path_import_secondaries, _, _, _>(import_secondaries::<S, M, L>),
-            files(),
-        ))
-        .routes(with_limit(
-            operation::<__path_import_ape_contacts, _, _, _>(import_ape_contacts::<S, M, L>),
-            files(),
-        ))
-}
-
-fn with_limit<St: Clone + Send + Sync + 'static>(
-    (schemas, paths, router): utoipa_axum::router::UtoipaMethodRouter<St>,
-    limit: DefaultBodyLimit,
-) -> utoipa_axum::router::UtoipaMethodRouter<St> {
-    (schemas, paths, router.layer(limit))
-}
-
-/// `?dry_run=true` checks the file and reports without writing.
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ImportQuery {
-    /// `true` (or empty) to check the file and report without writing anything.
-    dry_run: Option<String>,
-}
-
-impl ImportQuery {
-    fn dry_run(&self) -> Result<bool, ApiError> {
-        match self.dry_run.as_deref() {
-            None | Some("false") => Ok(false),
-            Some("true") | Some("") => Ok(true),
-            Some(_) => Err(ApiError::invalid("dry_run", "expected true or false")),
-        }
-    }
+        .routes(tdb_api::with_file_limit(operation::<
+            __path_import_secondaries,
+            _,
+            _,
+            _,
+        >(
+            import_secondaries::<S, M, L>
+        )))
+        .routes(tdb_api::with_file_limit(operation::<
+            __path_import_ape_contacts,
+            _,
+            _,
+            _,
+        >(
+            import_ape_contacts::<S, M, L>
+        )))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -304,7 +275,7 @@ async fn put_ape<S: AccountStore, M: Mailer, L: Lake>(
     PathParams(path): PathParams<StructurePath>,
     JsonBody(body): JsonBody<PersonBody>,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.put_ape(&caller, &path.finess, body).await
 }
 
@@ -317,7 +288,7 @@ async fn delete_ape<S: AccountStore, M: Mailer, L: Lake>(
     State(app): Shared<S, M, L>,
     PathParams(path): PathParams<StructurePath>,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.delete_ape(&caller, &path.finess).await
 }
 
@@ -343,7 +314,7 @@ async fn create_user<S: AccountStore, M: Mailer, L: Lake>(
     PathParams(path): PathParams<StructurePath>,
     JsonBody(body): JsonBody<NewUserBody>,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.create_user(&caller, &path.finess, body).await
 }
 
@@ -358,7 +329,7 @@ async fn update_user<S: AccountStore, M: Mailer, L: Lake>(
     PathParams(path): PathParams<UserPath>,
     JsonBody(body): JsonBody<UserChangeBody>,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.update_user(&caller, &path.finess, &path.id, body).await
 }
 
@@ -371,23 +342,23 @@ async fn delete_user<S: AccountStore, M: Mailer, L: Lake>(
     State(app): Shared<S, M, L>,
     PathParams(path): PathParams<UserPath>,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.delete_user(&caller, &path.finess, &path.id).await
 }
 
 /// Imports the Etalab FINESS extract (`etalab-cs1100502-stock-<date>.csv`, UTF-8 or
 /// Latin-1, up to 6 MB: a region's extract; the national one goes through
 /// `/accounts/imports/referential/uploads`) (national administrator).
-#[utoipa::path(post, path = "/accounts/imports/referential", tag = "imports", params(ImportQuery),
+#[utoipa::path(post, path = "/accounts/imports/referential", tag = "imports", params(DryRunQuery),
     request_body(content = Vec<u8>, content_type = "text/csv"),
     responses((status = 200, body = Summary)))]
 async fn import_referential<S: AccountStore, M: Mailer, L: Lake>(
     caller: Caller,
     State(app): Shared<S, M, L>,
-    QueryParams(query): QueryParams<ImportQuery>,
+    QueryParams(query): QueryParams<DryRunQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.import_referential(&caller, &file, query.dry_run()?)
         .await
 }
@@ -395,12 +366,12 @@ async fn import_referential<S: AccountStore, M: Mailer, L: Lake>(
 /// Starts an import of the national FINESS extract, too large for a request: answers a
 /// job and an address where the file is `PUT` within 15 minutes. The import runs once the
 /// file has landed; poll the job (national administrator).
-#[utoipa::path(post, path = "/accounts/imports/referential/uploads", tag = "imports", params(ImportQuery),
+#[utoipa::path(post, path = "/accounts/imports/referential/uploads", tag = "imports", params(DryRunQuery),
     responses((status = 201, body = UploadCreated)))]
 async fn create_upload<S: AccountStore, M: Mailer, L: Lake>(
     caller: Caller,
     State(app): Shared<S, M, L>,
-    QueryParams(query): QueryParams<ImportQuery>,
+    QueryParams(query): QueryParams<DryRunQuery>,
 ) -> Result<Response, ApiError> {
     let created = app.create_upload(caller, query.dry_run()?).await?;
     Ok(tdb_api::json(201, &created))
@@ -420,32 +391,32 @@ async fn import_job<S: AccountStore, M: Mailer, L: Lake>(
 
 /// Imports principal/secondary links: `finess_secondaire;finess_principal` (national
 /// administrator).
-#[utoipa::path(post, path = "/accounts/imports/secondaries", tag = "imports", params(ImportQuery),
+#[utoipa::path(post, path = "/accounts/imports/secondaries", tag = "imports", params(DryRunQuery),
     request_body(content = Vec<u8>, content_type = "text/csv"),
     responses((status = 200, body = Summary)))]
 async fn import_secondaries<S: AccountStore, M: Mailer, L: Lake>(
     caller: Caller,
     State(app): Shared<S, M, L>,
-    QueryParams(query): QueryParams<ImportQuery>,
+    QueryParams(query): QueryParams<DryRunQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.import_secondaries(&caller, &file, query.dry_run()?)
         .await
 }
 
 /// Imports APE contacts: `finess;nom;prenom;telephone;email` (national, ARS or CD for their
 /// territory).
-#[utoipa::path(post, path = "/accounts/imports/ape-contacts", tag = "imports", params(ImportQuery),
+#[utoipa::path(post, path = "/accounts/imports/ape-contacts", tag = "imports", params(DryRunQuery),
     request_body(content = Vec<u8>, content_type = "text/csv"),
     responses((status = 200, body = Summary)))]
 async fn import_ape_contacts<S: AccountStore, M: Mailer, L: Lake>(
     caller: Caller,
     State(app): Shared<S, M, L>,
-    QueryParams(query): QueryParams<ImportQuery>,
+    QueryParams(query): QueryParams<DryRunQuery>,
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
-    let caller = app.current(caller).await?;
+    let caller = caller.current(app.store()).await?;
     app.import_ape_contacts(&caller, &file, query.dry_run()?)
         .await
 }

@@ -122,7 +122,7 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
         dry_run: bool,
     ) -> Result<UploadCreated, ApiError> {
         caller.authorize(Action::ImportReferential, &Target::National)?;
-        let caller = self.current(caller).await?;
+        let caller = caller.current(&self.store).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let now = self.now();
         let job = ImportJob {

@@ -194,21 +194,6 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
             .map_err(store_error)?
             .ok_or_else(|| ApiError::unauthorized("invalid_token", "this account no longer exists"))
     }
-
-    /// The caller with only the roles it still holds, read now in one consistent query: a
-    /// role removed since the token was issued cannot make lasting changes (write routes
-    /// call this; reads live with the token's 10 minutes).
-    pub(crate) async fn current(&self, caller: Caller) -> Result<Caller, ApiError> {
-        let record = self.caller_record(&caller).await?;
-        Ok(Caller {
-            roles: caller
-                .roles
-                .into_iter()
-                .filter(|r| record.roles.contains(r))
-                .collect(),
-            ..caller
-        })
-    }
 }
 
 /// What [`App::save_account_with`] did.
@@ -229,7 +214,8 @@ impl<S, M, L> tdb_api::HasVerifier for App<S, M, L> {
     }
 }
 
-/// What a storage failure becomes for the caller; the details go to the log.
+/// What a storage failure becomes for the caller: the accounts' own duplicates, then the
+/// shared reading.
 pub(crate) fn store_error(e: StoreError) -> ApiError {
     match e {
         StoreError::Duplicate("email") => {
@@ -238,23 +224,6 @@ pub(crate) fn store_error(e: StoreError) -> ApiError {
         StoreError::Duplicate("ape") => {
             ApiError::conflict("ape_exists", "this structure already has an APE")
         }
-        StoreError::Duplicate(what) => {
-            ApiError::conflict("duplicate", format!("{what} already exists"))
-        }
-        StoreError::NotFound(what) => ApiError::not_found(what),
-        StoreError::Conflict { .. } => ApiError::conflict(
-            "concurrent_change",
-            "the record changed during the request; try again",
-        ),
-        StoreError::BadPageToken => ApiError::invalid("page", "invalid page token"),
-        e @ StoreError::Backend(_) => {
-            // Display only: a backend's debug output may quote keys, which hold addresses.
-            tracing::error!(error = %e, "storage backend failed");
-            ApiError::unavailable()
-        }
-        e @ StoreError::Corrupt(_) => {
-            tracing::error!(error = %e, "stored data could not be read");
-            ApiError::internal()
-        }
+        other => ApiError::from_store(other),
     }
 }

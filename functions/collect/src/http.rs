@@ -10,7 +10,9 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
-use tdb_api::{ApiError, Caller, FileBody, JsonBody, PathParams, QueryParams, edge, operation};
+use tdb_api::{
+    ApiError, Caller, DryRunQuery, FileBody, JsonBody, PathParams, QueryParams, edge, operation,
+};
 use tdb_domain::ports::{AccountStore, AuditLog, IdempotencyStore, QuestionnaireStore};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -34,10 +36,10 @@ where
         .routes(operation::<__path_open_campaign, _, _, _>(
             open_campaign::<Q, A, S>,
         ))
-        .routes(with_file_limit(operation::<__path_prefill, _, _, _>(
-            prefill::<Q, A, S>,
-        )))
-        .routes(with_file_limit(operation::<__path_bulk, _, _, _>(
+        .routes(tdb_api::with_file_limit(
+            operation::<__path_prefill, _, _, _>(prefill::<Q, A, S>),
+        ))
+        .routes(tdb_api::with_file_limit(operation::<__path_bulk, _, _, _>(
             bulk::<Q, A, S>,
         )))
         .split_for_parts();
@@ -48,34 +50,8 @@ where
          `{\"error\": {\"code\", \"message\", \"field\"}}`."
             .into(),
     );
-    tdb_api::add_bearer(&mut api);
-    tdb_api::add_common_errors(&mut api);
-    let description = Arc::new(api);
-    let router = router.route(
-        OPENAPI_PATH,
-        axum::routing::get(move || {
-            let description = description.clone();
-            async move {
-                let mut response = axum::Json(description.as_ref()).into_response();
-                response
-                    .headers_mut()
-                    .insert(axum::http::header::CACHE_CONTROL, tdb_api::PUBLIC_DOCUMENT);
-                response
-            }
-        }),
-    );
+    let router = tdb_api::serve_description(router, OPENAPI_PATH, api);
     edge(router.with_state(app.into()))
-}
-
-/// Uploads (prefill, bulk entry) take up to 6 MB, Lambda's synchronous payload limit.
-fn with_file_limit<St: Clone + Send + Sync + 'static>(
-    (schemas, paths, router): utoipa_axum::router::UtoipaMethodRouter<St>,
-) -> utoipa_axum::router::UtoipaMethodRouter<St> {
-    (
-        schemas,
-        paths,
-        router.layer(axum::extract::DefaultBodyLimit::max(tdb_api::MAX_FILE_BODY)),
-    )
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -200,13 +176,6 @@ async fn open_campaign<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S:
     Ok(tdb_api::json(200, &summary))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct DryRunQuery {
-    /// `true` (or empty) to check the file and report without writing anything.
-    dry_run: Option<String>,
-}
-
 /// Imports financial-statement values (ERRD / compte administratif): `finess;<item>;...`
 /// with one line per FINESS, `;`-separated, decimal comma or point, up to 6 MB (national
 /// administrator). A value fills an item nobody entered; a structure's correction is kept.
@@ -221,7 +190,7 @@ async fn prefill<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: Accou
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
     let summary = app
-        .prefill(&caller, path.campaign, &file, dry_run(&query)?)
+        .prefill(&caller, path.campaign, &file, query.dry_run()?)
         .await?;
     Ok(tdb_api::json(200, &summary))
 }
@@ -241,15 +210,7 @@ async fn bulk<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountS
     FileBody(file): FileBody,
 ) -> Result<Response, ApiError> {
     let summary = app
-        .bulk(&caller, path.campaign, &file, dry_run(&query)?)
+        .bulk(&caller, path.campaign, &file, query.dry_run()?)
         .await?;
     Ok(tdb_api::json(200, &summary))
-}
-
-fn dry_run(query: &DryRunQuery) -> Result<bool, ApiError> {
-    match query.dry_run.as_deref() {
-        None | Some("false") => Ok(false),
-        Some("true") | Some("") => Ok(true),
-        Some(_) => Err(ApiError::invalid("dry_run", "expected true or false")),
-    }
 }

@@ -219,26 +219,6 @@ pub struct AuditPage {
     pub next: Option<String>,
 }
 
-pub(crate) fn store_error(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict { .. } => {
-            ApiError::conflict("concurrent_change", "the questionnaire changed; try again")
-        }
-        StoreError::NotFound(what) => ApiError::not_found(what),
-        StoreError::BadPageToken => ApiError::invalid("page", "invalid page token"),
-        StoreError::Duplicate(what) => ApiError::conflict("duplicate", format!("{what} exists")),
-        e @ StoreError::Backend(_) => {
-            tracing::error!(error = %e, "storage backend failed");
-            ApiError::unavailable()
-        }
-        StoreError::Corrupt(_) => {
-            // The detail may quote a stored value (a name, an address): not logged.
-            tracing::error!("stored data could not be read");
-            ApiError::internal()
-        }
-    }
-}
-
 fn severity(s: Severity) -> &'static str {
     match s {
         Severity::Blocking => "blocking",
@@ -311,7 +291,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .structures
             .structures(&[finess])
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from_store)?
             .pop()
             .ok_or_else(|| ApiError::not_found("structure"))?;
         if let Some(principal) = structure.principal {
@@ -379,7 +359,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         self.questionnaires
             .get(year, finess)
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from_store)?
             .ok_or_else(|| {
                 ApiError::new(
                     404,
@@ -387,27 +367,6 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     "the campaign has not been opened for this structure",
                 )
             })
-    }
-
-    /// The caller with only the roles it still holds (one consistent read): a role removed
-    /// since the token was issued cannot write.
-    async fn current(&self, caller: Caller) -> Result<Caller, ApiError> {
-        let record = self
-            .structures
-            .account(&caller.account)
-            .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                ApiError::unauthorized("invalid_token", "this account no longer exists")
-            })?;
-        Ok(Caller {
-            roles: caller
-                .roles
-                .into_iter()
-                .filter(|r| record.roles.contains(r))
-                .collect(),
-            ..caller
-        })
     }
 
     pub(crate) async fn open(
@@ -452,7 +411,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .questionnaires
             .get(last, structure.finess)
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from_store)?
             .map(|q| definition.carry_over(structure.kind, &q.answers)))
     }
 
@@ -465,7 +424,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .structures
             .structures_of_departement(structure.departement())
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from_store)?
             .into_iter()
             .filter(|s| s.principal == Some(structure.finess))
             .map(|s| s.finess)
@@ -497,7 +456,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let definition = definitions.for_kind(structure.kind);
         // The caller's current roles and last campaign's answers, read together.
         let (caller, previous) = futures_util::future::join(
-            self.current(caller),
+            caller.current(&self.structures),
             self.previous(year, definition, &structure),
         )
         .await;
@@ -661,7 +620,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 Ok(()) => {}
                 // Someone saved meanwhile: read again and check the items again.
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_error(e).into()),
+                Err(e) => return Err(ApiError::from_store(e).into()),
             }
             tracing::info!(finess = %structure.finess, version, saved = saved.len(), rejected = rejected.len(), "questionnaire saved");
             return Ok(SaveResult {
@@ -724,7 +683,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .begin(&scoped, &fingerprint, now, now + IDEMPOTENCY_TTL)
             .await
         {
-            Err(e) => error_answer(store_error(e)),
+            Err(e) => error_answer(ApiError::from_store(e)),
             Ok(Replay::Done { status, body }) => (status, body, true),
             Ok(Replay::Running) => error_answer(ApiError::conflict(
                 "request_in_progress",
@@ -787,7 +746,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .audit
             .list(year, structure.finess)
             .await
-            .map_err(store_error)?;
+            .map_err(ApiError::from_store)?;
         entries.reverse();
         let total = entries.len();
         let entries: Vec<AuditEntry> = entries.into_iter().skip(skip).take(PAGE).collect();
@@ -803,7 +762,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         caller: &Caller,
         year: u16,
     ) -> Result<OpeningSummary, ApiError> {
-        let caller = self.current(caller.clone()).await?;
+        let caller = caller.clone().current(&self.structures).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let (year, _) = self.campaign(year)?;
         let mut respondents = Vec::new();
@@ -812,7 +771,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 self.structures
                     .structures_of_departement(departement)
                     .await
-                    .map_err(store_error)?
+                    .map_err(ApiError::from_store)?
                     .into_iter()
                     .filter(|s| s.principal.is_none()),
             );
@@ -849,7 +808,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .await;
         let mut summary = OpeningSummary::default();
         for outcome in outcomes {
-            if outcome.map_err(store_error)? {
+            if outcome.map_err(ApiError::from_store)? {
                 summary.created += 1;
             } else {
                 summary.already_open += 1;

@@ -3,7 +3,7 @@
 //! an item nobody has entered; a structure's correction is never overwritten by a later
 //! import, and the imported value stays visible next to it.
 
-use crate::{App, store_error};
+use crate::App;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
@@ -70,7 +70,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         file: &[u8],
         dry_run: bool,
     ) -> Result<PrefillSummary, ApiError> {
-        let caller = &self.current(caller.clone()).await?;
+        let caller = &caller.clone().current(&self.structures).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let (year, definitions) = self.campaign(year)?;
         // After closure the answers are frozen: restitutions are computed from them.
@@ -172,7 +172,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .structures
             .structures(&finess)
             .await
-            .map_err(store_error)?
+            .map_err(ApiError::from_store)?
             .into_iter()
             .map(|s| (s.finess, s))
             .collect();
@@ -342,7 +342,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             match self.questionnaires.put_audited(&next, &entry).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(store_error(e)),
+                Err(e) => return Err(ApiError::from_store(e)),
             }
             summary.values_set += set;
             summary.corrections_kept += kept;

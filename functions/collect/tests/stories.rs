@@ -748,13 +748,14 @@ async fn a_save_resent_with_its_idempotency_key_has_one_effect() {
 }
 
 impl World {
-    async fn prefill(&self, token: &str, query: &str, csv: &str) -> (u16, Value) {
+    /// A file posted to `/questionnaires/2025/<what><query>` (prefill, bulk entry).
+    async fn post_file(&self, what: &str, token: &str, query: &str, body: &str) -> (u16, Value) {
         let request = http::Request::builder()
             .method(Method::POST)
-            .uri(format!("/questionnaires/2025/prefill{query}"))
+            .uri(format!("/questionnaires/2025/{what}{query}"))
             .header("authorization", format!("Bearer {token}"))
             .header("content-type", "text/csv")
-            .body(Body::from(csv.to_string()))
+            .body(Body::from(body.to_string()))
             .unwrap();
         let response = self.router.clone().oneshot(request).await.unwrap();
         let status = response.status().as_u16();
@@ -762,6 +763,14 @@ impl World {
             .await
             .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    async fn prefill(&self, token: &str, query: &str, csv: &str) -> (u16, Value) {
+        self.post_file("prefill", token, query, csv).await
+    }
+
+    async fn bulk(&self, token: &str, query: &str, body: &str) -> (u16, Value) {
+        self.post_file("bulk", token, query, body).await
     }
 }
 
@@ -905,24 +914,6 @@ async fn last_years_values_are_shown_and_compared() {
         item(&view, "etp_direction")["previous"].is_null(),
         "not a compared item"
     );
-}
-
-impl World {
-    async fn bulk(&self, token: &str, query: &str, body: &str) -> (u16, Value) {
-        let request = http::Request::builder()
-            .method(Method::POST)
-            .uri(format!("/questionnaires/2025/bulk{query}"))
-            .header("authorization", format!("Bearer {token}"))
-            .header("content-type", "text/csv")
-            .body(Body::from(body.to_string()))
-            .unwrap();
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status().as_u16();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-            .await
-            .unwrap();
-        (status, serde_json::from_slice(&bytes).unwrap())
-    }
 }
 
 #[tokio::test]
