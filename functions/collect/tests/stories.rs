@@ -1019,3 +1019,56 @@ async fn a_save_rewrites_only_its_own_items() {
         (400, Some("base_version"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_prefill_racing_saves_loses_nothing() {
+    let w = Arc::new(world().await);
+    let national = w.token("national", Role::NationalAdmin).await;
+    w.open(&national).await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let file = format!(
+        "finess;charges_personnel;produits_classe_7\n{};1200000;2000000\n",
+        ehpad_a()
+    );
+    let prefill = {
+        let (w, national, file) = (w.clone(), national.clone(), file.clone());
+        tokio::spawn(async move { w.prefill(&national, "", &file).await })
+    };
+    let saves: Vec<_> = [
+        "cap_auth_perm",
+        "cap_inst_perm",
+        "entrees",
+        "gir_1",
+        "gir_2",
+    ]
+    .into_iter()
+    .map(|id| {
+        let (w, token) = (w.clone(), gestionnaire.clone());
+        tokio::spawn(async move { w.save(&token, ehpad_a(), 1, json!({ id: 7 })).await })
+    })
+    .collect();
+    let (status, summary) = prefill.await.unwrap();
+    assert_eq!(
+        (status, summary["values_set"].as_u64()),
+        (200, Some(2)),
+        "{summary}"
+    );
+    for save in saves {
+        let (status, body) = save.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    for id in [
+        "cap_auth_perm",
+        "cap_inst_perm",
+        "entrees",
+        "gir_1",
+        "gir_2",
+    ] {
+        assert_eq!(item(&view, id)["value"], 7, "{id}");
+    }
+    assert_eq!(item(&view, "charges_personnel")["value"], 1200000);
+    assert_eq!(view["version"], 7, "five saves and one prefill");
+}
