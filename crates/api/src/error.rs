@@ -130,6 +130,11 @@ impl ApiError {
                 "concurrent_change",
                 "the record changed during the request; try again",
             ),
+            StoreError::RoleWithdrawn => ApiError::new(
+                403,
+                "role_withdrawn",
+                "your rights on this structure changed since you signed in: sign in again",
+            ),
             StoreError::BadPageToken => ApiError::invalid("page", "invalid page token"),
             e @ StoreError::Backend(_) => {
                 // Display only: a backend's debug output may quote keys, which hold addresses.

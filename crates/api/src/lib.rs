@@ -16,12 +16,14 @@
 //! A handler that takes a [`Caller`] is unreachable without a valid token, even when the API
 //! gateway's JWT authorizer is misconfigured.
 
+mod cache;
 mod error;
 mod extract;
 mod openapi;
 mod schema;
 mod token;
 
+pub use cache::TtlCache;
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
 pub use openapi::{

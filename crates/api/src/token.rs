@@ -64,10 +64,16 @@ impl Caller {
     /// Allowed if any of the caller's roles allows `action` on `target`. The refusal is the
     /// most telling one: outside the territory or structure before "not allowed".
     pub fn authorize(&self, action: Action, target: &Target) -> Result<(), ApiError> {
+        self.granting(action, target).map(|_| ())
+    }
+
+    /// The first of the caller's roles that allows `action` on `target` (the role a write is
+    /// made under), or the refusal `authorize` gives.
+    pub fn granting(&self, action: Action, target: &Target) -> Result<&Role, ApiError> {
         let mut refusal = Denied::OutsideStructure;
         for role in &self.roles {
             match authorize(role, action, target) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(role),
                 Err(Denied::ActionNotAllowed) => refusal = Denied::ActionNotAllowed,
                 Err(Denied::OutsideTerritory) if refusal == Denied::OutsideStructure => {
                     refusal = Denied::OutsideTerritory

@@ -15,15 +15,13 @@
 
 use crate::backend;
 use crate::item::{
-    ATTEMPTS, Item, Unprocessed, backoff, batch_write_once, corrupt, get_n, get_s, n, opt_s,
-    put_request, query_all, s, transaction_error, write_all,
+    Item, batch_get, batch_write_once, corrupt, get_n, get_s, n, opt_s, put_request, query_all, s,
+    transaction_error, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{
-    Delete, KeysAndAttributes, Put, ReturnValue, TransactWriteItem, Update,
-};
+use aws_sdk_dynamodb::types::{Delete, Put, ReturnValue, TransactWriteItem, Update};
 use tdb_domain::accounts::{
     Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord, role_structure,
 };
@@ -56,7 +54,7 @@ fn structure_pk(f: Finess) -> String {
     format!("S#{f}")
 }
 
-fn account_pk(id: &AccountId) -> String {
+pub(crate) fn account_pk(id: &AccountId) -> String {
     format!("A#{id}")
 }
 
@@ -85,7 +83,7 @@ fn token_pk(hash: &str) -> String {
     format!("T#{hash}")
 }
 
-fn role_sk(role: &Role) -> String {
+pub(crate) fn role_sk(role: &Role) -> String {
     match role {
         Role::NationalAdmin => "ROLE#NATIONAL".into(),
         Role::RegionalAdmin { region } => format!("ROLE#REGION#{}", region.code()),
@@ -327,56 +325,6 @@ impl AccountsTable {
         )
         .await
     }
-
-    /// Reads items by key, 100 at a time (BatchGetItem's limit), resending unprocessed keys.
-    async fn batch_get(&self, mut keys: Vec<(String, &str)>) -> Result<Vec<Item>, StoreError> {
-        // BatchGetItem refuses a request that names the same key twice.
-        keys.sort_unstable();
-        keys.dedup();
-        let mut found = Vec::new();
-        for chunk in keys.chunks(100) {
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(
-                        chunk
-                            .iter()
-                            .map(|(pk, sk)| {
-                                Item::from([("pk".into(), s(pk)), ("sk".into(), s(*sk))])
-                            })
-                            .collect(),
-                    ))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(backend)?,
-            );
-            let mut attempt = 0;
-            while let Some(request) = pending.take() {
-                if attempt > 0 {
-                    if attempt > ATTEMPTS {
-                        return Err(backend(Unprocessed(request.keys().len())));
-                    }
-                    backoff(attempt).await;
-                }
-                attempt += 1;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                if let Some(items) = out.responses().and_then(|r| r.get(&self.table)) {
-                    found.extend(items.iter().cloned());
-                }
-                pending = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
-        }
-        Ok(found)
-    }
 }
 
 impl AccountStore for AccountsTable {
@@ -385,7 +333,7 @@ impl AccountStore for AccountsTable {
             .iter()
             .map(|f| (structure_pk(*f), "STRUCTURE"))
             .collect();
-        self.batch_get(keys)
+        batch_get(&self.client, &self.table, keys)
             .await?
             .iter()
             .map(structure_of)
@@ -498,7 +446,11 @@ impl AccountStore for AccountsTable {
 
     async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
         let keys = ids.iter().map(|id| (account_pk(id), "ACCOUNT")).collect();
-        self.batch_get(keys).await?.iter().map(account_of).collect()
+        batch_get(&self.client, &self.table, keys)
+            .await?
+            .iter()
+            .map(account_of)
+            .collect()
     }
 
     async fn create_account(&self, account: &Account, role: &Role) -> Result<(), StoreError> {
@@ -677,7 +629,7 @@ impl AccountStore for AccountsTable {
             .iter()
             .map(|i| Ok((get_s(i, "pk")?.to_string(), "ACCOUNT")))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let accounts = self.batch_get(keys).await?;
+        let accounts = batch_get(&self.client, &self.table, keys).await?;
         let mut members = Vec::new();
         for item in &role_items {
             let role: Role = serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?;

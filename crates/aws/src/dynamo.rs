@@ -7,17 +7,18 @@
 //! | reminder sent | `Q#<year>#<finess>` | `SENT#<date>#<kind>` | | |
 //! | idempotent request | `IDEM#<key>` | `IDEM` | | |
 
+use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
-    Item, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n, put_request,
-    query_all, s, write_all,
+    Item, batch_get, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n,
+    put_request, query_all, s, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
 
 use tdb_domain::ports::{
-    AuditEntry, AuditLog, IdempotencyStore, Page, ProgressEntry, QuestionnaireStore, Replay,
-    SendLog, StoreError, StoredQuestionnaire,
+    AuditEntry, AuditLog, HeldRole, IdempotencyStore, Page, Previous, ProgressEntry,
+    QuestionnaireStore, Replay, SendLog, StoreError, StoredQuestionnaire,
 };
 use tdb_domain::{Departement, Finess};
 use time::Date;
@@ -28,6 +29,8 @@ use time::Date;
 pub struct CampaignTable {
     client: Client,
     table: String,
+    /// The accounts table, where guarded writes check the writer's role.
+    accounts: Option<String>,
 }
 
 impl CampaignTable {
@@ -35,6 +38,15 @@ impl CampaignTable {
         CampaignTable {
             client,
             table: table.into(),
+            accounts: None,
+        }
+    }
+
+    /// The same table, whose guarded writes check roles in the accounts table `accounts`.
+    pub fn guarded_by(self, accounts: impl Into<String>) -> CampaignTable {
+        CampaignTable {
+            accounts: Some(accounts.into()),
+            ..self
         }
     }
 }
@@ -169,12 +181,37 @@ impl QuestionnaireStore for CampaignTable {
         }
     }
 
+    async fn get_with_previous(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> Result<Previous, StoreError> {
+        let last = CampaignYear::new(campaign.value() - 1).ok();
+        let keys = [Some(campaign), last]
+            .into_iter()
+            .flatten()
+            .map(|year| (pk(year, finess), "QUESTIONNAIRE"))
+            .collect();
+        let mut found = Previous::default();
+        for item in batch_get(&self.client, &self.table, keys).await? {
+            let q = from_item(&item)?;
+            if q.campaign == campaign {
+                found.current = Some(q);
+            } else {
+                found.previous = Some(q);
+            }
+        }
+        Ok(found)
+    }
+
     async fn put_audited(
         &self,
         q: &StoredQuestionnaire,
         entry: &AuditEntry,
+        held: Option<HeldRole<'_>>,
     ) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+        use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
         let expected = q.version.saturating_sub(1);
         let questionnaire = Put::builder()
             .table_name(&self.table)
@@ -192,19 +229,50 @@ impl QuestionnaireStore for CampaignTable {
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(backend)?;
-        let result = self
+        let mut request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().put(questionnaire).build())
-            .transact_items(TransactWriteItem::builder().put(line).build())
-            .send()
-            .await;
-        match result {
+            .transact_items(TransactWriteItem::builder().put(line).build());
+        if let Some(held) = held {
+            let accounts = self.accounts.as_deref().ok_or_else(|| {
+                backend(std::io::Error::other("no accounts table to check roles in"))
+            })?;
+            // The role item as the accounts adapter writes it: same key, same role.
+            let check = ConditionCheck::builder()
+                .table_name(accounts)
+                .key("pk", s(account_pk(held.account)))
+                .key("sk", s(role_sk(held.role)))
+                .condition_expression("#role = :role")
+                .expression_attribute_names("#role", "role")
+                .expression_attribute_values(
+                    ":role",
+                    s(serde_json::to_string(held.role).map_err(corrupt)?),
+                )
+                .build()
+                .map_err(backend)?;
+            request =
+                request.transact_items(TransactWriteItem::builder().condition_check(check).build());
+        }
+        match request.send().await {
             Ok(_) => Ok(()),
-            Err(e) => Err(match crate::item::transaction_error(e) {
-                StoreError::Conflict { .. } => StoreError::Conflict { expected },
-                other => other,
-            }),
+            Err(e) => {
+                // The third operation is the role's check: its failure is a withdrawn role,
+                // not someone else's save.
+                let withdrawn = matches!(
+                    e.as_service_error(),
+                    Some(TransactWriteItemsError::TransactionCanceledException(c))
+                        if c.cancellation_reasons().get(2).and_then(|r| r.code())
+                            == Some("ConditionalCheckFailed")
+                );
+                if withdrawn {
+                    return Err(StoreError::RoleWithdrawn);
+                }
+                Err(match crate::item::transaction_error(e) {
+                    StoreError::Conflict { .. } => StoreError::Conflict { expected },
+                    other => other,
+                })
+            }
         }
     }
 

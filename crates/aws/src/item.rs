@@ -4,7 +4,7 @@
 use crate::backend;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
-use aws_sdk_dynamodb::types::{AttributeValue, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, WriteRequest};
 use std::collections::HashMap;
 use std::future::Future;
 use tdb_domain::ports::StoreError;
@@ -182,4 +182,55 @@ pub(crate) fn transaction_error(
     } else {
         backend(e)
     }
+}
+
+/// Reads items by key, 100 at a time (BatchGetItem's limit), resending unprocessed keys.
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    mut keys: Vec<(String, &str)>,
+) -> Result<Vec<Item>, StoreError> {
+    // BatchGetItem refuses a request that names the same key twice.
+    keys.sort_unstable();
+    keys.dedup();
+    let mut found = Vec::new();
+    for chunk in keys.chunks(100) {
+        let mut pending = Some(
+            KeysAndAttributes::builder()
+                .set_keys(Some(
+                    chunk
+                        .iter()
+                        .map(|(pk, sk)| Item::from([("pk".into(), s(pk)), ("sk".into(), s(*sk))]))
+                        .collect(),
+                ))
+                .consistent_read(true)
+                .build()
+                .map_err(backend)?,
+        );
+        let mut attempt = 0;
+        while let Some(request) = pending.take() {
+            if attempt > 0 {
+                if attempt > ATTEMPTS {
+                    return Err(backend(Unprocessed(request.keys().len())));
+                }
+                backoff(attempt).await;
+            }
+            attempt += 1;
+            let out = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(backend)?;
+            if let Some(items) = out.responses().and_then(|r| r.get(table)) {
+                found.extend(items.iter().cloned());
+            }
+            pending = out
+                .unprocessed_keys()
+                .and_then(|u| u.get(table))
+                .filter(|k| !k.keys().is_empty())
+                .cloned();
+        }
+    }
+    Ok(found)
 }

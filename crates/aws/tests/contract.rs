@@ -310,6 +310,103 @@ fn reminder(to: &str) -> Email {
     }
 }
 
+/// A save reads a questionnaire with last campaign's in one request, and writes only while
+/// its writer holds the role it writes under.
+async fn guarded_write_contract(store: impl QuestionnaireStore, accounts: &impl AccountStore) {
+    let mut q = questionnaire(7, None, "69", QuestionnaireStatus::InProgress);
+    let finess = q.respondent.finess;
+    assert_eq!(
+        store.get_with_previous(year(), finess).await.unwrap(),
+        Previous::default()
+    );
+    let last = StoredQuestionnaire {
+        campaign: CampaignYear::new(2024).unwrap(),
+        ..q.clone()
+    };
+    store.put(&last).await.unwrap();
+    store.put(&q).await.unwrap();
+    assert_eq!(
+        store.get_with_previous(year(), finess).await.unwrap(),
+        Previous {
+            current: Some(q.clone()),
+            previous: Some(last)
+        }
+    );
+
+    let writer = account(7, "gestionnaire.e7@example.fr");
+    let gestionnaire = Role::Member {
+        structure: finess,
+        profile: Profile::Gestionnaire,
+    };
+    accounts
+        .create_account(&writer, &gestionnaire)
+        .await
+        .unwrap();
+    let entry = |v: u64| AuditEntry {
+        at: 1_750_000_000_000 + v as i64,
+        actor: writer.id.to_string(),
+        action: "save".into(),
+        detail: serde_json::json!({ "version": v }),
+    };
+    let held = |role| HeldRole {
+        account: &writer.id,
+        role,
+    };
+    q.version = 2;
+    store
+        .put_audited(&q, &entry(2), Some(held(&gestionnaire)))
+        .await
+        .unwrap();
+
+    // Made Lecteur: a write under the Gestionnaire role its token still states is refused.
+    let lecteur = Role::Member {
+        structure: finess,
+        profile: Profile::Lecteur,
+    };
+    accounts.grant(&writer.id, &lecteur).await.unwrap();
+    q.version = 3;
+    assert!(matches!(
+        store
+            .put_audited(&q, &entry(3), Some(held(&gestionnaire)))
+            .await,
+        Err(StoreError::RoleWithdrawn)
+    ));
+    assert_eq!(
+        store.get(year(), finess).await.unwrap().unwrap().version,
+        2,
+        "nothing written"
+    );
+    // The role it holds now passes the check (what it may do is the function's decision).
+    store
+        .put_audited(&q, &entry(3), Some(held(&lecteur)))
+        .await
+        .unwrap();
+    // A stale version is still a conflict, not a withdrawn role.
+    assert!(matches!(
+        store.put_audited(&q, &entry(3), Some(held(&lecteur))).await,
+        Err(StoreError::Conflict { expected: 2 })
+    ));
+}
+
+#[tokio::test]
+async fn guarded_writes_in_memory_honour_the_contract() {
+    let accounts = std::sync::Arc::new(MemoryAccountStore::default());
+    guarded_write_contract(
+        MemoryQuestionnaireStore::guarded_by(accounts.clone()),
+        &*accounts,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn guarded_writes_on_dynamodb_honour_the_contract() {
+    let stack = local_stack().await;
+    let campaign = stack
+        .campaign_table()
+        .guarded_by(&stack.provisioned.environment["ACCOUNTS_TABLE"]);
+    guarded_write_contract(campaign, &stack.accounts_table()).await;
+}
+
 #[tokio::test]
 async fn questionnaire_store_fake_honours_the_contract() {
     questionnaire_store_contract(MemoryQuestionnaireStore::default()).await;

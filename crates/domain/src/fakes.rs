@@ -30,6 +30,18 @@ pub struct MemoryQuestionnaireStore {
     rows: Mutex<BTreeMap<(CampaignYear, Finess), StoredQuestionnaire>>,
     /// The trail lines written with `put_audited`.
     pub audit: MemoryAuditLog,
+    /// Where `put_audited` checks that a writer still holds its role.
+    accounts: Option<std::sync::Arc<MemoryAccountStore>>,
+}
+
+impl MemoryQuestionnaireStore {
+    /// A store whose guarded writes check roles in `accounts`.
+    pub fn guarded_by(accounts: std::sync::Arc<MemoryAccountStore>) -> MemoryQuestionnaireStore {
+        MemoryQuestionnaireStore {
+            accounts: Some(accounts),
+            ..Default::default()
+        }
+    }
 }
 
 impl QuestionnaireStore for MemoryQuestionnaireStore {
@@ -58,11 +70,40 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
         Ok(())
     }
 
+    async fn get_with_previous(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> Result<Previous, StoreError> {
+        let last = CampaignYear::new(campaign.value() - 1).ok();
+        Ok(Previous {
+            current: self.get(campaign, finess).await?,
+            previous: match last {
+                Some(last) => self.get(last, finess).await?,
+                None => None,
+            },
+        })
+    }
+
     async fn put_audited(
         &self,
         q: &StoredQuestionnaire,
         entry: &AuditEntry,
+        held: Option<HeldRole<'_>>,
     ) -> Result<(), StoreError> {
+        if let Some(held) = held {
+            let accounts = self
+                .accounts
+                .as_ref()
+                .ok_or_else(|| StoreError::Backend("no account store to check roles in".into()))?;
+            let holds = accounts
+                .account(held.account)
+                .await?
+                .is_some_and(|a| a.roles.contains(held.role));
+            if !holds {
+                return Err(StoreError::RoleWithdrawn);
+            }
+        }
         self.put(q).await?;
         self.audit
             .append(q.campaign, q.respondent.finess, entry)

@@ -86,6 +86,9 @@ pub enum StoreError {
     /// Someone else wrote first: reload and try again.
     #[error("the record changed since it was read (expected version {expected})")]
     Conflict { expected: u64 },
+    /// The account no longer holds the role the write was made under.
+    #[error("the account no longer holds the role it wrote under")]
+    RoleWithdrawn,
     #[error("invalid page token")]
     BadPageToken,
     /// A value that must be unique is taken (an e-mail address, the APE of a structure).
@@ -99,6 +102,20 @@ pub enum StoreError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// A questionnaire and its predecessor of the previous campaign, either absent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Previous {
+    pub current: Option<StoredQuestionnaire>,
+    pub previous: Option<StoredQuestionnaire>,
+}
+
+/// The role a write is made under, as the account's token states it.
+#[derive(Debug, Clone, Copy)]
+pub struct HeldRole<'a> {
+    pub account: &'a AccountId,
+    pub role: &'a Role,
+}
+
 /// Questionnaires by structure and campaign, and the listings that steer a campaign.
 pub trait QuestionnaireStore: Send + Sync {
     fn get(
@@ -110,12 +127,24 @@ pub trait QuestionnaireStore: Send + Sync {
     /// Writes `q` if the stored version is `q.version - 1` (a new questionnaire has version 1).
     fn put(&self, q: &StoredQuestionnaire) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// A questionnaire and the same structure's questionnaire of the previous campaign, read
+    /// together (one request): a save needs both.
+    fn get_with_previous(
+        &self,
+        campaign: CampaignYear,
+        finess: Finess,
+    ) -> impl Future<Output = Result<Previous, StoreError>> + Send;
+
     /// Writes `q` as `put` does and, in the same transaction, appends `entry` to its audit
     /// trail: a change is never stored without its trail line, nor the line without it.
+    /// With `held`, the write also happens only if the account still holds the role it
+    /// writes under (`StoreError::RoleWithdrawn` otherwise): a role revoked a second ago
+    /// writes nothing, and the write needs no separate read of the account.
     fn put_audited(
         &self,
         q: &StoredQuestionnaire,
         entry: &AuditEntry,
+        held: Option<HeldRole<'_>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Writes many questionnaires unconditionally (campaign opening, imports), in batches.

@@ -51,7 +51,8 @@ fn main() {
             .expect("the local stack answers: is it started?");
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
         let campaign_table = &provisioned.environment["CAMPAIGN_TABLE"];
-        let campaign = CampaignTable::new(dynamo.clone(), campaign_table);
+        let campaign = CampaignTable::new(dynamo.clone(), campaign_table)
+            .guarded_by(&provisioned.environment["ACCOUNTS_TABLE"]);
         let accounts = AccountsTable::new(dynamo.clone(), &provisioned.environment["ACCOUNTS_TABLE"]);
 
         // The referential: `structures` EHPAD over the départements of the mainland.

@@ -71,7 +71,9 @@ impl Config {
             campaigns.insert(CampaignYear::new(year).expect("a valid year"), definitions);
         }
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
-        let campaign = CampaignTable::new(dynamo.clone(), self.campaign_table);
+        // Saves check in their own transaction that the writer still holds its role.
+        let campaign = CampaignTable::new(dynamo.clone(), self.campaign_table)
+            .guarded_by(&self.accounts_table);
         Ok(App::new(
             campaign.clone(),
             campaign,

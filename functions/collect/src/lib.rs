@@ -17,13 +17,14 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use tdb_api::{ApiError, Caller, TokenVerifier};
+use tdb_api::{ApiError, Caller, TokenVerifier, TtlCache};
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{Activity, CampaignYear, QuestionnaireStatus};
 use tdb_domain::ports::{
-    AccountStore, AuditEntry, AuditLog, IdempotencyStore, ItemMeta, Origin, QuestionnaireStore,
-    Replay, StoreError, StoredQuestionnaire,
+    AccountStore, AuditEntry, AuditLog, HeldRole, IdempotencyStore, ItemMeta, Origin,
+    QuestionnaireStore, Replay, StoreError, StoredQuestionnaire,
 };
+use tdb_domain::questionnaire::AnswerSet;
 use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
 use tdb_domain::rights::{Action, DataScope, Target};
 use tdb_domain::{Departement, Finess, RespondentKind};
@@ -53,7 +54,13 @@ pub struct App<Q, A, S> {
     campaigns: BTreeMap<CampaignYear, CampaignDefinitions>,
     verifier: TokenVerifier,
     clock: Clock,
+    /// Structures read in the last minute: a referential import's changes reach a warm
+    /// instance within that minute.
+    recent: TtlCache<Finess, StructureRecord>,
 }
+
+/// How long a warm instance trusts a structure it read.
+pub const STRUCTURE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<Q, A, S> tdb_api::HasVerifier for App<Q, A, S> {
     fn token_verifier(&self) -> &TokenVerifier {
@@ -265,6 +272,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             campaigns,
             verifier,
             clock,
+            recent: TtlCache::new(STRUCTURE_TTL, 50_000),
         }
     }
 
@@ -287,13 +295,20 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
     async fn respondent(&self, finess: &str) -> Result<StructureRecord, ApiError> {
         let finess =
             Finess::parse(finess).map_err(|e| ApiError::invalid("finess", e.to_string()))?;
-        let structure = self
-            .structures
-            .structures(&[finess])
-            .await
-            .map_err(ApiError::from_store)?
-            .pop()
-            .ok_or_else(|| ApiError::not_found("structure"))?;
+        let structure = match self.recent.get(&finess) {
+            Some(structure) => structure,
+            None => {
+                let structure = self
+                    .structures
+                    .structures(&[finess])
+                    .await
+                    .map_err(ApiError::from_store)?
+                    .pop()
+                    .ok_or_else(|| ApiError::not_found("structure"))?;
+                self.recent.insert(finess, structure.clone());
+                structure
+            }
+        };
         if let Some(principal) = structure.principal {
             return Err(ApiError::new(
                 404,
@@ -356,17 +371,33 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         year: CampaignYear,
         finess: Finess,
     ) -> Result<StoredQuestionnaire, ApiError> {
-        self.questionnaires
+        let stored = self
+            .questionnaires
             .get(year, finess)
             .await
-            .map_err(ApiError::from_store)?
-            .ok_or_else(|| {
-                ApiError::new(
-                    404,
-                    "not_opened",
-                    "the campaign has not been opened for this structure",
-                )
-            })
+            .map_err(ApiError::from_store)?;
+        stored.ok_or_else(not_opened)
+    }
+
+    /// A structure's questionnaire and, read through this campaign's items, its answers of
+    /// the previous campaign (the year-on-year rules and the values shown beside them), in
+    /// one request.
+    async fn stored_with_previous(
+        &self,
+        year: CampaignYear,
+        definition: &Definition,
+        structure: &StructureRecord,
+    ) -> Result<(StoredQuestionnaire, Option<AnswerSet>), ApiError> {
+        let both = self
+            .questionnaires
+            .get_with_previous(year, structure.finess)
+            .await
+            .map_err(ApiError::from_store)?;
+        let stored = both.current.ok_or_else(not_opened)?;
+        let previous = both
+            .previous
+            .map(|q| definition.carry_over(structure.kind, &q.answers));
+        Ok((stored, previous))
     }
 
     pub(crate) async fn open(
@@ -379,13 +410,14 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let structure = self.respondent(finess).await?;
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
-        let stored = self.stored(year, structure.finess).await?;
         let definition = definitions.for_kind(structure.kind);
+        let (stored, previous) = self
+            .stored_with_previous(year, definition, &structure)
+            .await?;
         let entry = Self::entry(caller, &target);
         let writable =
             entry != Entry::Nothing && self.open_for_writing(definition, stored.status).is_ok();
         let covers = self.secondaries(&structure).await?;
-        let previous = self.previous(year, definition, &structure).await?;
         Ok(view(
             definition,
             &stored,
@@ -394,25 +426,6 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             covers,
             previous.as_ref(),
         ))
-    }
-
-    /// The same structure's answers of the previous campaign, read through this
-    /// campaign's items, for the year-on-year rules and the values shown beside them.
-    async fn previous(
-        &self,
-        year: CampaignYear,
-        definition: &Definition,
-        structure: &StructureRecord,
-    ) -> Result<Option<tdb_domain::questionnaire::AnswerSet>, ApiError> {
-        let Ok(last) = CampaignYear::new(year.value() - 1) else {
-            return Ok(None);
-        };
-        Ok(self
-            .questionnaires
-            .get(last, structure.finess)
-            .await
-            .map_err(ApiError::from_store)?
-            .map(|q| definition.carry_over(structure.kind, &q.answers)))
     }
 
     /// The secondaries of a principal, from its département's structures.
@@ -454,17 +467,20 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
         let definition = definitions.for_kind(structure.kind);
-        // The caller's current roles and last campaign's answers, read together.
-        let (caller, previous) = futures_util::future::join(
-            caller.current(&self.structures),
-            self.previous(year, definition, &structure),
-        )
-        .await;
-        let (caller, previous) = (caller?, previous?);
         let entry = Self::entry(&caller, &target);
-        if entry == Entry::Nothing {
-            caller.authorize(Action::EnterData(DataScope::Subsidiarity), &target)?;
-        }
+        // The role the save is made under: the write happens only if the account still
+        // holds it (checked in the write's own transaction, no separate read).
+        let granting = caller.granting(
+            Action::EnterData(match entry {
+                Entry::All => DataScope::All,
+                _ => DataScope::Subsidiarity,
+            }),
+            &target,
+        )?;
+        let held = HeldRole {
+            account: &caller.account,
+            role: granting,
+        };
         let own = caller
             .roles
             .iter()
@@ -493,8 +509,16 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 .into());
             }
         }
+        let (first, previous) = self
+            .stored_with_previous(year, definition, &structure)
+            .await?;
+        let mut first = Some(first);
         for _ in 0..5 {
-            let stored = self.stored(year, structure.finess).await?;
+            // The first read came with last campaign's answers; a retry reads again.
+            let stored = match first.take() {
+                Some(stored) => stored,
+                None => self.stored(year, structure.finess).await?,
+            };
             self.open_for_writing(definition, stored.status)?;
             if base_version.is_some_and(|b| b > stored.version) {
                 return Err(ApiError::invalid(
@@ -616,7 +640,11 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 detail: serde_json::json!({ "version": version, "origin": origin, "changes": changes }),
             };
             // The answers and their trail line in one transaction.
-            match self.questionnaires.put_audited(&next, &entry).await {
+            match self
+                .questionnaires
+                .put_audited(&next, &entry, Some(held))
+                .await
+            {
                 Ok(()) => {}
                 // Someone saved meanwhile: read again and check the items again.
                 Err(StoreError::Conflict { .. }) => continue,
@@ -1076,4 +1104,12 @@ mod tests {
             "{largest} bytes: the estimate counts every item"
         );
     }
+}
+
+fn not_opened() -> ApiError {
+    ApiError::new(
+        404,
+        "not_opened",
+        "the campaign has not been opened for this structure",
+    )
 }

@@ -339,7 +339,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     "kept_aside": kept,
                 }),
             };
-            match self.questionnaires.put_audited(&next, &entry).await {
+            match self.questionnaires.put_audited(&next, &entry, None).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_store(e)),

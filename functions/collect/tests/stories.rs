@@ -98,7 +98,8 @@ async fn world() -> World {
         .await
         .expect("the local stack answers: is it started?");
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
-    let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
+    let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"])
+        .guarded_by(&provisioned.environment["ACCOUNTS_TABLE"]);
     let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
     accounts.create_structures(&structures()).await.unwrap();
     let now = Arc::new(AtomicI64::new(IN_COLLECTION));
@@ -129,9 +130,13 @@ async fn world() -> World {
 }
 
 impl World {
+    fn id(&self, who: &str) -> AccountId {
+        AccountId::from_random(fxhash(&format!("{}{who}", self.tag)).to_le_bytes())
+    }
+
     /// An account holding `role`, and an access token for it.
     async fn token(&self, who: &str, role: Role) -> String {
-        let id = AccountId::from_random(fxhash(&format!("{}{who}", self.tag)).to_le_bytes());
+        let id = self.id(who);
         let account = Account::new(
             id.clone(),
             EmailAddress::parse(&format!("{who}.{}@exemple.fr", self.tag)).unwrap(),
@@ -550,6 +555,52 @@ async fn each_role_reads_and_writes_what_it_may() {
         w.read(&ars_idf, ehpad_a()).await.0,
         403,
         "outside its region"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_role_withdrawn_after_sign_in_writes_nothing() {
+    let w = world().await;
+    w.open(&w.token("national", Role::NationalAdmin).await)
+        .await;
+    let token = w
+        .token("directrice", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, saved) = w
+        .save(&token, ehpad_a(), 1, json!({ "cap_auth_perm": 80 }))
+        .await;
+    assert_eq!(status, 200, "{saved}");
+
+    // Made Lecteur while her token still says Gestionnaire: ten saves at once, all refused.
+    w.accounts
+        .grant(&w.id("directrice"), &member(ehpad_a(), Profile::Lecteur))
+        .await
+        .unwrap();
+    let saves = (0..10).map(|n| w.save(&token, ehpad_a(), 2, json!({ "cap_auth_perm": 90 + n })));
+    for (status, refused) in futures_util::future::join_all(saves).await {
+        assert_eq!(status, 403, "{refused}");
+        assert_eq!(refused["error"]["code"], "role_withdrawn");
+    }
+    let (_, view) = w.read(&token, ehpad_a()).await;
+    assert_eq!(item(&view, "cap_auth_perm")["value"], 80, "nothing written");
+    assert_eq!(view["version"], 2);
+
+    // An OG Gestionnaire whose role is revoked writes nothing either.
+    let og_gest = w.token("oggest", member(og(), Profile::Gestionnaire)).await;
+    w.accounts
+        .grant(&w.id("oggest"), &member(ehpad_c(), Profile::Gestionnaire))
+        .await
+        .unwrap();
+    w.accounts
+        .revoke(&w.id("oggest"), &member(og(), Profile::Gestionnaire))
+        .await
+        .unwrap();
+    let (status, refused) = w
+        .save(&og_gest, ehpad_a(), 2, json!({ "etp_direction": 2.5 }))
+        .await;
+    assert_eq!(
+        (status, &refused["error"]["code"]),
+        (403, &json!("role_withdrawn"))
     );
 }
 
