@@ -333,7 +333,7 @@ impl AccountStore for AccountsTable {
             .iter()
             .map(|f| (structure_pk(*f), "STRUCTURE"))
             .collect();
-        batch_get(&self.client, &self.table, keys)
+        batch_get(&self.client, &self.table, keys, None)
             .await?
             .iter()
             .map(structure_of)
@@ -446,7 +446,7 @@ impl AccountStore for AccountsTable {
 
     async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>, StoreError> {
         let keys = ids.iter().map(|id| (account_pk(id), "ACCOUNT")).collect();
-        batch_get(&self.client, &self.table, keys)
+        batch_get(&self.client, &self.table, keys, None)
             .await?
             .iter()
             .map(account_of)
@@ -629,7 +629,7 @@ impl AccountStore for AccountsTable {
             .iter()
             .map(|i| Ok((get_s(i, "pk")?.to_string(), "ACCOUNT")))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let accounts = batch_get(&self.client, &self.table, keys).await?;
+        let accounts = batch_get(&self.client, &self.table, keys, None).await?;
         let mut members = Vec::new();
         for item in &role_items {
             let role: Role = serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?;

@@ -11,7 +11,7 @@ use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
     Item, batch_get, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n,
-    put_request, query_all, s, write_all,
+    put_request, s, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
@@ -53,6 +53,17 @@ impl CampaignTable {
 
 fn pk(campaign: CampaignYear, finess: Finess) -> String {
     format!("Q#{campaign}#{finess}")
+}
+
+/// `AUDIT#<15 digits>#<up to 20 digits>`, the sort key of a trail line.
+fn is_audit_sk(sk: &str) -> bool {
+    sk.strip_prefix("AUDIT#")
+        .and_then(|rest| rest.split_once('#'))
+        .is_some_and(|(at, n)| {
+            at.len() == 15
+                && (1..=20).contains(&n.len())
+                && at.bytes().chain(n.bytes()).all(|b| b.is_ascii_digit())
+        })
 }
 
 fn status_of(key: &str) -> Result<QuestionnaireStatus, StoreError> {
@@ -193,7 +204,7 @@ impl QuestionnaireStore for CampaignTable {
             .map(|year| (pk(year, finess), "QUESTIONNAIRE"))
             .collect();
         let mut found = Previous::default();
-        for item in batch_get(&self.client, &self.table, keys).await? {
+        for item in batch_get(&self.client, &self.table, keys, None).await? {
             let q = from_item(&item)?;
             if q.campaign == campaign {
                 found.current = Some(q);
@@ -274,6 +285,23 @@ impl QuestionnaireStore for CampaignTable {
                 })
             }
         }
+    }
+
+    async fn opened(
+        &self,
+        campaign: CampaignYear,
+        finess: &[Finess],
+    ) -> Result<std::collections::BTreeSet<Finess>, StoreError> {
+        let keys = finess
+            .iter()
+            .map(|f| (pk(campaign, *f), "QUESTIONNAIRE"))
+            .collect();
+        // The FINESS only: a questionnaire in progress weighs up to 40 KB.
+        batch_get(&self.client, &self.table, keys, Some("finess"))
+            .await?
+            .iter()
+            .map(|item| Finess::parse(get_s(item, "finess")?).map_err(corrupt))
+            .collect()
     }
 
     async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
@@ -390,20 +418,43 @@ impl AuditLog for CampaignTable {
         &self,
         campaign: CampaignYear,
         finess: Finess,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let items = query_all(
-            self.client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
-                .expression_attribute_values(":pk", s(pk(campaign, finess)))
-                .expression_attribute_values(":audit", s("AUDIT#")),
-        )
-        .await?;
-        items
+        page: Option<String>,
+        limit: u32,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let pk = pk(campaign, finess);
+        // The token is the sort key of the last line shown: the page goes on in this
+        // partition's trail only, whatever a client sends.
+        let start = match page {
+            None => None,
+            Some(sk) if is_audit_sk(&sk) => Some(Item::from([
+                ("pk".to_string(), s(&pk)),
+                ("sk".to_string(), s(sk)),
+            ])),
+            Some(_) => return Err(StoreError::BadPageToken),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :audit)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":audit", s("AUDIT#"))
+            .scan_index_forward(false)
+            .set_exclusive_start_key(start)
+            .limit(limit.max(1) as i32)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = out
+            .items()
             .iter()
             .map(|item| serde_json::from_str(get_s(item, "entry")?).map_err(corrupt))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        let next = match out.last_evaluated_key() {
+            Some(key) => Some(get_s(key, "sk")?.to_string()),
+            None => None,
+        };
+        Ok(Page { items, next })
     }
 }
 

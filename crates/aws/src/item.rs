@@ -184,11 +184,13 @@ pub(crate) fn transaction_error(
     }
 }
 
-/// Reads items by key, 100 at a time (BatchGetItem's limit), resending unprocessed keys.
+/// Reads items by key, consistently, 100 at a time (BatchGetItem's limit), resending
+/// unprocessed keys; only the attributes `projection` names, if given.
 pub(crate) async fn batch_get(
     client: &Client,
     table: &str,
     mut keys: Vec<(String, &str)>,
+    projection: Option<&str>,
 ) -> Result<Vec<Item>, StoreError> {
     // BatchGetItem refuses a request that names the same key twice.
     keys.sort_unstable();
@@ -204,6 +206,7 @@ pub(crate) async fn batch_get(
                         .collect(),
                 ))
                 .consistent_read(true)
+                .set_projection_expression(projection.map(str::to_string))
                 .build()
                 .map_err(backend)?,
         );

@@ -234,14 +234,27 @@ async fn audit_log_contract(log: impl AuditLog) {
         .await
         .unwrap();
     }
-    let entries = log.list(year(), f).await.unwrap();
+    let first = log.list(year(), f, None, 2).await.unwrap();
     assert_eq!(
-        entries.iter().map(|e| e.at).collect::<Vec<_>>(),
-        [1, 2, 3],
-        "oldest first"
+        first.items.iter().map(|e| e.at).collect::<Vec<_>>(),
+        [3, 2],
+        "newest first"
     );
-    assert_eq!(entries[2].action, "validate");
-    assert!(log.list(year(), finess(2)).await.unwrap().is_empty());
+    assert_eq!(first.items[0].action, "validate");
+    let second = log.list(year(), f, first.next, 2).await.unwrap();
+    assert_eq!(second.items.iter().map(|e| e.at).collect::<Vec<_>>(), [1]);
+    assert_eq!(second.next, None);
+    let other = log.list(year(), finess(2), None, 2).await.unwrap();
+    assert!(other.items.is_empty() && other.next.is_none());
+    for forged in ["not-a-token", "{\"pk\":\"Q#2025#690000018\"}", "AUDIT#1#2"] {
+        assert!(
+            matches!(
+                log.list(year(), f, Some(forged.into()), 2).await,
+                Err(StoreError::BadPageToken)
+            ),
+            "{forged}"
+        );
+    }
 }
 
 async fn send_log_contract(log: impl SendLog) {

@@ -73,6 +73,18 @@ enum Command {
         #[arg(long, env = "ACCOUNTS_TABLE")]
         table: String,
     },
+    /// Opens a campaign, as `POST /questionnaires/{campaign}/opening` does: a "not started"
+    /// questionnaire for every respondent of the referential that has none. Running it
+    /// again creates only what is missing. For a national administrator with AWS access;
+    /// it has no request time limit.
+    Open {
+        #[arg(long)]
+        campaign: u16,
+        #[arg(long, env = "CAMPAIGN_TABLE")]
+        table: String,
+        #[arg(long, env = "ACCOUNTS_TABLE")]
+        accounts_table: String,
+    },
     /// Loads generated questionnaires (from `tdb generate`) into the campaign table.
     Load {
         /// Folder written by `tdb generate`.
@@ -104,6 +116,14 @@ fn main() -> Result<()> {
         Command::Demo { from, table } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(demo(from, table))?;
+        }
+        Command::Open {
+            campaign,
+            table,
+            accounts_table,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(open(campaign, table, accounts_table))?;
         }
         Command::Load {
             from,
@@ -176,6 +196,32 @@ async fn provision(stack_name: String, sender: String) -> Result<()> {
     for (key, value) in &provisioned.environment {
         println!("export {key}={value}");
     }
+    Ok(())
+}
+
+async fn open(campaign: u16, table: String, accounts_table: String) -> Result<()> {
+    anyhow::ensure!(
+        builtin::YEARS.contains(&campaign),
+        "no questionnaire shipped for campaign {campaign}"
+    );
+    let year = tdb_domain::CampaignYear::new(campaign)?;
+    let config = tdb_aws::load_config().await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let questionnaires = tdb_aws::dynamo::CampaignTable::new(client.clone(), table);
+    let accounts = tdb_aws::accounts::AccountsTable::new(client, accounts_table);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let started = std::time::Instant::now();
+    let summary = collect::open_campaign(&questionnaires, &accounts, year, now, "tdb-open")
+        .await?
+        .context("another opening of this campaign is running; try again when it is done")?;
+    println!(
+        "campaign {campaign} opened in {:.1} s: {} questionnaires created, {} already open",
+        started.elapsed().as_secs_f64(),
+        summary.created,
+        summary.already_open
+    );
     Ok(())
 }
 

@@ -110,6 +110,19 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
             .await
     }
 
+    async fn opened(
+        &self,
+        campaign: CampaignYear,
+        finess: &[Finess],
+    ) -> Result<std::collections::BTreeSet<Finess>, StoreError> {
+        let rows = self.rows.lock().expect("lock");
+        Ok(finess
+            .iter()
+            .filter(|f| rows.contains_key(&(campaign, **f)))
+            .copied()
+            .collect())
+    }
+
     async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
         let mut rows = self.rows.lock().expect("lock");
         for q in qs {
@@ -189,14 +202,18 @@ impl AuditLog for MemoryAuditLog {
         &self,
         campaign: CampaignYear,
         finess: Finess,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        Ok(self
+        page: Option<String>,
+        limit: u32,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let mut all = self
             .entries
             .lock()
             .expect("lock")
             .get(&(campaign, finess))
             .cloned()
-            .unwrap_or_default())
+            .unwrap_or_default();
+        all.reverse();
+        page_of(all, page, limit)
     }
 }
 

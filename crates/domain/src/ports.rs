@@ -147,6 +147,13 @@ pub trait QuestionnaireStore: Send + Sync {
         held: Option<HeldRole<'_>>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Which of these structures have a questionnaire in this campaign (read consistently).
+    fn opened(
+        &self,
+        campaign: CampaignYear,
+        finess: &[Finess],
+    ) -> impl Future<Output = Result<std::collections::BTreeSet<Finess>, StoreError>> + Send;
+
     /// Writes many questionnaires unconditionally (campaign opening, imports), in batches.
     fn put_many(
         &self,
@@ -183,7 +190,7 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
-/// The audit trail of questionnaires, oldest first.
+/// The audit trail of questionnaires.
 pub trait AuditLog: Send + Sync {
     fn append(
         &self,
@@ -191,11 +198,15 @@ pub trait AuditLog: Send + Sync {
         finess: Finess,
         entry: &AuditEntry,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A questionnaire's trail, newest first, `limit` entries a page; `page` is the `next`
+    /// of the previous page (`BadPageToken` if it is not one).
     fn list(
         &self,
         campaign: CampaignYear,
         finess: Finess,
-    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+        page: Option<String>,
+        limit: u32,
+    ) -> impl Future<Output = Result<Page<AuditEntry>, StoreError>> + Send;
 }
 
 /// What a request with an idempotency key finds when it starts.

@@ -30,6 +30,55 @@ const ISSUER: &str = "https://api.tdb-esms.test";
 /// 20 May 2025: collection is open.
 const IN_COLLECTION: i64 = 1_747_699_200;
 
+/// CPU time (user + system) a process has used, from `/proc/<pid>/stat`, if readable.
+fn cpu_time(pid: &str) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel's USER_HZ is 100 on Linux.
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// DynamoDB Local's process id, as the project's start script records it.
+fn dynamodb_pid() -> Option<String> {
+    let file = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../localstack/.run/dynamodb.pid"
+    );
+    Some(std::fs::read_to_string(file).ok()?.trim().to_string())
+}
+
+/// CPU used by this process and by DynamoDB Local during `f`, per operation, in µs.
+struct CpuShare {
+    ours: Option<Duration>,
+    dynamodb: Option<Duration>,
+}
+
+impl CpuShare {
+    fn start() -> CpuShare {
+        CpuShare {
+            ours: cpu_time("self"),
+            dynamodb: dynamodb_pid().and_then(|p| cpu_time(&p)),
+        }
+    }
+
+    fn per_operation(&self, operations: usize) -> String {
+        let now = CpuShare::start();
+        let per = |a: Option<Duration>, b: Option<Duration>| match (a, b) {
+            (Some(a), Some(b)) => {
+                format!("{:.0} µs", (b - a).as_secs_f64() * 1e6 / operations as f64)
+            }
+            _ => "unknown".into(),
+        };
+        format!(
+            "CPU per operation: bench process {}, DynamoDB Local {}",
+            per(self.ours, now.ours),
+            per(self.dynamodb, now.dynamodb)
+        )
+    }
+}
+
 fn percentile(samples: &mut [Duration], p: f64) -> Duration {
     samples.sort_unstable();
     samples[((samples.len() - 1) as f64 * p) as usize]
@@ -150,6 +199,7 @@ fn main() {
         let items = ["cap_auth_perm", "cap_inst_perm", "journees_perm", "personnes_31_12", "entrees"];
 
         // Our saves.
+        let cpu = CpuShare::start();
         let started = Instant::now();
         let tasks = tokens.iter().cloned().map(|(finess, token)| {
             let router = router.clone();
@@ -183,8 +233,10 @@ fn main() {
             ours.extend(task.await.unwrap());
         }
         let ours_time = started.elapsed();
+        let ours_cpu = cpu.per_operation(clients * saves_per_client);
 
         // The reference: the raw SDK writing the same questionnaire items, same concurrency.
+        let cpu = CpuShare::start();
         let started = Instant::now();
         let tasks = tokens.iter().map(|(finess, _)| {
             let (campaign, finess) = (campaign.clone(), *finess);
@@ -205,6 +257,7 @@ fn main() {
             raw.extend(task.await.unwrap());
         }
         let raw_time = started.elapsed();
+        let raw_cpu = cpu.per_operation(clients * saves_per_client);
 
         let total = (clients * saves_per_client) as f64;
         let (ours_rate, raw_rate) = (total / ours_time.as_secs_f64(), total / raw_time.as_secs_f64());
@@ -220,6 +273,8 @@ fn main() {
             percentile(&mut raw, 0.99).as_secs_f64() * 1e3
         );
         println!("  ratio saves / raw writes: {:.2}", ours_rate / raw_rate);
+        println!("  saves: {ours_cpu}");
+        println!("  raw writes: {raw_cpu}");
         println!(
             "opening a campaign of {structures} structures: {:.1} s",
             opening.as_secs_f64()

@@ -10,9 +10,9 @@
 mod bulk;
 mod config;
 mod http;
+mod opening;
 mod prefill;
 
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
@@ -27,11 +27,12 @@ use tdb_domain::ports::{
 use tdb_domain::questionnaire::AnswerSet;
 use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
 use tdb_domain::rights::{Action, DataScope, Target};
-use tdb_domain::{Departement, Finess, RespondentKind};
+use tdb_domain::{Finess, RespondentKind};
 
 pub use bulk::{BulkRow, BulkSummary};
 pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
+pub use opening::{OPENING_LEASE, OpeningSummary, open_campaign};
 pub use prefill::{PrefillRejection, PrefillSummary};
 
 /// The time, in Unix seconds; passed in so tests can move it (phases).
@@ -208,13 +209,6 @@ impl From<ApiError> for SaveError {
     fn from(e: ApiError) -> Self {
         SaveError::Api(e)
     }
-}
-
-/// What opening a campaign did.
-#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
-pub struct OpeningSummary {
-    pub created: usize,
-    pub already_open: usize,
 }
 
 /// One audit entry as the trail shows it.
@@ -760,26 +754,19 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         finess: &str,
         page: Option<&str>,
     ) -> Result<AuditPage, ApiError> {
-        const PAGE: usize = 50;
+        const PAGE: u32 = 50;
         let (year, _) = self.campaign(year)?;
         let structure = self.respondent(finess).await?;
         caller.authorize(Action::Consult, &Target::Structure(structure.target()))?;
-        let skip = match page {
-            None => 0,
-            Some(p) => p
-                .parse::<usize>()
-                .map_err(|_| ApiError::invalid("page", "invalid page token"))?,
-        };
-        let mut entries = self
+        let page = self
             .audit
-            .list(year, structure.finess)
+            .list(year, structure.finess, page.map(str::to_string), PAGE)
             .await
             .map_err(ApiError::from_store)?;
-        entries.reverse();
-        let total = entries.len();
-        let entries: Vec<AuditEntry> = entries.into_iter().skip(skip).take(PAGE).collect();
-        let next = (skip.saturating_add(PAGE) < total).then(|| (skip + PAGE).to_string());
-        Ok(AuditPage { entries, next })
+        Ok(AuditPage {
+            entries: page.items,
+            next: page.next,
+        })
     }
 
     /// Creates the "not started" questionnaire of every respondent of the referential that
@@ -793,55 +780,21 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let caller = caller.clone().current(&self.structures).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
         let (year, _) = self.campaign(year)?;
-        let mut respondents = Vec::new();
-        for departement in Departement::all() {
-            respondents.extend(
-                self.structures
-                    .structures_of_departement(departement)
-                    .await
-                    .map_err(ApiError::from_store)?
-                    .into_iter()
-                    .filter(|s| s.principal.is_none()),
-            );
-        }
-        let now = (self.clock)();
-        let outcomes: Vec<Result<bool, StoreError>> = futures_util::stream::iter(respondents)
-            .map(|s| {
-                let q = StoredQuestionnaire {
-                    campaign: year,
-                    respondent: tdb_domain::Respondent {
-                        finess: s.finess,
-                        kind: s.kind,
-                    },
-                    departement: s.departement(),
-                    og: s.og,
-                    status: QuestionnaireStatus::NotStarted,
-                    answers: Map::new(),
-                    items: BTreeMap::new(),
-                    prefilled: Map::new(),
-                    fill_rate: 0.0,
-                    version: 1,
-                    updated_at: now,
-                };
-                async move {
-                    match self.questionnaires.put(&q).await {
-                        Ok(()) => Ok(true),
-                        Err(StoreError::Conflict { .. }) => Ok(false),
-                        Err(e) => Err(e),
-                    }
-                }
-            })
-            .buffer_unordered(16)
-            .collect()
-            .await;
-        let mut summary = OpeningSummary::default();
-        for outcome in outcomes {
-            if outcome.map_err(ApiError::from_store)? {
-                summary.created += 1;
-            } else {
-                summary.already_open += 1;
-            }
-        }
+        let summary = opening::open_campaign(
+            &self.questionnaires,
+            &self.structures,
+            year,
+            (self.clock)(),
+            &caller.account.to_string(),
+        )
+        .await
+        .map_err(ApiError::from_store)?
+        .ok_or_else(|| {
+            ApiError::conflict(
+                "opening_running",
+                "this campaign is being opened; try again when it is done",
+            )
+        })?;
         tracing::info!(campaign = %year, created = summary.created, already_open = summary.already_open, "campaign opened");
         Ok(summary)
     }

@@ -292,6 +292,66 @@ async fn opening_the_campaign_creates_each_questionnaire_once() {
     assert_eq!(status, 403);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn openings_at_once_or_again_never_erase_a_save() {
+    let w = world().await;
+    let national = w.token("national", Role::NationalAdmin).await;
+    w.open(&national).await;
+    let gestionnaire = w
+        .token("gest", member(ehpad_a(), Profile::Gestionnaire))
+        .await;
+    let (status, saved) = w
+        .save(&gestionnaire, ehpad_a(), 1, json!({ "cap_auth_perm": 80 }))
+        .await;
+    assert_eq!(status, 200, "{saved}");
+
+    // A new structure joins the referential; four openings are sent at once.
+    let newcomer = Finess::with_key("69000050").unwrap();
+    w.accounts
+        .create_structures(&[StructureRecord {
+            finess: newcomer,
+            kind: RespondentKind::Esms(Category::Ehpad),
+            name: "EHPAD nouveau".into(),
+            legal_entity: newcomer,
+            og: None,
+            principal: None,
+            ape: None,
+        }])
+        .await
+        .unwrap();
+    let openings = (0..4).map(|_| {
+        w.call(
+            Method::POST,
+            "/questionnaires/2025/opening",
+            &national,
+            None,
+        )
+    });
+    let mut created = 0;
+    for (status, body) in futures_util::future::join_all(openings).await {
+        match status {
+            200 => created += body["created"].as_u64().unwrap(),
+            409 => assert_eq!(body["error"]["code"], "opening_running"),
+            other => panic!("{other} {body}"),
+        }
+    }
+    assert_eq!(created, 1, "the newcomer's questionnaire is created once");
+    let (_, view) = w.read(&gestionnaire, ehpad_a()).await;
+    assert_eq!(
+        item(&view, "cap_auth_perm")["value"],
+        80,
+        "the save survives"
+    );
+    assert_eq!(view["version"], 2);
+    let newcomer_view = w
+        .campaign
+        .get(CampaignYear::new(2025).unwrap(), newcomer)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(newcomer_view.status, QuestionnaireStatus::NotStarted);
+}
+
 #[tokio::test]
 async fn a_gestionnaire_saves_part_of_its_questionnaire_and_keeps_its_valid_values() {
     let w = world().await;
@@ -717,6 +777,61 @@ async fn the_audit_trail_says_who_changed_what_newest_first() {
         )
         .await;
     assert_eq!(status, 200);
+
+    // Fifty more saves: the trail comes 50 lines a page, newest first, and the pages join.
+    for n in 0..50 {
+        w.now.fetch_add(1, Ordering::SeqCst);
+        let (status, body) = w
+            .save(
+                &gestionnaire,
+                ehpad_a(),
+                3 + n,
+                json!({ "cap_auth_perm": 83 + n }),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let path = format!("/questionnaires/2025/{}/audit", ehpad_a());
+    let (_, first) = w.call(Method::GET, &path, &gestionnaire, None).await;
+    assert_eq!(first["entries"].as_array().unwrap().len(), 50);
+    assert_eq!(first["entries"][0]["detail"]["version"], 53);
+    let next = first["next"].as_str().expect("a second page");
+    let (status, second) = w
+        .call(
+            Method::GET,
+            &format!("{path}?page={}", urlencode(next)),
+            &gestionnaire,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{second}");
+    let versions: Vec<_> = second["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["detail"]["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(versions, [3, 2]);
+    assert_eq!(second["next"], Value::Null);
+    // A forged page token is bad input, not another questionnaire's trail.
+    let (status, refused) = w
+        .call(
+            Method::GET,
+            &format!("{path}?page=Q%232025%23690000018"),
+            &gestionnaire,
+            None,
+        )
+        .await;
+    assert_eq!((status, &refused["error"]["field"]), (400, &json!("page")));
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
