@@ -1031,6 +1031,14 @@ pub fn largest_stored_size(definition: &Definition, kind: RespondentKind) -> usi
     len(&answers) + len(&items) + len(&prefilled) + 512
 }
 
+fn not_opened() -> ApiError {
+    ApiError::new(
+        404,
+        "not_opened",
+        "the campaign has not been opened for this structure",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1057,12 +1065,4 @@ mod tests {
             "{largest} bytes: the estimate counts every item"
         );
     }
-}
-
-fn not_opened() -> ApiError {
-    ApiError::new(
-        404,
-        "not_opened",
-        "the campaign has not been opened for this structure",
-    )
 }
