@@ -259,6 +259,41 @@ fn main() {
         let raw_time = started.elapsed();
         let raw_cpu = cpu.per_operation(clients * saves_per_client);
 
+        // Second reference: the two store requests a save makes (the questionnaire read with
+        // last year's, then the answers, the trail line and the role check in one
+        // transaction), without the function around them.
+        let cpu = CpuShare::start();
+        let started = Instant::now();
+        let tasks = tokens.iter().enumerate().map(|(n, (finess, _))| {
+            let (campaign, finess) = (campaign.clone(), *finess);
+            tokio::spawn(async move {
+                let id = AccountId::from_random([n as u8 + 1; 16]);
+                let role = Role::Member { structure: finess, profile: Profile::Gestionnaire };
+                let mut latencies = Vec::new();
+                for _ in 0..saves_per_client {
+                    let t = Instant::now();
+                    let mut q = campaign.get_with_previous(year, finess).await.unwrap().current.unwrap();
+                    q.version += 1;
+                    let entry = tdb_domain::ports::AuditEntry {
+                        at: q.version as i64,
+                        actor: id.to_string(),
+                        action: "save".into(),
+                        detail: serde_json::json!({ "version": q.version }),
+                    };
+                    let held = tdb_domain::ports::HeldRole { account: &id, role: &role };
+                    campaign.put_audited(&q, &entry, Some(held)).await.unwrap();
+                    latencies.push(t.elapsed());
+                }
+                latencies
+            })
+        });
+        let mut requests = Vec::new();
+        for task in tasks {
+            requests.extend(task.await.unwrap());
+        }
+        let requests_time = started.elapsed();
+        let requests_cpu = cpu.per_operation(clients * saves_per_client);
+
         let total = (clients * saves_per_client) as f64;
         let (ours_rate, raw_rate) = (total / ours_time.as_secs_f64(), total / raw_time.as_secs_f64());
         println!("collect save path, {clients} concurrent clients × {saves_per_client} saves (DynamoDB Local)");
@@ -273,8 +308,16 @@ fn main() {
             percentile(&mut raw, 0.99).as_secs_f64() * 1e3
         );
         println!("  ratio saves / raw writes: {:.2}", ours_rate / raw_rate);
+        let requests_rate = total / requests_time.as_secs_f64();
+        println!(
+            "  the save's own two store requests without the function: {requests_rate:.0}/s, p50 {:.1} ms, p99 {:.1} ms (ratio saves / these: {:.2})",
+            percentile(&mut requests, 0.5).as_secs_f64() * 1e3,
+            percentile(&mut requests, 0.99).as_secs_f64() * 1e3,
+            ours_rate / requests_rate
+        );
         println!("  saves: {ours_cpu}");
         println!("  raw writes: {raw_cpu}");
+        println!("  the save's store requests: {requests_cpu}");
         println!(
             "opening a campaign of {structures} structures: {:.1} s",
             opening.as_secs_f64()
