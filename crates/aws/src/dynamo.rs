@@ -10,16 +10,17 @@
 use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
-    Item, batch_get, batch_write_once, corrupt, decode_token, encode_token, get_n, get_s, n,
-    put_request, s, write_all,
+    ATTEMPTS, Item, backoff, batch_get, corrupt, decode_token, encode_token, get_n, get_s, n,
+    query_all, s,
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
 
 use tdb_domain::ports::{
-    AuditEntry, AuditLog, HeldRole, IdempotencyStore, Page, Previous, ProgressEntry,
+    AuditEntry, AuditLog, AuditedWrite, IdempotencyStore, Page, Previous, ProgressEntry,
     QuestionnaireStore, Replay, SendLog, StoreError, StoredQuestionnaire,
 };
+use tdb_domain::progress::{Counts, ProgressKey};
 use tdb_domain::{Departement, Finess};
 use time::Date;
 
@@ -103,6 +104,13 @@ fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
             s(serde_json::to_string(&q.prefilled).map_err(corrupt)?),
         ),
         ("fill_rate".into(), n(q.fill_rate)),
+        ("blocking".into(), n(q.blocking)),
+        ("acknowledged".into(), n(q.acknowledged)),
+        ("outliers".into(), n(q.outliers)),
+        (
+            "workflow".into(),
+            s(serde_json::to_string(&q.workflow).map_err(corrupt)?),
+        ),
         ("version".into(), n(q.version)),
         ("updated_at".into(), n(q.updated_at)),
     ]);
@@ -142,9 +150,130 @@ fn from_item(item: &Item) -> Result<StoredQuestionnaire, StoreError> {
             None => Default::default(),
         },
         fill_rate: get_n(item, "fill_rate")?,
+        blocking: get_n(item, "blocking").unwrap_or(0),
+        acknowledged: get_n(item, "acknowledged").unwrap_or(0),
+        outliers: get_n(item, "outliers").unwrap_or(0),
+        workflow: match item.get("workflow").and_then(|v| v.as_s().ok()) {
+            Some(text) => serde_json::from_str(text).map_err(corrupt)?,
+            None => Default::default(),
+        },
         version: get_n(item, "version")?,
         updated_at: get_n(item, "updated_at")?,
     })
+}
+
+/// A questionnaire as the item DynamoDB stores (for benchmarks writing it with the raw SDK).
+pub fn questionnaire_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
+    to_item(q)
+}
+
+/// A listing line, from the attributes the indexes project.
+fn entry_of(item: &Item) -> Result<ProgressEntry, StoreError> {
+    Ok(ProgressEntry {
+        finess: Finess::parse(get_s(item, "finess")?).map_err(corrupt)?,
+        kind: serde_json::from_str(get_s(item, "respondent")?).map_err(corrupt)?,
+        status: status_of(get_s(item, "status")?)?,
+        fill_rate: get_n(item, "fill_rate")?,
+        blocking: get_n(item, "blocking").unwrap_or(0),
+        acknowledged: get_n(item, "acknowledged").unwrap_or(0),
+        outliers: get_n(item, "outliers").unwrap_or(0),
+        updated_at: get_n(item, "updated_at")?,
+    })
+}
+
+fn progress_pk(campaign: CampaignYear) -> String {
+    format!("PROGRESS#{campaign}")
+}
+
+/// The update adding `change` to a progress counter, if it changes anything.
+fn progress_update(
+    table: &str,
+    campaign: CampaignYear,
+    key: ProgressKey,
+    change: Counts,
+) -> Result<Option<aws_sdk_dynamodb::types::Update>, StoreError> {
+    if change.is_zero() {
+        return Ok(None);
+    }
+    let mut update = aws_sdk_dynamodb::types::Update::builder()
+        .table_name(table)
+        .key("pk", s(progress_pk(campaign)))
+        .key("sk", s(key.encode()));
+    let mut adds = Vec::new();
+    for (name, value) in Counts::NAMES.iter().zip(change.values()) {
+        if value != 0 {
+            adds.push(format!("{name} :{name}"));
+            update = update.expression_attribute_values(format!(":{name}"), n(value));
+        }
+    }
+    update
+        .update_expression(format!("ADD {}", adds.join(", ")))
+        .build()
+        .map(Some)
+        .map_err(backend)
+}
+
+/// How a transaction failed: which operation's condition, or a conflict with another
+/// transaction on the same items (worth sending again as it is).
+enum Cancelled {
+    Condition(usize),
+    Busy,
+    Other(StoreError),
+}
+
+fn cancelled(
+    e: aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> Cancelled {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    if let Some(TransactWriteItemsError::TransactionCanceledException(c)) = e.as_service_error() {
+        let reasons = c.cancellation_reasons();
+        if let Some(i) = reasons
+            .iter()
+            .position(|r| r.code() == Some("ConditionalCheckFailed"))
+        {
+            return Cancelled::Condition(i);
+        }
+        if reasons
+            .iter()
+            .any(|r| r.code() == Some("TransactionConflict"))
+        {
+            return Cancelled::Busy;
+        }
+    }
+    if e.as_service_error()
+        .is_some_and(|e| e.is_transaction_in_progress_exception())
+    {
+        return Cancelled::Busy;
+    }
+    Cancelled::Other(backend(e))
+}
+
+/// Sends a transaction, again while it only conflicts with other transactions on the same
+/// items (a progress counter two saves update at once), with a growing pause.
+async fn transact(
+    client: &Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<(), Cancelled> {
+    let mut attempt = 0;
+    loop {
+        match client
+            .transact_write_items()
+            .set_transact_items(Some(items.clone()))
+            .send()
+            .await
+        {
+            Ok(_) => return Ok(()),
+            Err(e) => match cancelled(e) {
+                Cancelled::Busy if attempt < ATTEMPTS => {
+                    attempt += 1;
+                    backoff(attempt).await;
+                }
+                other => return Err(other),
+            },
+        }
+    }
 }
 
 impl QuestionnaireStore for CampaignTable {
@@ -164,32 +293,6 @@ impl QuestionnaireStore for CampaignTable {
             .await
             .map_err(backend)?;
         out.item().map(from_item).transpose()
-    }
-
-    async fn put(&self, q: &StoredQuestionnaire) -> Result<(), StoreError> {
-        let expected = q.version.saturating_sub(1);
-        let request = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(to_item(q)?));
-        let request = if expected == 0 {
-            request.condition_expression("attribute_not_exists(pk)")
-        } else {
-            request
-                .condition_expression("version = :expected")
-                .expression_attribute_values(":expected", n(expected))
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Conflict { expected })
-            }
-            Err(e) => Err(backend(e)),
-        }
     }
 
     async fn get_with_previous(
@@ -215,15 +318,12 @@ impl QuestionnaireStore for CampaignTable {
         Ok(found)
     }
 
-    async fn put_audited(
-        &self,
-        q: &StoredQuestionnaire,
-        entry: &AuditEntry,
-        held: Option<HeldRole<'_>>,
-    ) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    async fn put_audited(&self, write: AuditedWrite<'_>) -> Result<(), StoreError> {
         use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
-        let expected = q.version.saturating_sub(1);
+        let (q, expected) = (write.after, write.before.version);
+        if q.version != expected + 1 {
+            return Err(StoreError::Conflict { expected });
+        }
         let questionnaire = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(q)?))
@@ -235,17 +335,22 @@ impl QuestionnaireStore for CampaignTable {
         let line = Put::builder()
             .table_name(&self.table)
             .item("pk", s(pk(q.campaign, q.respondent.finess)))
-            .item("sk", s(format!("AUDIT#{:015}#{:020}", entry.at, q.version)))
-            .item("entry", s(serde_json::to_string(entry).map_err(corrupt)?))
+            .item(
+                "sk",
+                s(format!("AUDIT#{:015}#{:020}", write.entry.at, q.version)),
+            )
+            .item(
+                "entry",
+                s(serde_json::to_string(write.entry).map_err(corrupt)?),
+            )
             .condition_expression("attribute_not_exists(pk)")
             .build()
             .map_err(backend)?;
-        let mut request = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(questionnaire).build())
-            .transact_items(TransactWriteItem::builder().put(line).build());
-        if let Some(held) = held {
+        let mut items = vec![
+            TransactWriteItem::builder().put(questionnaire).build(),
+            TransactWriteItem::builder().put(line).build(),
+        ];
+        let role_check = if let Some(held) = write.held {
             let accounts = self.accounts.as_deref().ok_or_else(|| {
                 backend(std::io::Error::other("no accounts table to check roles in"))
             })?;
@@ -262,28 +367,26 @@ impl QuestionnaireStore for CampaignTable {
                 )
                 .build()
                 .map_err(backend)?;
-            request =
-                request.transact_items(TransactWriteItem::builder().condition_check(check).build());
+            items.push(TransactWriteItem::builder().condition_check(check).build());
+            Some(items.len() - 1)
+        } else {
+            None
+        };
+        if let Some(update) = progress_update(
+            &self.table,
+            q.campaign,
+            ProgressKey::of(q),
+            Counts::change(Some(write.before), q),
+        )? {
+            items.push(TransactWriteItem::builder().update(update).build());
         }
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                // The third operation is the role's check: its failure is a withdrawn role,
-                // not someone else's save.
-                let withdrawn = matches!(
-                    e.as_service_error(),
-                    Some(TransactWriteItemsError::TransactionCanceledException(c))
-                        if c.cancellation_reasons().get(2).and_then(|r| r.code())
-                            == Some("ConditionalCheckFailed")
-                );
-                if withdrawn {
-                    return Err(StoreError::RoleWithdrawn);
-                }
-                Err(match crate::item::transaction_error(e) {
-                    StoreError::Conflict { .. } => StoreError::Conflict { expected },
-                    other => other,
-                })
+        match transact(&self.client, items).await {
+            Ok(()) => Ok(()),
+            Err(Cancelled::Condition(i)) if Some(i) == role_check => Err(StoreError::RoleWithdrawn),
+            Err(Cancelled::Condition(_) | Cancelled::Busy) => {
+                Err(StoreError::Conflict { expected })
             }
+            Err(Cancelled::Other(e)) => Err(e),
         }
     }
 
@@ -304,15 +407,90 @@ impl QuestionnaireStore for CampaignTable {
             .collect()
     }
 
-    async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
-        let requests = qs
+    async fn create(&self, qs: &[StoredQuestionnaire]) -> Result<usize, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        // One transaction per counter and 25 questionnaires (at most 1.2 MB, far under the
+        // 4 MB a transaction may carry): each questionnaire is created only if absent, and
+        // counted in the same transaction.
+        let mut groups: std::collections::BTreeMap<ProgressKey, Vec<&StoredQuestionnaire>> =
+            Default::default();
+        for q in qs {
+            groups.entry(ProgressKey::of(q)).or_default().push(q);
+        }
+        let mut created = 0;
+        for (key, group) in groups {
+            for chunk in group.chunks(25) {
+                let mut pending: Vec<&StoredQuestionnaire> = chunk.to_vec();
+                loop {
+                    if pending.is_empty() {
+                        break;
+                    }
+                    let mut items = Vec::with_capacity(pending.len() + 1);
+                    let mut counts = Counts::default();
+                    for q in &pending {
+                        counts.add(Counts::of(q));
+                        items.push(
+                            TransactWriteItem::builder()
+                                .put(
+                                    Put::builder()
+                                        .table_name(&self.table)
+                                        .set_item(Some(to_item(q)?))
+                                        .condition_expression("attribute_not_exists(pk)")
+                                        .build()
+                                        .map_err(backend)?,
+                                )
+                                .build(),
+                        );
+                    }
+                    let campaign = pending[0].campaign;
+                    if let Some(update) = progress_update(&self.table, campaign, key, counts)? {
+                        items.push(TransactWriteItem::builder().update(update).build());
+                    }
+                    match transact(&self.client, items).await {
+                        Ok(()) => {
+                            created += pending.len();
+                            break;
+                        }
+                        // Some exist already: create the others.
+                        Err(Cancelled::Condition(_)) => {
+                            let finess: Vec<Finess> =
+                                pending.iter().map(|q| q.respondent.finess).collect();
+                            let existing = self.opened(campaign, &finess).await?;
+                            pending.retain(|q| !existing.contains(&q.respondent.finess));
+                        }
+                        Err(Cancelled::Busy) => {
+                            return Err(StoreError::Conflict { expected: 0 });
+                        }
+                        Err(Cancelled::Other(e)) => return Err(e),
+                    }
+                }
+            }
+        }
+        Ok(created)
+    }
+
+    async fn progress(
+        &self,
+        campaign: CampaignYear,
+    ) -> Result<Vec<(ProgressKey, Counts)>, StoreError> {
+        let items = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(progress_pk(campaign)))
+                .consistent_read(true),
+        )
+        .await?;
+        items
             .iter()
-            .map(|q| put_request(to_item(q)?))
-            .collect::<Result<_, _>>()?;
-        write_all(requests, |batch| {
-            batch_write_once(&self.client, &self.table, batch)
-        })
-        .await
+            .map(|item| {
+                let key = ProgressKey::decode(get_s(item, "sk")?)
+                    .ok_or_else(|| corrupt("progress key"))?;
+                let values = Counts::NAMES.map(|name| get_n(item, name).unwrap_or(0));
+                Ok((key, Counts::from_values(values)))
+            })
+            .collect()
     }
 
     async fn list_by_og(
@@ -321,7 +499,7 @@ impl QuestionnaireStore for CampaignTable {
         og: Finess,
         page: Option<String>,
         limit: u32,
-    ) -> Result<Page<Finess>, StoreError> {
+    ) -> Result<Page<ProgressEntry>, StoreError> {
         let out = self
             .client
             .query()
@@ -334,11 +512,7 @@ impl QuestionnaireStore for CampaignTable {
             .send()
             .await
             .map_err(backend)?;
-        let items = out
-            .items()
-            .iter()
-            .map(|i| Finess::parse(get_s(i, "gsi1sk")?).map_err(corrupt))
-            .collect::<Result<_, _>>()?;
+        let items = out.items().iter().map(entry_of).collect::<Result<_, _>>()?;
         Ok(Page {
             items,
             next: encode_token(out.last_evaluated_key()),
@@ -371,16 +545,7 @@ impl QuestionnaireStore for CampaignTable {
         let items = out
             .items()
             .iter()
-            .map(|i| {
-                let (status, finess) = get_s(i, "gsi2sk")?
-                    .split_once('#')
-                    .ok_or_else(|| corrupt("gsi2sk"))?;
-                Ok(ProgressEntry {
-                    finess: Finess::parse(finess).map_err(corrupt)?,
-                    status: status_of(status)?,
-                    fill_rate: get_n(i, "fill_rate")?,
-                })
-            })
+            .map(entry_of)
             .collect::<Result<_, StoreError>>()?;
         Ok(Page {
             items,

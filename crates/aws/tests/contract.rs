@@ -93,37 +93,80 @@ fn questionnaire(
         items: Default::default(),
         prefilled: Default::default(),
         fill_rate: 0.5,
+        blocking: 1,
+        acknowledged: 0,
+        outliers: 0,
+        workflow: Default::default(),
         version: 1,
         updated_at: 1_750_000_000,
     }
 }
 
+fn entry(version: u64) -> AuditEntry {
+    AuditEntry {
+        at: 1_750_000_000_000 + version as i64,
+        actor: "account-42".into(),
+        action: "save".into(),
+        detail: serde_json::json!({ "version": version }),
+    }
+}
+
+/// The stored progress counters, next to a recount of `questionnaires`.
+async fn progress_and_recount<'a>(
+    store: &impl QuestionnaireStore,
+    questionnaires: impl IntoIterator<Item = &'a StoredQuestionnaire>,
+) -> (
+    BTreeMap<tdb_domain::progress::ProgressKey, tdb_domain::progress::Counts>,
+    BTreeMap<tdb_domain::progress::ProgressKey, tdb_domain::progress::Counts>,
+) {
+    let stored = store.progress(year()).await.unwrap().into_iter().collect();
+    (stored, tdb_domain::progress::recount(questionnaires))
+}
+
 async fn questionnaire_store_contract(store: impl QuestionnaireStore) {
     let mut q = questionnaire(1, None, "69", QuestionnaireStatus::InProgress);
     assert_eq!(store.get(year(), q.respondent.finess).await.unwrap(), None);
-    store.put(&q).await.unwrap();
+    assert_eq!(store.create(std::slice::from_ref(&q)).await.unwrap(), 1);
     assert_eq!(
         store.get(year(), q.respondent.finess).await.unwrap(),
         Some(q.clone())
     );
-    assert!(
-        matches!(
-            store.put(&q).await,
-            Err(StoreError::Conflict { expected: 0 })
-        ),
-        "creating twice conflicts"
+    let twin = StoredQuestionnaire {
+        fill_rate: 0.9,
+        ..q.clone()
+    };
+    assert_eq!(
+        store.create(&[twin]).await.unwrap(),
+        0,
+        "creating twice creates nothing and overwrites nothing"
     );
 
+    let before = q.clone();
     q.version = 2;
     q.status = QuestionnaireStatus::Validated;
-    store.put(&q).await.unwrap();
+    store
+        .put_audited(AuditedWrite {
+            before: &before,
+            after: &q,
+            entry: &entry(2),
+            held: None,
+        })
+        .await
+        .unwrap();
     let stale = StoredQuestionnaire {
         fill_rate: 0.1,
         ..q.clone()
     };
     assert!(
         matches!(
-            store.put(&stale).await,
+            store
+                .put_audited(AuditedWrite {
+                    before: &before,
+                    after: &stale,
+                    entry: &entry(2),
+                    held: None,
+                })
+                .await,
             Err(StoreError::Conflict { expected: 1 })
         ),
         "a stale writer loses"
@@ -138,8 +181,10 @@ async fn questionnaire_store_contract(store: impl QuestionnaireStore) {
         0.5,
         "nothing saved is lost"
     );
+    let (stored, recount) = progress_and_recount(&store, [&q]).await;
+    assert_eq!(stored, recount, "the counters follow each write");
 
-    // 60 questionnaires: three BatchWriteItem calls of at most 25.
+    // 60 questionnaires, created by groups of one counter and at most 25.
     let og = finess(900_000);
     let many: Vec<_> = (100..160)
         .map(|n| {
@@ -155,14 +200,16 @@ async fn questionnaire_store_contract(store: impl QuestionnaireStore) {
             )
         })
         .collect();
-    store.put_many(&many).await.unwrap();
+    assert_eq!(store.create(&many).await.unwrap(), 60);
+    let (stored, recount) = progress_and_recount(&store, many.iter().chain([&q])).await;
+    assert_eq!(stored, recount);
 
     let mut by_og = Vec::new();
     let mut page = None;
     loop {
         let p = store.list_by_og(year(), og, page, 7).await.unwrap();
         assert!(p.items.len() <= 7);
-        by_og.extend(p.items);
+        by_og.extend(p.items.iter().map(|e| e.finess));
         page = p.next;
         if page.is_none() {
             break;
@@ -336,8 +383,7 @@ async fn guarded_write_contract(store: impl QuestionnaireStore, accounts: &impl 
         campaign: CampaignYear::new(2024).unwrap(),
         ..q.clone()
     };
-    store.put(&last).await.unwrap();
-    store.put(&q).await.unwrap();
+    store.create(&[last.clone(), q.clone()]).await.unwrap();
     assert_eq!(
         store.get_with_previous(year(), finess).await.unwrap(),
         Previous {
@@ -355,19 +401,29 @@ async fn guarded_write_contract(store: impl QuestionnaireStore, accounts: &impl 
         .create_account(&writer, &gestionnaire)
         .await
         .unwrap();
-    let entry = |v: u64| AuditEntry {
-        at: 1_750_000_000_000 + v as i64,
-        actor: writer.id.to_string(),
-        action: "save".into(),
-        detail: serde_json::json!({ "version": v }),
-    };
     let held = |role| HeldRole {
         account: &writer.id,
         role,
     };
+    let (e2, e3) = (entry(2), entry(3));
+    fn write<'a>(
+        before: &'a StoredQuestionnaire,
+        after: &'a StoredQuestionnaire,
+        entry: &'a AuditEntry,
+        held: HeldRole<'a>,
+    ) -> AuditedWrite<'a> {
+        AuditedWrite {
+            before,
+            after,
+            entry,
+            held: Some(held),
+        }
+    }
+    let v1 = q.clone();
     q.version = 2;
+    let v2 = q.clone();
     store
-        .put_audited(&q, &entry(2), Some(held(&gestionnaire)))
+        .put_audited(write(&v1, &v2, &e2, held(&gestionnaire)))
         .await
         .unwrap();
 
@@ -380,7 +436,7 @@ async fn guarded_write_contract(store: impl QuestionnaireStore, accounts: &impl 
     q.version = 3;
     assert!(matches!(
         store
-            .put_audited(&q, &entry(3), Some(held(&gestionnaire)))
+            .put_audited(write(&v2, &q, &e3, held(&gestionnaire)))
             .await,
         Err(StoreError::RoleWithdrawn)
     ));
@@ -391,12 +447,12 @@ async fn guarded_write_contract(store: impl QuestionnaireStore, accounts: &impl 
     );
     // The role it holds now passes the check (what it may do is the function's decision).
     store
-        .put_audited(&q, &entry(3), Some(held(&lecteur)))
+        .put_audited(write(&v2, &q, &e3, held(&lecteur)))
         .await
         .unwrap();
     // A stale version is still a conflict, not a withdrawn role.
     assert!(matches!(
-        store.put_audited(&q, &entry(3), Some(held(&lecteur))).await,
+        store.put_audited(write(&v2, &q, &e3, held(&lecteur))).await,
         Err(StoreError::Conflict { expected: 2 })
     ));
 }

@@ -228,6 +228,7 @@ async fn open(campaign: u16, table: String, accounts_table: String) -> Result<()
 async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
     use std::io::BufRead;
     use tdb_domain::ports::{QuestionnaireStore, StoredQuestionnaire};
+    use tdb_domain::workflow::Transition;
     use tdb_domain::{CampaignYear, QuestionnaireStatus, RespondentKind};
     let definition = builtin::load(campaign)
         .with_context(|| format!("no definition shipped for campaign {campaign}"))??;
@@ -257,25 +258,19 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
             let parsed = definition
                 .parse_answers(kind, &answers)
                 .map_err(|e| anyhow::anyhow!("{finess}: {} invalid answers", e.len()))?;
-            let fill_rate = definition.fill_rate(kind, &parsed).overall.ratio();
             let og = match kind {
                 RespondentKind::Og => None,
                 RespondentKind::Esms(_) => referential.og_of(&finess).map(|o| o.finess),
             };
-            let status = if answers.is_empty() {
-                QuestionnaireStatus::NotStarted
-            } else {
-                QuestionnaireStatus::InProgress
-            };
             let updated_at = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_secs() as i64;
-            batch.push(StoredQuestionnaire {
+            let mut q = StoredQuestionnaire {
                 campaign: year,
                 respondent: tdb_domain::Respondent { finess, kind },
                 departement: finess.departement(),
                 og,
-                status,
+                status: QuestionnaireStatus::NotStarted,
                 items: answers
                     .keys()
                     .map(|id| {
@@ -289,12 +284,25 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
                     .collect(),
                 answers,
                 prefilled: Default::default(),
-                fill_rate,
+                fill_rate: 0.0,
+                blocking: 0,
+                acknowledged: 0,
+                outliers: 0,
+                workflow: Default::default(),
                 version: 1,
                 updated_at,
-            });
+            };
+            // Each part with an answer is in progress.
+            for id in q.answers.keys() {
+                if let Some(item) = definition.item(id) {
+                    let part = definition.part_of(item).id.clone();
+                    q.workflow.apply(&part, Transition::Save)?;
+                }
+            }
+            q.record(definition, &definition.evaluate(kind, &parsed, None));
+            batch.push(q);
         }
-        store.put_many(&batch).await?;
+        store.create(&batch).await?;
         bar.inc(batch.len() as u64);
     }
     bar.finish();

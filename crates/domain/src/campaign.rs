@@ -225,7 +225,11 @@ pub enum QuestionnaireStatus {
     NotStarted,
     InProgress,
     Validated,
+    /// Reopened by the ARS or the CD during fiabilisation, to be validated again.
     Reopened,
+    /// Validated, and marked as checked by the ARS or the CD.
+    Checked,
+    /// The campaign of its platform is closed: nothing changes any more.
     Closed,
 }
 
@@ -237,50 +241,9 @@ impl QuestionnaireStatus {
             QuestionnaireStatus::InProgress => "in_progress",
             QuestionnaireStatus::Validated => "validated",
             QuestionnaireStatus::Reopened => "reopened",
+            QuestionnaireStatus::Checked => "checked",
             QuestionnaireStatus::Closed => "closed",
         }
-    }
-}
-
-/// A change asked of a questionnaire's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StatusChange {
-    SaveAnswers,
-    Validate,
-    /// The structure withdraws its own validation to correct something.
-    Unvalidate,
-    /// An ARS/CD reopens a validated questionnaire during fiabilisation.
-    Reopen,
-    Close,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot {change:?} a questionnaire that is {status:?}")]
-pub struct StatusError {
-    pub status: QuestionnaireStatus,
-    pub change: StatusChange,
-}
-
-impl QuestionnaireStatus {
-    /// The status after a change, or why the change is not possible. Whether validation is
-    /// deserved (fill rate, blocking rules) is the evaluation's business, not the workflow's.
-    pub fn apply(self, change: StatusChange) -> Result<QuestionnaireStatus, StatusError> {
-        use QuestionnaireStatus::*;
-        use StatusChange as C;
-        let next = match (self, change) {
-            (Closed, _) => None,
-            (_, C::Close) => Some(Closed),
-            (NotStarted | InProgress | Reopened, C::SaveAnswers) => Some(InProgress),
-            (InProgress | Reopened, C::Validate) => Some(Validated),
-            (Validated, C::Unvalidate) => Some(InProgress),
-            (Validated, C::Reopen) => Some(Reopened),
-            _ => None,
-        };
-        next.ok_or(StatusError {
-            status: self,
-            change,
-        })
     }
 }
 
@@ -403,28 +366,5 @@ mod tests {
                 assert_eq!(phase.allows(activity), allowed, "{phase:?} {activity:?}");
             }
         }
-    }
-
-    #[test]
-    fn the_workflow_moves_through_validation_reopening_and_closure() {
-        use QuestionnaireStatus::*;
-        let s = NotStarted.apply(StatusChange::SaveAnswers).unwrap();
-        assert_eq!(s, InProgress);
-        let s = s.apply(StatusChange::Validate).unwrap();
-        assert_eq!(s, Validated);
-        assert!(
-            s.apply(StatusChange::SaveAnswers).is_err(),
-            "a validated questionnaire is not edited"
-        );
-        let s = s.apply(StatusChange::Reopen).unwrap();
-        assert_eq!(s, Reopened);
-        assert_eq!(s.apply(StatusChange::Validate).unwrap(), Validated);
-        assert!(NotStarted.apply(StatusChange::Validate).is_err());
-        let closed = s.apply(StatusChange::Close).unwrap();
-        assert!(
-            closed.apply(StatusChange::SaveAnswers).is_err(),
-            "values are frozen after closure"
-        );
-        assert!(closed.apply(StatusChange::Reopen).is_err());
     }
 }

@@ -35,7 +35,7 @@ pub enum Category {
 }
 
 /// Who answers a questionnaire: an ESMS of some category, or a managing organisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RespondentKind {
     Esms(Category),
@@ -304,6 +304,22 @@ impl Category {
 }
 
 impl RespondentKind {
+    /// `OG`, or the category's key (`EHPAD`...): how listings and counters name it.
+    pub fn key(self) -> &'static str {
+        match self {
+            RespondentKind::Esms(c) => c.key(),
+            RespondentKind::Og => "OG",
+        }
+    }
+
+    pub fn from_key(key: &str) -> Option<RespondentKind> {
+        if key == "OG" {
+            Some(RespondentKind::Og)
+        } else {
+            Category::from_key(key).map(RespondentKind::Esms)
+        }
+    }
+
     pub fn bit(self) -> u32 {
         match self {
             RespondentKind::Esms(c) => c.bit(),

@@ -58,18 +58,6 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
             .cloned())
     }
 
-    async fn put(&self, q: &StoredQuestionnaire) -> Result<(), StoreError> {
-        let mut rows = self.rows.lock().expect("lock");
-        let key = (q.campaign, q.respondent.finess);
-        let expected = q.version.saturating_sub(1);
-        let current = rows.get(&key).map_or(0, |r| r.version);
-        if current != expected {
-            return Err(StoreError::Conflict { expected });
-        }
-        rows.insert(key, q.clone());
-        Ok(())
-    }
-
     async fn get_with_previous(
         &self,
         campaign: CampaignYear,
@@ -85,13 +73,8 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
         })
     }
 
-    async fn put_audited(
-        &self,
-        q: &StoredQuestionnaire,
-        entry: &AuditEntry,
-        held: Option<HeldRole<'_>>,
-    ) -> Result<(), StoreError> {
-        if let Some(held) = held {
+    async fn put_audited(&self, write: AuditedWrite<'_>) -> Result<(), StoreError> {
+        if let Some(held) = write.held {
             let accounts = self
                 .accounts
                 .as_ref()
@@ -104,9 +87,19 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
                 return Err(StoreError::RoleWithdrawn);
             }
         }
-        self.put(q).await?;
+        let q = write.after;
+        {
+            let mut rows = self.rows.lock().expect("lock");
+            let key = (q.campaign, q.respondent.finess);
+            let expected = write.before.version;
+            let current = rows.get(&key).map_or(0, |r| r.version);
+            if current != expected || q.version != expected + 1 {
+                return Err(StoreError::Conflict { expected });
+            }
+            rows.insert(key, q.clone());
+        }
         self.audit
-            .append(q.campaign, q.respondent.finess, entry)
+            .append(q.campaign, q.respondent.finess, write.entry)
             .await
     }
 
@@ -123,12 +116,30 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
             .collect())
     }
 
-    async fn put_many(&self, qs: &[StoredQuestionnaire]) -> Result<(), StoreError> {
+    async fn create(&self, qs: &[StoredQuestionnaire]) -> Result<usize, StoreError> {
         let mut rows = self.rows.lock().expect("lock");
+        let mut created = 0;
         for q in qs {
-            rows.insert((q.campaign, q.respondent.finess), q.clone());
+            if let std::collections::btree_map::Entry::Vacant(slot) =
+                rows.entry((q.campaign, q.respondent.finess))
+            {
+                slot.insert(q.clone());
+                created += 1;
+            }
         }
-        Ok(())
+        Ok(created)
+    }
+
+    async fn progress(
+        &self,
+        campaign: CampaignYear,
+    ) -> Result<Vec<(crate::progress::ProgressKey, crate::progress::Counts)>, StoreError> {
+        let rows = self.rows.lock().expect("lock");
+        Ok(
+            crate::progress::recount(rows.values().filter(|q| q.campaign == campaign))
+                .into_iter()
+                .collect(),
+        )
     }
 
     async fn list_by_og(
@@ -137,14 +148,14 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
         og: Finess,
         page: Option<String>,
         limit: u32,
-    ) -> Result<Page<Finess>, StoreError> {
+    ) -> Result<Page<ProgressEntry>, StoreError> {
         let all = self
             .rows
             .lock()
             .expect("lock")
             .values()
             .filter(|q| q.campaign == campaign && q.og == Some(og))
-            .map(|q| q.respondent.finess)
+            .map(ProgressEntry::of)
             .collect();
         page_of(all, page, limit)
     }
@@ -167,11 +178,7 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
                     && q.departement == departement
                     && status.is_none_or(|s| s == q.status)
             })
-            .map(|q| ProgressEntry {
-                finess: q.respondent.finess,
-                status: q.status,
-                fill_rate: q.fill_rate,
-            })
+            .map(ProgressEntry::of)
             .collect();
         // The same order as the DynamoDB index: by status name, then FINESS.
         all.sort_by(|a, b| (a.status.key(), a.finess).cmp(&(b.status.key(), b.finess)));

@@ -318,7 +318,7 @@ const DEPARTEMENTS: [DepartementInfo; 105] = [
 ];
 
 /// A département (or overseas collectivity) known to FINESS.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Departement(u8);
 
 impl Departement {

@@ -15,13 +15,13 @@ pub mod finess;
 pub mod generator;
 pub mod geo;
 pub mod ports;
+pub mod progress;
 pub mod questionnaire;
 pub mod rights;
 pub mod structure;
+pub mod workflow;
 
-pub use campaign::{
-    Activity, Calendar, Campaign, CampaignYear, Phase, QuestionnaireStatus, StatusChange,
-};
+pub use campaign::{Activity, Calendar, Campaign, CampaignYear, Phase, QuestionnaireStatus};
 pub use category::{Category, RespondentKind};
 pub use finess::{Finess, FinessError};
 pub use geo::{Departement, Region};

@@ -5,6 +5,7 @@
 
 use crate::accounts::{Account, AccountId, AccountRecord, ImportJob, StructureRecord, TokenRecord};
 use crate::campaign::{CampaignYear, QuestionnaireStatus};
+use crate::category::RespondentKind;
 use crate::email::EmailAddress;
 use crate::finess::Finess;
 use crate::geo::Departement;
@@ -34,10 +35,46 @@ pub struct StoredQuestionnaire {
     #[serde(default)]
     pub prefilled: serde_json::Map<String, serde_json::Value>,
     pub fill_rate: f64,
+    /// Blocking rules failing at the last write (the OG's and the ARS's listings show it).
+    #[serde(default)]
+    pub blocking: u32,
+    /// Warnings acknowledged, and values flagged as outliers, at the last write: what puts
+    /// a questionnaire on the ARS's review list.
+    #[serde(default)]
+    pub acknowledged: u32,
+    #[serde(default)]
+    pub outliers: u32,
+    /// Each part's status and records, the acknowledgements, the OG's validation.
+    #[serde(default)]
+    pub workflow: crate::workflow::Workflow,
     /// Incremented by each write: optimistic concurrency between two editors.
     pub version: u64,
     /// Unix seconds.
     pub updated_at: i64,
+}
+
+impl StoredQuestionnaire {
+    /// Brings what is stored beside the answers up to date with their evaluation: the
+    /// fill rate, the failing blocking rules, the failing warnings acknowledged, and the
+    /// status its parts give.
+    pub fn record(
+        &mut self,
+        definition: &crate::questionnaire::Definition,
+        evaluation: &crate::questionnaire::Evaluation<'_>,
+    ) {
+        use crate::questionnaire::Severity;
+        self.fill_rate = evaluation.fill.overall.ratio();
+        self.blocking = evaluation.blocking_violations().count() as u32;
+        self.acknowledged = evaluation
+            .violations
+            .iter()
+            .filter(|v| {
+                v.severity == Severity::Warning
+                    && self.workflow.acknowledgements.contains_key(v.rule)
+            })
+            .count() as u32;
+        self.status = self.workflow.status(definition);
+    }
 }
 
 /// Where an answer came from.
@@ -66,12 +103,44 @@ pub struct ItemMeta {
     pub by: Option<String>,
 }
 
-/// One line of a territory's progress listing.
+/// One line of an OG's or a territory's progress listing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProgressEntry {
     pub finess: Finess,
+    pub kind: RespondentKind,
     pub status: QuestionnaireStatus,
     pub fill_rate: f64,
+    pub blocking: u32,
+    pub acknowledged: u32,
+    pub outliers: u32,
+    /// Unix seconds of the last change.
+    pub updated_at: i64,
+}
+
+impl ProgressEntry {
+    pub fn of(q: &StoredQuestionnaire) -> ProgressEntry {
+        ProgressEntry {
+            finess: q.respondent.finess,
+            kind: q.respondent.kind,
+            status: q.status,
+            fill_rate: q.fill_rate,
+            blocking: q.blocking,
+            acknowledged: q.acknowledged,
+            outliers: q.outliers,
+            updated_at: q.updated_at,
+        }
+    }
+}
+
+/// A questionnaire's change as one atomic write: the new state (its version one more than
+/// `before`'s), its trail line, the difference it makes to the progress counters, and
+/// optionally the role the writer must still hold.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditedWrite<'a> {
+    pub before: &'a StoredQuestionnaire,
+    pub after: &'a StoredQuestionnaire,
+    pub entry: &'a AuditEntry,
+    pub held: Option<HeldRole<'a>>,
 }
 
 /// A page of results and the opaque token of the next one.
@@ -124,9 +193,6 @@ pub trait QuestionnaireStore: Send + Sync {
         finess: Finess,
     ) -> impl Future<Output = Result<Option<StoredQuestionnaire>, StoreError>> + Send;
 
-    /// Writes `q` if the stored version is `q.version - 1` (a new questionnaire has version 1).
-    fn put(&self, q: &StoredQuestionnaire) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// A questionnaire and the same structure's questionnaire of the previous campaign, read
     /// together (one request): a save needs both.
     fn get_with_previous(
@@ -135,16 +201,15 @@ pub trait QuestionnaireStore: Send + Sync {
         finess: Finess,
     ) -> impl Future<Output = Result<Previous, StoreError>> + Send;
 
-    /// Writes `q` as `put` does and, in the same transaction, appends `entry` to its audit
-    /// trail: a change is never stored without its trail line, nor the line without it.
-    /// With `held`, the write also happens only if the account still holds the role it
-    /// writes under (`StoreError::RoleWithdrawn` otherwise): a role revoked a second ago
-    /// writes nothing, and the write needs no separate read of the account.
+    /// Writes `write.after` if the stored version is still `write.before`'s
+    /// (`Conflict` otherwise) and, in the same transaction, appends its trail line and adds
+    /// its difference to the progress counters: a change is never stored without its line,
+    /// and the counters always equal a recount. With `held`, the write also happens only if
+    /// the account still holds the role it writes under (`RoleWithdrawn` otherwise): a role
+    /// revoked a second ago writes nothing, and no separate read of the account is needed.
     fn put_audited(
         &self,
-        q: &StoredQuestionnaire,
-        entry: &AuditEntry,
-        held: Option<HeldRole<'_>>,
+        write: AuditedWrite<'_>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Which of these structures have a questionnaire in this campaign (read consistently).
@@ -154,20 +219,30 @@ pub trait QuestionnaireStore: Send + Sync {
         finess: &[Finess],
     ) -> impl Future<Output = Result<std::collections::BTreeSet<Finess>, StoreError>> + Send;
 
-    /// Writes many questionnaires unconditionally (campaign opening, imports), in batches.
-    fn put_many(
+    /// Creates those of `qs` that do not exist yet, with their counts in the progress
+    /// counters, atomically by groups; returns how many it created. An existing
+    /// questionnaire is never overwritten.
+    fn create(
         &self,
         qs: &[StoredQuestionnaire],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    ) -> impl Future<Output = Result<usize, StoreError>> + Send;
 
-    /// The structures an OG manages that have a questionnaire in this campaign.
+    /// The progress counters of a campaign.
+    fn progress(
+        &self,
+        campaign: CampaignYear,
+    ) -> impl Future<
+        Output = Result<Vec<(crate::progress::ProgressKey, crate::progress::Counts)>, StoreError>,
+    > + Send;
+
+    /// The questionnaires of the structures an OG manages.
     fn list_by_og(
         &self,
         campaign: CampaignYear,
         og: Finess,
         page: Option<String>,
         limit: u32,
-    ) -> impl Future<Output = Result<Page<Finess>, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Page<ProgressEntry>, StoreError>> + Send;
 
     /// The progress of a département's questionnaires, optionally of one status only.
     fn list_by_departement(

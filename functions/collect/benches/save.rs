@@ -99,8 +99,8 @@ fn main() {
             .await
             .expect("the local stack answers: is it started?");
         let dynamo = aws_sdk_dynamodb::Client::new(&config);
-        let campaign_table = &provisioned.environment["CAMPAIGN_TABLE"];
-        let campaign = CampaignTable::new(dynamo.clone(), campaign_table)
+        let campaign_table = provisioned.environment["CAMPAIGN_TABLE"].clone();
+        let campaign = CampaignTable::new(dynamo.clone(), &campaign_table)
             .guarded_by(&provisioned.environment["ACCOUNTS_TABLE"]);
         let accounts = AccountsTable::new(dynamo.clone(), &provisioned.environment["ACCOUNTS_TABLE"]);
 
@@ -239,14 +239,26 @@ fn main() {
         let cpu = CpuShare::start();
         let started = Instant::now();
         let tasks = tokens.iter().map(|(finess, _)| {
-            let (campaign, finess) = (campaign.clone(), *finess);
+            let (campaign, finess, dynamo) = (campaign.clone(), *finess, dynamo.clone());
+            let table = campaign_table.clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut q = campaign.get(year, finess).await.unwrap().unwrap();
                 for _ in 0..saves_per_client {
                     q.version += 1;
                     let t = Instant::now();
-                    campaign.put(&q).await.unwrap();
+                    dynamo
+                        .put_item()
+                        .table_name(&table)
+                        .set_item(Some(tdb_aws::dynamo::questionnaire_item(&q).unwrap()))
+                        .condition_expression("version = :expected")
+                        .expression_attribute_values(
+                            ":expected",
+                            aws_sdk_dynamodb::types::AttributeValue::N((q.version - 1).to_string()),
+                        )
+                        .send()
+                        .await
+                        .unwrap();
                     latencies.push(t.elapsed());
                 }
                 latencies
@@ -272,7 +284,8 @@ fn main() {
                 let mut latencies = Vec::new();
                 for _ in 0..saves_per_client {
                     let t = Instant::now();
-                    let mut q = campaign.get_with_previous(year, finess).await.unwrap().current.unwrap();
+                    let before = campaign.get_with_previous(year, finess).await.unwrap().current.unwrap();
+                    let mut q = before.clone();
                     q.version += 1;
                     let entry = tdb_domain::ports::AuditEntry {
                         at: q.version as i64,
@@ -281,7 +294,13 @@ fn main() {
                         detail: serde_json::json!({ "version": q.version }),
                     };
                     let held = tdb_domain::ports::HeldRole { account: &id, role: &role };
-                    campaign.put_audited(&q, &entry, Some(held)).await.unwrap();
+                    let write = tdb_domain::ports::AuditedWrite {
+                        before: &before,
+                        after: &q,
+                        entry: &entry,
+                        held: Some(held),
+                    };
+                    campaign.put_audited(write).await.unwrap();
                     latencies.push(t.elapsed());
                 }
                 latencies

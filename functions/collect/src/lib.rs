@@ -19,14 +19,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tdb_api::{ApiError, Caller, TokenVerifier, TtlCache};
 use tdb_domain::accounts::StructureRecord;
-use tdb_domain::campaign::{Activity, CampaignYear, QuestionnaireStatus};
+use tdb_domain::campaign::{Activity, CampaignYear, Phase, QuestionnaireStatus};
 use tdb_domain::ports::{
-    AccountStore, AuditEntry, AuditLog, HeldRole, IdempotencyStore, ItemMeta, Origin,
+    AccountStore, AuditEntry, AuditLog, AuditedWrite, HeldRole, IdempotencyStore, ItemMeta, Origin,
     QuestionnaireStore, Replay, StoreError, StoredQuestionnaire,
 };
 use tdb_domain::questionnaire::AnswerSet;
 use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
 use tdb_domain::rights::{Action, DataScope, Target};
+use tdb_domain::workflow::Transition;
 use tdb_domain::{Finess, RespondentKind};
 
 pub use bulk::{BulkRow, BulkSummary};
@@ -333,31 +334,45 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
     }
 
     /// Whether the phase and the status let anything be written now.
-    fn open_for_writing(
-        &self,
-        definition: &Definition,
-        status: QuestionnaireStatus,
-    ) -> Result<(), ApiError> {
+    /// Whether the campaign's phase lets answers be entered today: during collection and
+    /// fiabilisation; after them, the campaign is closed.
+    fn open_for_writing(&self, definition: &Definition) -> Result<(), ApiError> {
         let phase = definition.campaign().phase_on(self.today());
-        if !phase.allows(Activity::EnterData) {
-            return Err(ApiError::conflict(
+        if phase.allows(Activity::EnterData) {
+            return Ok(());
+        }
+        Err(match phase {
+            Phase::Preparation => ApiError::conflict(
                 "outside_collection",
-                format!(
-                    "answers can be entered during collection and fiabilisation; the campaign is in phase {phase:?}"
-                ),
-            ));
+                "answers can be entered once collection opens",
+            ),
+            _ => ApiError::conflict(
+                "campaign_closed",
+                "collection and fiabilisation are over: answers no longer change",
+            ),
+        })
+    }
+
+    /// Refuses the first item the workflow keeps from being written: a validated or
+    /// checked part, or subsidiarity items the OG validated.
+    fn check_workflow<'v>(
+        definition: &Definition,
+        stored: &StoredQuestionnaire,
+        items: impl IntoIterator<Item = &'v String>,
+    ) -> Result<(), ApiError> {
+        for id in items {
+            if let Some(item) = definition.item(id)
+                && let Some(refusal) = stored
+                    .workflow
+                    .write_refusal(&definition.part_of(item).id, item.subsidiarity)
+            {
+                return Err(ApiError {
+                    field: Some(id.clone()),
+                    ..ApiError::conflict(refusal.code(), refusal.message())
+                });
+            }
         }
-        match status {
-            QuestionnaireStatus::Validated => Err(ApiError::conflict(
-                "questionnaire_validated",
-                "the questionnaire is validated: it must be reopened before any change",
-            )),
-            QuestionnaireStatus::Closed => Err(ApiError::conflict(
-                "questionnaire_closed",
-                "the questionnaire is closed",
-            )),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     async fn stored(
@@ -409,8 +424,12 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .stored_with_previous(year, definition, &structure)
             .await?;
         let entry = Self::entry(caller, &target);
-        let writable =
-            entry != Entry::Nothing && self.open_for_writing(definition, stored.status).is_ok();
+        let writable = entry != Entry::Nothing
+            && self.open_for_writing(definition).is_ok()
+            && definition
+                .parts()
+                .iter()
+                .any(|p| stored.workflow.write_refusal(&p.id, false).is_none());
         let covers = self.secondaries(&structure).await?;
         Ok(view(
             definition,
@@ -513,7 +532,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 Some(stored) => stored,
                 None => self.stored(year, structure.finess).await?,
             };
-            self.open_for_writing(definition, stored.status)?;
+            self.open_for_writing(definition)?;
+            Self::check_workflow(definition, &stored, values.keys())?;
             if base_version.is_some_and(|b| b > stored.version) {
                 return Err(ApiError::invalid(
                     "base_version",
@@ -614,18 +634,24 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     },
                 );
             }
-            let next = StoredQuestionnaire {
+            let mut next = StoredQuestionnaire {
                 answers: stored_answers,
                 items,
-                fill_rate: evaluation.fill.overall.ratio(),
-                status: match stored.status {
-                    QuestionnaireStatus::NotStarted => QuestionnaireStatus::InProgress,
-                    other => other,
-                },
                 version,
                 updated_at: (self.clock)(),
-                ..stored
+                ..stored.clone()
             };
+            // Each part a change falls in is in progress (a reopened one stays reopened).
+            for id in changes.keys() {
+                if let Some(item) = definition.item(id) {
+                    next.workflow
+                        .apply(&definition.part_of(item).id, Transition::Save)
+                        .map_err(|e| {
+                            ApiError::conflict("questionnaire_validated", e.to_string())
+                        })?;
+                }
+            }
+            next.record(definition, &evaluation);
             let saved: Vec<String> = changes.keys().cloned().collect();
             let entry = AuditEntry {
                 at: (self.clock)() * 1000,
@@ -634,11 +660,13 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 detail: serde_json::json!({ "version": version, "origin": origin, "changes": changes }),
             };
             // The answers and their trail line in one transaction.
-            match self
-                .questionnaires
-                .put_audited(&next, &entry, Some(held))
-                .await
-            {
+            let write = AuditedWrite {
+                before: &stored,
+                after: &next,
+                entry: &entry,
+                held: Some(held),
+            };
+            match self.questionnaires.put_audited(write).await {
                 Ok(()) => {}
                 // Someone saved meanwhile: read again and check the items again.
                 Err(StoreError::Conflict { .. }) => continue,

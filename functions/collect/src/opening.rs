@@ -3,10 +3,9 @@
 //!
 //! One opening runs at a time (a lock in the accounts table). It lists the respondents by
 //! département, reads which already have a questionnaire (consistent batch reads of keys
-//! only), and writes the missing ones in batches of 25: about 1,500 requests for 30,000
-//! structures instead of one conditional write each. Writing unconditionally is safe under
-//! the lock: only an opening creates questionnaires, so one found missing stays missing
-//! until this opening writes it, and nobody can have saved into it.
+//! only), and creates the missing ones in transactions of 25 that also count them in the
+//! progress counters; each creation is conditioned on the questionnaire being absent, so
+//! nothing saved is ever overwritten.
 
 use serde::Serialize;
 use serde_json::Map;
@@ -82,13 +81,17 @@ async fn create_missing<Q: QuestionnaireStore, S: AccountStore>(
                 items: BTreeMap::new(),
                 prefilled: Map::new(),
                 fill_rate: 0.0,
+                blocking: 0,
+                acknowledged: 0,
+                outliers: 0,
+                workflow: Default::default(),
                 version: 1,
                 updated_at: now,
             })
             .collect();
-        questionnaires.put_many(&missing).await?;
-        summary.created += missing.len();
-        summary.already_open += opened.len();
+        let created = questionnaires.create(&missing).await?;
+        summary.created += created;
+        summary.already_open += opened.len() + missing.len() - created;
     }
     Ok(summary)
 }

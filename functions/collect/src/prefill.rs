@@ -9,10 +9,9 @@ use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
 use tdb_api::{ApiError, Caller};
 use tdb_domain::Finess;
-use tdb_domain::campaign::QuestionnaireStatus;
 use tdb_domain::ports::{
-    AccountStore, AuditEntry, AuditLog, IdempotencyStore, ItemMeta, Origin, QuestionnaireStore,
-    StoreError,
+    AccountStore, AuditEntry, AuditLog, AuditedWrite, IdempotencyStore, ItemMeta, Origin,
+    QuestionnaireStore, StoreError,
 };
 use tdb_domain::rights::{Action, Target};
 
@@ -270,11 +269,12 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         summary: &mut PrefillSummary,
     ) -> Result<(), ApiError> {
         for _ in 0..5 {
-            let stored = self.stored(year, finess).await?;
-            let frozen = matches!(
-                stored.status,
-                QuestionnaireStatus::Validated | QuestionnaireStatus::Closed
-            );
+            let previous = self.questionnaires.get_with_previous(year, finess).await;
+            let previous = previous.map_err(ApiError::from_store)?;
+            let stored = previous.current.ok_or_else(crate::not_opened)?;
+            let last_year = previous
+                .previous
+                .map(|q| definition.carry_over(stored.respondent.kind, &q.answers));
             let version = stored.version + 1;
             let mut next = stored.clone();
             let (mut set, mut kept, mut same) = (0, 0, 0);
@@ -291,6 +291,13 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                         .items
                         .get(id)
                         .is_none_or(|m| m.origin != Origin::Prefill);
+                // Validated parts and validated subsidiarity items keep their answers.
+                let frozen = definition.item(id).is_some_and(|item| {
+                    stored
+                        .workflow
+                        .write_refusal(&definition.part_of(item).id, item.subsidiarity)
+                        .is_some()
+                });
                 if corrected || frozen {
                     kept += 1;
                     continue;
@@ -321,10 +328,9 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 return Ok(());
             }
             let answers = definition.carry_over(stored.respondent.kind, &next.answers);
-            next.fill_rate = definition
-                .fill_rate(stored.respondent.kind, &answers)
-                .overall
-                .ratio();
+            let evaluation =
+                definition.evaluate(stored.respondent.kind, &answers, last_year.as_ref());
+            next.record(definition, &evaluation);
             next.version = version;
             next.updated_at = (self.clock)();
             let entry = AuditEntry {
@@ -339,7 +345,13 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                     "kept_aside": kept,
                 }),
             };
-            match self.questionnaires.put_audited(&next, &entry, None).await {
+            let write = AuditedWrite {
+                before: &stored,
+                after: &next,
+                entry: &entry,
+                held: None,
+            };
+            match self.questionnaires.put_audited(write).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict { .. }) => continue,
                 Err(e) => return Err(ApiError::from_store(e)),

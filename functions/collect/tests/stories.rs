@@ -19,6 +19,7 @@ use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::{AccountStore, QuestionnaireStore};
 use tdb_domain::rights::{Profile, Role};
+use tdb_domain::workflow::Transition;
 use tdb_domain::{Category, Finess, Region, RespondentKind};
 use tower::ServiceExt;
 
@@ -130,6 +131,35 @@ async fn world() -> World {
 }
 
 impl World {
+    /// Changes a stored questionnaire as another function would (one version more, a
+    /// trail line, the counters).
+    async fn change(
+        &self,
+        year: CampaignYear,
+        finess: Finess,
+        f: impl FnOnce(&mut tdb_domain::ports::StoredQuestionnaire),
+    ) {
+        let before = self.campaign.get(year, finess).await.unwrap().unwrap();
+        let mut after = before.clone();
+        f(&mut after);
+        after.version += 1;
+        let entry = tdb_domain::ports::AuditEntry {
+            at: IN_COLLECTION * 1000,
+            actor: "test".into(),
+            action: "test".into(),
+            detail: json!({}),
+        };
+        self.campaign
+            .put_audited(tdb_domain::ports::AuditedWrite {
+                before: &before,
+                after: &after,
+                entry: &entry,
+                held: None,
+            })
+            .await
+            .unwrap();
+    }
+
     fn id(&self, who: &str) -> AccountId {
         AccountId::from_random(fxhash(&format!("{}{who}", self.tag)).to_le_bytes())
     }
@@ -696,15 +726,14 @@ async fn writes_wait_for_collection_and_stop_at_validation() {
         .token("gest", member(ehpad_a(), Profile::Gestionnaire))
         .await;
     let year = CampaignYear::new(2025).unwrap();
-    let stored = w.campaign.get(year, ehpad_a()).await.unwrap().unwrap();
-    w.campaign
-        .put(&tdb_domain::ports::StoredQuestionnaire {
-            status: QuestionnaireStatus::Validated,
-            version: stored.version + 1,
-            ..stored
-        })
-        .await
-        .unwrap();
+    // Validated, as the validate function records it.
+    w.change(year, ehpad_a(), |q| {
+        for transition in [Transition::Save, Transition::Validate] {
+            q.workflow.apply("generique", transition).unwrap();
+        }
+        q.status = QuestionnaireStatus::Validated;
+    })
+    .await;
     let (status, body) = w
         .save(&gestionnaire, ehpad_a(), 2, json!({ "cap_auth_perm": 1 }))
         .await;
@@ -727,7 +756,7 @@ async fn writes_wait_for_collection_and_stop_at_validation() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (409, Some("outside_collection"))
+        (409, Some("campaign_closed"))
     );
 }
 
@@ -1049,14 +1078,14 @@ async fn last_years_values_are_shown_and_compared() {
         .unwrap()
         .unwrap();
     w.campaign
-        .put(&tdb_domain::ports::StoredQuestionnaire {
+        .create(&[tdb_domain::ports::StoredQuestionnaire {
             campaign: CampaignYear::new(2024).unwrap(),
             answers: json!({ "cap_auth_perm": 50, "etp_direction": 2 })
                 .as_object()
                 .unwrap()
                 .clone(),
             ..last
-        })
+        }])
         .await
         .unwrap();
     let gestionnaire = w
@@ -1154,18 +1183,11 @@ async fn a_save_rewrites_only_its_own_items() {
     w.open(&w.token("national", Role::NationalAdmin).await)
         .await;
     let year = CampaignYear::new(2025).unwrap();
-    let stored = w.campaign.get(year, ehpad_a()).await.unwrap().unwrap();
     // An answer the definition no longer reads (an item renamed since it was stored).
-    let mut answers = stored.answers.clone();
-    answers.insert("ancien_item".into(), json!(5));
-    w.campaign
-        .put(&tdb_domain::ports::StoredQuestionnaire {
-            answers,
-            version: 2,
-            ..stored
-        })
-        .await
-        .unwrap();
+    w.change(year, ehpad_a(), |q| {
+        q.answers.insert("ancien_item".into(), json!(5));
+    })
+    .await;
     let og_gest = w.token("oggest", member(og(), Profile::Gestionnaire)).await;
     let (status, _) = w
         .save(&og_gest, ehpad_a(), 2, json!({ "etp_direction": 2 }))

@@ -920,6 +920,11 @@ impl Definition {
         self.formulas.get(item).and_then(Option::as_ref)
     }
 
+    /// The part an item belongs to (through its section).
+    pub fn part_of(&self, item: &ItemDef) -> &Part {
+        &self.parts[self.sections[item.section as usize].part]
+    }
+
     pub fn sections(&self) -> &[Section] {
         &self.sections
     }
