@@ -41,7 +41,7 @@ values = lambda xs: "[" + ", ".join(json.dumps(x) for x in xs) + "]"
 print(f"[dictionaries.finess]\nvalues = {values(finess)}")
 print(f"[dictionaries.departement]\nvalues = {values(departements)}")
 print("[parameters]")
-for key, dictionary in [("path.finess", "finess"), ("query.og", "finess"),
+for key, dictionary in [("path.finess", "finess"), ("query.og", "finess"), ("path.og", "finess"),
                         ("query.departement", "departement")]:
     print(f'"{key}" = {{ dictionary = "{dictionary}", probability = 0.7 }}')
 PY
@@ -58,7 +58,7 @@ token=$(curl -fsS "$base/auth/login" -H 'content-type: application/json' \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
 status=0
-for description in /accounts/openapi.json /questionnaires/openapi.json; do
+for description in /accounts/openapi.json /questionnaires/openapi.json /validation/openapi.json; do
   echo "fuzz: $base$description" >&2
   timeout 900 "$venv/bin/schemathesis" --config-file $run/fuzz-schemathesis.toml \
     run "$base$description" --url "$base" \

@@ -22,6 +22,7 @@ mod extract;
 mod openapi;
 mod schema;
 mod token;
+pub mod views;
 
 pub use cache::TtlCache;
 pub use error::{ApiError, ErrorBody, json, no_content};

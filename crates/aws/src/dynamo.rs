@@ -10,11 +10,12 @@
 use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
-    ATTEMPTS, Item, backoff, batch_get, corrupt, decode_token, encode_token, get_n, get_s, n,
-    query_all, s,
+    ATTEMPTS, Item, backoff, batch_get, corrupt, decode_index_token, decode_token, encode_token,
+    get_n, get_s, n, query_all, s,
 };
 use aws_sdk_dynamodb::Client;
-use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus, iso_date};
+use tdb_domain::campaign::{CampaignYear, Platform, QuestionnaireStatus, iso_date};
+use tdb_domain::workflow::Closure;
 
 use tdb_domain::ports::{
     AuditEntry, AuditLog, AuditedWrite, IdempotencyStore, Page, Previous, ProgressEntry,
@@ -469,6 +470,83 @@ impl QuestionnaireStore for CampaignTable {
         Ok(created)
     }
 
+    async fn close(
+        &self,
+        campaign: CampaignYear,
+        platform: Platform,
+        closure: &Closure,
+    ) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(format!("CAMPAIGN#{campaign}")))
+            .item("sk", s(format!("CLOSURE#{}", platform.key())))
+            .item(
+                "closure",
+                s(serde_json::to_string(closure).map_err(corrupt)?),
+            )
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn closure(
+        &self,
+        campaign: CampaignYear,
+        platform: Platform,
+    ) -> Result<Option<Closure>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(format!("CAMPAIGN#{campaign}")))
+            .key("sk", s(format!("CLOSURE#{}", platform.key())))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item()
+            .map(|item| serde_json::from_str(get_s(item, "closure")?).map_err(corrupt))
+            .transpose()
+    }
+
+    async fn scan(
+        &self,
+        campaign: CampaignYear,
+        page: Option<String>,
+    ) -> Result<Page<StoredQuestionnaire>, StoreError> {
+        let out = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :q AND campaign = :year")
+            .expression_attribute_values(":q", s("QUESTIONNAIRE"))
+            .expression_attribute_values(":year", n(campaign.value()))
+            .set_exclusive_start_key(decode_token(page)?)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(Page {
+            items: out
+                .items()
+                .iter()
+                .map(from_item)
+                .collect::<Result<_, _>>()?,
+            next: encode_token(out.last_evaluated_key()),
+        })
+    }
+
     async fn progress(
         &self,
         campaign: CampaignYear,
@@ -507,7 +585,11 @@ impl QuestionnaireStore for CampaignTable {
             .index_name("by-og")
             .key_condition_expression("gsi1pk = :pk")
             .expression_attribute_values(":pk", s(format!("OG#{campaign}#{og}")))
-            .set_exclusive_start_key(decode_token(page)?)
+            .set_exclusive_start_key(decode_index_token(
+                page,
+                ("gsi1pk", &format!("OG#{campaign}#{og}")),
+                "gsi1sk",
+            )?)
             .limit(limit.max(1) as i32)
             .send()
             .await
@@ -533,7 +615,11 @@ impl QuestionnaireStore for CampaignTable {
             .table_name(&self.table)
             .index_name("by-territory")
             .expression_attribute_values(":pk", s(format!("DEP#{campaign}#{departement}")))
-            .set_exclusive_start_key(decode_token(page)?)
+            .set_exclusive_start_key(decode_index_token(
+                page,
+                ("gsi2pk", &format!("DEP#{campaign}#{departement}")),
+                "gsi2sk",
+            )?)
             .limit(limit.max(1) as i32);
         query = match status {
             Some(st) => query

@@ -53,6 +53,32 @@ pub(crate) fn encode_token(key: Option<&Item>) -> Option<String> {
     serde_json::to_string(&flat).ok()
 }
 
+/// A page token of a query on an index: exactly the table's and the index's keys, in the
+/// partition being queried (anything else is `BadPageToken`, never a DynamoDB error).
+pub(crate) fn decode_index_token(
+    token: Option<String>,
+    partition: (&str, &str),
+    sort: &str,
+) -> Result<Option<Item>, StoreError> {
+    let Some(key) = decode_token(token)? else {
+        return Ok(None);
+    };
+    let names_ok = key.len() == 4
+        && ["pk", "sk", partition.0, sort]
+            .iter()
+            .all(|name| key.contains_key(*name));
+    let same_partition = key
+        .get(partition.0)
+        .and_then(|v| v.as_s().ok())
+        .map(String::as_str)
+        == Some(partition.1);
+    if names_ok && same_partition {
+        Ok(Some(key))
+    } else {
+        Err(StoreError::BadPageToken)
+    }
+}
+
 pub(crate) fn decode_token(token: Option<String>) -> Result<Option<Item>, StoreError> {
     let Some(token) = token else { return Ok(None) };
     let flat: HashMap<String, String> =

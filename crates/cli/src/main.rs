@@ -85,6 +85,17 @@ enum Command {
         #[arg(long, env = "ACCOUNTS_TABLE")]
         accounts_table: String,
     },
+    /// Computes the peer statistics of a campaign's answers (median and spread by category
+    /// and item) and stores them in the lake, where the next campaign's checks read them to
+    /// flag outliers (docs/outliers.md).
+    Peers {
+        #[arg(long)]
+        campaign: u16,
+        #[arg(long, env = "CAMPAIGN_TABLE")]
+        table: String,
+        #[arg(long, env = "LAKE_BUCKET")]
+        bucket: String,
+    },
     /// Loads generated questionnaires (from `tdb generate`) into the campaign table.
     Load {
         /// Folder written by `tdb generate`.
@@ -124,6 +135,14 @@ fn main() -> Result<()> {
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(open(campaign, table, accounts_table))?;
+        }
+        Command::Peers {
+            campaign,
+            table,
+            bucket,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(peers(campaign, table, bucket))?;
         }
         Command::Load {
             from,
@@ -221,6 +240,43 @@ async fn open(campaign: u16, table: String, accounts_table: String) -> Result<()
         started.elapsed().as_secs_f64(),
         summary.created,
         summary.already_open
+    );
+    Ok(())
+}
+
+async fn peers(campaign: u16, table: String, bucket: String) -> Result<()> {
+    use tdb_domain::ports::{Lake, QuestionnaireStore};
+    let definitions = builtin::load(campaign)
+        .with_context(|| format!("no definition shipped for campaign {campaign}"))??;
+    let year = tdb_domain::CampaignYear::new(campaign)?;
+    let config = tdb_aws::load_config().await;
+    let store = tdb_aws::dynamo::CampaignTable::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let started = std::time::Instant::now();
+    let mut collector = tdb_domain::outliers::PeerCollector::default();
+    let (mut page, mut read) = (None, 0usize);
+    loop {
+        let batch = store.scan(year, page).await?;
+        for q in &batch.items {
+            let kind = q.respondent.kind;
+            collector.add(definitions.for_kind(kind), kind, &q.answers);
+        }
+        read += batch.items.len();
+        match batch.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    let reference = collector.finish(campaign);
+    let items: usize = reference.items.values().map(|m| m.len()).sum();
+    let lake = tdb_aws::s3::S3Lake::new(&config, bucket);
+    lake.put(
+        &validate::peers_key(campaign),
+        serde_json::to_vec(&reference)?,
+    )
+    .await?;
+    println!(
+        "peer statistics of campaign {campaign}: {read} questionnaires, {items} (category, item) pairs, in {:.1} s",
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }

@@ -162,7 +162,7 @@ impl Phase {
 
 /// The collection platform a questionnaire belongs to. Since 2025 the home services (SAA,
 /// SPASAD) answer on their own SAD platform; every other respondent on the generic one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Platform {
     Generic,

@@ -28,6 +28,7 @@ fn page_of<T: Clone>(all: Vec<T>, page: Option<String>, limit: u32) -> Result<Pa
 #[derive(Default)]
 pub struct MemoryQuestionnaireStore {
     rows: Mutex<BTreeMap<(CampaignYear, Finess), StoredQuestionnaire>>,
+    closures: Mutex<BTreeMap<(CampaignYear, crate::campaign::Platform), crate::workflow::Closure>>,
     /// The trail lines written with `put_audited`.
     pub audit: MemoryAuditLog,
     /// Where `put_audited` checks that a writer still holds its role.
@@ -128,6 +129,49 @@ impl QuestionnaireStore for MemoryQuestionnaireStore {
             }
         }
         Ok(created)
+    }
+
+    async fn close(
+        &self,
+        campaign: CampaignYear,
+        platform: crate::campaign::Platform,
+        closure: &crate::workflow::Closure,
+    ) -> Result<bool, StoreError> {
+        let mut closures = self.closures.lock().expect("lock");
+        if closures.contains_key(&(campaign, platform)) {
+            return Ok(false);
+        }
+        closures.insert((campaign, platform), closure.clone());
+        Ok(true)
+    }
+
+    async fn closure(
+        &self,
+        campaign: CampaignYear,
+        platform: crate::campaign::Platform,
+    ) -> Result<Option<crate::workflow::Closure>, StoreError> {
+        Ok(self
+            .closures
+            .lock()
+            .expect("lock")
+            .get(&(campaign, platform))
+            .cloned())
+    }
+
+    async fn scan(
+        &self,
+        campaign: CampaignYear,
+        page: Option<String>,
+    ) -> Result<Page<StoredQuestionnaire>, StoreError> {
+        let all = self
+            .rows
+            .lock()
+            .expect("lock")
+            .values()
+            .filter(|q| q.campaign == campaign)
+            .cloned()
+            .collect();
+        page_of(all, page, 100)
     }
 
     async fn progress(

@@ -14,6 +14,7 @@ pub mod fakes;
 pub mod finess;
 pub mod generator;
 pub mod geo;
+pub mod outliers;
 pub mod ports;
 pub mod progress;
 pub mod questionnaire;

@@ -73,7 +73,7 @@ impl StoredQuestionnaire {
                     && self.workflow.acknowledgements.contains_key(v.rule)
             })
             .count() as u32;
-        self.status = self.workflow.status(definition);
+        self.status = self.workflow.status(definition, self.respondent.kind);
     }
 }
 
@@ -226,6 +226,29 @@ pub trait QuestionnaireStore: Send + Sync {
         &self,
         qs: &[StoredQuestionnaire],
     ) -> impl Future<Output = Result<usize, StoreError>> + Send;
+
+    /// Records a platform's closure, once: `false` if it was already closed (the first
+    /// record stays).
+    fn close(
+        &self,
+        campaign: CampaignYear,
+        platform: crate::campaign::Platform,
+        closure: &crate::workflow::Closure,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A platform's closure, if it is closed.
+    fn closure(
+        &self,
+        campaign: CampaignYear,
+        platform: crate::campaign::Platform,
+    ) -> impl Future<Output = Result<Option<crate::workflow::Closure>, StoreError>> + Send;
+
+    /// Every questionnaire of a campaign, a page at a time (for the peer statistics).
+    fn scan(
+        &self,
+        campaign: CampaignYear,
+        page: Option<String>,
+    ) -> impl Future<Output = Result<Page<StoredQuestionnaire>, StoreError>> + Send;
 
     /// The progress counters of a campaign.
     fn progress(

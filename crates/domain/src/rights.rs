@@ -98,6 +98,8 @@ pub enum Action {
     Remind,
     /// Reopen a validated questionnaire (fiabilisation).
     Reopen,
+    /// Mark a validated questionnaire as checked (fiabilisation).
+    Check,
     ViewRestitutions,
     Export,
     /// Create, modify, delete the Gestionnaire/Lecteur accounts of a structure.
@@ -203,7 +205,7 @@ fn territorial(action: Action, target: &Target, inside: bool) -> Result<(), Deni
     }
     let on_structure = matches!(target, Target::Structure(_));
     let ok = match action {
-        Consult | Reopen | ManageApe => on_structure,
+        Consult | Reopen | Check | ManageApe => on_structure,
         FollowProgress | Remind | ViewRestitutions | Export => true,
         EnterData(_) | Validate(_) | ManageUsers | ImportReferential | CloseCampaign => false,
     };
@@ -269,7 +271,7 @@ mod tests {
         Region::from_code(84).unwrap()
     }
 
-    const ACTIONS: [Action; 14] = [
+    const ACTIONS: [Action; 15] = [
         Consult,
         EnterData(DataScope::All),
         EnterData(DataScope::Subsidiarity),
@@ -278,6 +280,7 @@ mod tests {
         FollowProgress,
         Remind,
         Reopen,
+        Check,
         ViewRestitutions,
         Export,
         ManageUsers,
@@ -302,7 +305,7 @@ mod tests {
     }
 
     // Columns of the expected rows: Consult, EnterData(All), EnterData(Subsidiarity),
-    // Validate(All), Validate(Subsidiarity), FollowProgress, Remind, Reopen, ViewRestitutions,
+    // Validate(All), Validate(Subsidiarity), FollowProgress, Remind, Reopen, Check, ViewRestitutions,
     // Export, ManageUsers, ManageApe, ImportReferential, CloseCampaign.
     #[test]
     fn esms_gestionnaire_consults_enters_and_validates_its_own_data_only() {
@@ -310,9 +313,9 @@ mod tests {
             structure: f("69100001"),
             profile: Profile::Gestionnaire,
         };
-        row(role, esms_a(), "yyyyyy..yy....");
-        row(role, esms_b(), "..............");
-        row(role, og_target(), "..............");
+        row(role, esms_a(), "yyyyyy...yy....");
+        row(role, esms_b(), "...............");
+        row(role, og_target(), "...............");
     }
 
     #[test]
@@ -321,8 +324,8 @@ mod tests {
             structure: f("69100001"),
             profile: Profile::Lecteur,
         };
-        row(role, esms_a(), "y....y..y.....");
-        row(role, esms_b(), "..............");
+        row(role, esms_a(), "y....y...y.....");
+        row(role, esms_b(), "...............");
     }
 
     #[test]
@@ -331,10 +334,10 @@ mod tests {
             structure: og(),
             profile: Profile::Gestionnaire,
         };
-        row(role, og_target(), "yyyyyy..yy....");
-        row(role, esms_a(), "y.y.yyy.yy....");
-        row(role, esms_b(), "..............");
-        row(role, esms_c(), "..............");
+        row(role, og_target(), "yyyyyy...yy....");
+        row(role, esms_a(), "y.y.yyy..yy....");
+        row(role, esms_b(), "...............");
+        row(role, esms_c(), "...............");
     }
 
     #[test]
@@ -343,9 +346,9 @@ mod tests {
             structure: og(),
             profile: Profile::Lecteur,
         };
-        row(role, og_target(), "y....y..y.....");
-        row(role, esms_a(), "y....y..y.....");
-        row(role, esms_b(), "..............");
+        row(role, og_target(), "y....y...y.....");
+        row(role, esms_a(), "y....y...y.....");
+        row(role, esms_b(), "...............");
     }
 
     #[test]
@@ -353,40 +356,40 @@ mod tests {
         let role = Role::Ape {
             structure: f("69100002"),
         };
-        row(role, esms_b(), "yyyyyy..yyy...");
-        row(role, esms_a(), "..............");
+        row(role, esms_b(), "yyyyyy...yyy...");
+        row(role, esms_a(), "...............");
     }
 
     #[test]
     fn og_ape_administers_the_ape_of_the_esms_it_manages() {
         let role = Role::Ape { structure: og() };
-        row(role, og_target(), "yyyyyy..yyy...");
-        row(role, esms_a(), "y.y.yyy.yy.y..");
-        row(role, esms_b(), "..............");
+        row(role, og_target(), "yyyyyy...yyy...");
+        row(role, esms_a(), "y.y.yyy..yy.y..");
+        row(role, esms_b(), "...............");
     }
 
     #[test]
     fn ars_administrator_steers_its_region_only() {
         let role = Role::RegionalAdmin { region: ara() };
-        row(role, esms_a(), "y....yyyyy.y..");
-        row(role, esms_b(), "y....yyyyy.y..");
-        row(role, esms_c(), "..............");
-        row(role, Target::Region { region: ara() }, ".....yy.yy....");
+        row(role, esms_a(), "y....yyyyyy.y..");
+        row(role, esms_b(), "y....yyyyyy.y..");
+        row(role, esms_c(), "...............");
+        row(role, Target::Region { region: ara() }, ".....yy..yy....");
         row(
             role,
             Target::Departement {
                 departement: Departement::from_code("38").unwrap(),
             },
-            ".....yy.yy....",
+            ".....yy..yy....",
         );
         row(
             role,
             Target::Region {
                 region: Region::from_code(11).unwrap(),
             },
-            "..............",
+            "...............",
         );
-        row(role, Target::National, "..............");
+        row(role, Target::National, "...............");
     }
 
     #[test]
@@ -394,23 +397,23 @@ mod tests {
         let role = Role::DepartementalAdmin {
             departement: Departement::from_code("69").unwrap(),
         };
-        row(role, esms_a(), "y....yyyyy.y..");
-        row(role, esms("38100004", "38", None), "..............");
+        row(role, esms_a(), "y....yyyyyy.y..");
+        row(role, esms("38100004", "38", None), "...............");
         row(
             role,
             Target::Departement {
                 departement: Departement::from_code("69").unwrap(),
             },
-            ".....yy.yy....",
+            ".....yy..yy....",
         );
-        row(role, Target::Region { region: ara() }, "..............");
+        row(role, Target::Region { region: ara() }, "...............");
     }
 
     #[test]
     fn national_administrator_runs_the_campaign_but_never_fills_a_questionnaire() {
         let role = Role::NationalAdmin;
-        row(role, esms_a(), "y....yyyyy.yyy");
-        row(role, Target::National, "y....yyyyy.yyy");
+        row(role, esms_a(), "y....yyyyyy.yyy");
+        row(role, Target::National, "y....yyyyyy.yyy");
     }
 
     #[test]

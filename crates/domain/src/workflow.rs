@@ -15,6 +15,7 @@
 //! goes through [`Workflow`]: collect for saves, validate for the rest.
 
 use crate::campaign::QuestionnaireStatus;
+use crate::category::RespondentKind;
 use crate::questionnaire::{Definition, Evaluation, Severity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -144,14 +145,13 @@ impl Workflow {
         Ok(())
     }
 
-    /// The questionnaire's status: not started while every part is, otherwise its least
-    /// advanced part's (a SAD questionnaire is validated when both parts are), with a part
-    /// not started counting as in progress.
-    pub fn status(&self, definition: &Definition) -> QuestionnaireStatus {
+    /// The questionnaire's status: not started while every part asked of it is, otherwise
+    /// its least advanced part's (a SPASAD is validated when both its parts are), with a
+    /// part not started counting as in progress.
+    pub fn status(&self, definition: &Definition, kind: RespondentKind) -> QuestionnaireStatus {
         use QuestionnaireStatus::*;
         let statuses: Vec<_> = definition
-            .parts()
-            .iter()
+            .parts_for(kind)
             .map(|p| self.part_status(&p.id))
             .collect();
         if statuses.iter().all(|s| *s == NotStarted) {
@@ -171,18 +171,6 @@ impl Workflow {
             .unwrap_or(NotStarted)
     }
 
-    /// Every part validated, each by its deadline (the "on time" of reporting rates).
-    pub fn validated_on_time(&self, definition: &Definition) -> bool {
-        definition.parts().iter().all(|p| {
-            self.parts.get(&p.id).is_some_and(|s| {
-                matches!(
-                    s.status,
-                    QuestionnaireStatus::Validated | QuestionnaireStatus::Checked
-                ) && s.validation.as_ref().is_some_and(|v| v.on_time)
-            })
-        })
-    }
-
     /// Why an item may not be written now, if it may not: its part is validated or
     /// checked, or it is a subsidiarity item the OG has validated.
     pub fn write_refusal(&self, part: &str, subsidiarity_item: bool) -> Option<WriteRefusal> {
@@ -197,6 +185,15 @@ impl Workflow {
             _ => None,
         }
     }
+}
+
+/// A platform's campaign closed by the national administrator, with the final states of
+/// its questionnaires by status (those that never validated stay counted as such).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Closure {
+    pub by: String,
+    pub at: i64,
+    pub counts: crate::progress::Counts,
 }
 
 /// Why a write is refused by the workflow.
@@ -365,18 +362,31 @@ mod tests {
     #[test]
     fn a_questionnaire_is_as_advanced_as_its_least_advanced_part() {
         let definition = sad();
+        let spasad = RespondentKind::Esms(crate::Category::Spasad);
         let mut w = Workflow::default();
-        assert_eq!(w.status(&definition), NotStarted);
+        assert_eq!(w.status(&definition, spasad), NotStarted);
         w.apply("soins", T::Save).unwrap();
-        assert_eq!(w.status(&definition), InProgress, "aid not started yet");
+        assert_eq!(
+            w.status(&definition, spasad),
+            InProgress,
+            "aid not started yet"
+        );
         w.apply("soins", T::Validate).unwrap();
-        assert_eq!(w.status(&definition), InProgress);
+        assert_eq!(w.status(&definition, spasad), InProgress);
         w.apply("aide", T::Save).unwrap();
         w.apply("aide", T::Validate).unwrap();
-        assert_eq!(w.status(&definition), Validated);
+        assert_eq!(w.status(&definition, spasad), Validated);
         w.apply("aide", T::Reopen).unwrap();
-        assert_eq!(w.status(&definition), Reopened);
+        assert_eq!(w.status(&definition, spasad), Reopened);
         assert_eq!(w.part_status("soins"), Validated, "parts are separate");
+        // An SAA gives no care: its aid part is all it validates.
+        let saa = RespondentKind::Esms(crate::Category::Saa);
+        let parts: Vec<_> = definition.parts_for(saa).map(|p| p.id.as_str()).collect();
+        assert_eq!(parts, ["aide"]);
+        let mut w = Workflow::default();
+        w.apply("aide", T::Save).unwrap();
+        w.apply("aide", T::Validate).unwrap();
+        assert_eq!(w.status(&definition, saa), Validated);
     }
 
     #[test]

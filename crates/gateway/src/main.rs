@@ -92,6 +92,10 @@ async fn main() -> anyhow::Result<()> {
         "collect".to_string(),
         collect::Config::from_lookup(lookup)?.router(&aws)?,
     );
+    functions.insert(
+        "validate".to_string(),
+        validate::Config::from_lookup(lookup)?.router(&aws)?,
+    );
     let (router, missing) =
         tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;
     for route in missing {

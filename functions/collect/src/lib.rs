@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use tdb_api::views::{FillView, ViolationView, fill_view, violations_view};
 use tdb_api::{ApiError, Caller, TokenVerifier, TtlCache};
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{Activity, CampaignYear, Phase, QuestionnaireStatus};
@@ -25,7 +26,7 @@ use tdb_domain::ports::{
     QuestionnaireStore, Replay, StoreError, StoredQuestionnaire,
 };
 use tdb_domain::questionnaire::AnswerSet;
-use tdb_domain::questionnaire::{CampaignDefinitions, Definition, Severity};
+use tdb_domain::questionnaire::{CampaignDefinitions, Definition};
 use tdb_domain::rights::{Action, DataScope, Target};
 use tdb_domain::workflow::Transition;
 use tdb_domain::{Finess, RespondentKind};
@@ -106,36 +107,6 @@ pub struct ItemView {
     /// Last campaign's answer, for the items compared year on year.
     #[schema(value_type = Option<Object>)]
     pub previous: Option<Json>,
-}
-
-/// A part's fill rate against its threshold.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PartView {
-    pub part: String,
-    pub answered: u32,
-    pub applicable: u32,
-    pub threshold: f64,
-    /// ISO date.
-    pub deadline: String,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct FillView {
-    pub rate: f64,
-    pub answered: u32,
-    pub applicable: u32,
-    pub parts: Vec<PartView>,
-    /// `[section id, answered, applicable]`.
-    pub sections: Vec<(String, u32, u32)>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ViolationView {
-    pub rule: String,
-    /// `blocking` or `warning`.
-    pub severity: &'static str,
-    pub message: String,
-    pub items: Vec<String>,
 }
 
 /// A questionnaire as its reader sees it.
@@ -219,13 +190,6 @@ pub struct AuditPage {
     #[schema(value_type = Vec<Object>)]
     pub entries: Vec<AuditEntry>,
     pub next: Option<String>,
-}
-
-fn severity(s: Severity) -> &'static str {
-    match s {
-        Severity::Blocking => "blocking",
-        Severity::Warning => "warning",
-    }
 }
 
 fn type_name(kind: &tdb_domain::questionnaire::ItemType) -> &'static str {
@@ -427,8 +391,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let writable = entry != Entry::Nothing
             && self.open_for_writing(definition).is_ok()
             && definition
-                .parts()
-                .iter()
+                .parts_for(structure.kind)
                 .any(|p| stored.workflow.write_refusal(&p.id, false).is_none());
         let covers = self.secondaries(&structure).await?;
         Ok(view(
@@ -885,42 +848,6 @@ fn answer(outcome: Result<SaveResult, SaveError>) -> (u16, String) {
             (status, body)
         }
     }
-}
-
-fn fill_view(fill: &tdb_domain::questionnaire::FillReport) -> FillView {
-    FillView {
-        rate: fill.overall.ratio(),
-        answered: fill.overall.answered,
-        applicable: fill.overall.applicable,
-        parts: fill
-            .parts
-            .iter()
-            .map(|p| PartView {
-                part: p.part.to_string(),
-                answered: p.rate.answered,
-                applicable: p.rate.applicable,
-                threshold: p.threshold,
-                deadline: p.deadline.to_string(),
-            })
-            .collect(),
-        sections: fill
-            .sections
-            .iter()
-            .map(|(id, r)| (id.to_string(), r.answered, r.applicable))
-            .collect(),
-    }
-}
-
-fn violations_view(violations: &[tdb_domain::questionnaire::Violation]) -> Vec<ViolationView> {
-    violations
-        .iter()
-        .map(|v| ViolationView {
-            rule: v.rule.to_string(),
-            severity: severity(v.severity),
-            message: v.message.to_string(),
-            items: v.items.to_vec(),
-        })
-        .collect()
 }
 
 fn view(

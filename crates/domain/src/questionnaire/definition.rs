@@ -920,6 +920,24 @@ impl Definition {
         self.formulas.get(item).and_then(Option::as_ref)
     }
 
+    /// The parts asked of a respondent: those with an item it enters (an SAA has no care
+    /// part on the SAD platform).
+    pub fn parts_for(&self, kind: RespondentKind) -> impl Iterator<Item = &Part> {
+        self.parts
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, part)| {
+                self.items
+                    .iter()
+                    .any(|item| {
+                        !item.computed
+                            && item.mask & kind.bit() != 0
+                            && self.sections[item.section as usize].part == index
+                    })
+                    .then_some(part)
+            })
+    }
+
     /// The part an item belongs to (through its section).
     pub fn part_of(&self, item: &ItemDef) -> &Part {
         &self.parts[self.sections[item.section as usize].part]

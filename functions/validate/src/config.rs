@@ -1,0 +1,97 @@
+//! The function's configuration, read once at cold start, and the router built from it
+//! with the real adapters.
+
+use crate::{App, router, system_clock};
+use std::collections::BTreeMap;
+use tdb_api::TokenVerifier;
+use tdb_aws::accounts::AccountsTable;
+use tdb_aws::dynamo::CampaignTable;
+use tdb_aws::s3::S3Lake;
+use tdb_aws::ses::SesMailer;
+use tdb_domain::campaign::CampaignYear;
+use tdb_domain::questionnaire::builtin;
+
+/// Everything the function needs from its environment.
+#[derive(Clone)]
+pub struct Config {
+    pub campaign_table: String,
+    pub accounts_table: String,
+    pub lake_bucket: String,
+    pub sender_email: String,
+    pub issuer: String,
+    pub audience: String,
+    /// The JWKS of the accounts function's signing key (public).
+    pub public_keys: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing configuration: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("the token keys")]
+    Keys(#[from] tdb_api::TokenError),
+    #[error("a shipped questionnaire definition does not load: {0}")]
+    Definition(String),
+}
+
+impl Config {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut missing = Vec::new();
+        let mut var = |name: &'static str| {
+            lookup(name).unwrap_or_else(|| {
+                missing.push(name);
+                String::new()
+            })
+        };
+        let config = Config {
+            campaign_table: var("CAMPAIGN_TABLE"),
+            accounts_table: var("ACCOUNTS_TABLE"),
+            lake_bucket: var("LAKE_BUCKET"),
+            sender_email: var("SENDER_EMAIL"),
+            issuer: var("JWT_ISSUER"),
+            audience: var("JWT_AUDIENCE"),
+            public_keys: var("JWT_PUBLIC_KEYS"),
+        };
+        if missing.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Missing(missing))
+        }
+    }
+
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The function over DynamoDB, SES and the lake, with every campaign shipped.
+    pub fn app(
+        self,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<App<CampaignTable, AccountsTable, SesMailer, S3Lake>, ConfigError> {
+        let verifier = TokenVerifier::from_jwks(&self.public_keys, &self.issuer, &self.audience)?;
+        let mut campaigns = BTreeMap::new();
+        for &year in builtin::YEARS {
+            let definitions = builtin::load(year)
+                .expect("a shipped year")
+                .map_err(|e| ConfigError::Definition(e.to_string()))?;
+            campaigns.insert(CampaignYear::new(year).expect("a valid year"), definitions);
+        }
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        // Transitions check in their own transaction that the caller still holds its role.
+        let campaign = CampaignTable::new(dynamo.clone(), self.campaign_table)
+            .guarded_by(&self.accounts_table);
+        Ok(App::new(
+            campaign,
+            AccountsTable::new(dynamo, self.accounts_table),
+            SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email),
+            S3Lake::new(aws, self.lake_bucket),
+            campaigns,
+            verifier,
+            system_clock(),
+        ))
+    }
+
+    pub fn router(self, aws: &aws_config::SdkConfig) -> Result<axum::Router, ConfigError> {
+        Ok(router(self.app(aws)?))
+    }
+}
