@@ -19,6 +19,7 @@
 mod cache;
 mod error;
 mod extract;
+mod lookup;
 mod openapi;
 mod schema;
 mod token;
@@ -27,6 +28,7 @@ pub mod views;
 pub use cache::TtlCache;
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
+pub use lookup::{Campaigns, STRUCTURE_TTL, Structures, not_opened};
 pub use openapi::{
     DryRunQuery, add_bearer, add_common_errors, operation, serve_description, with_file_limit,
 };

@@ -277,6 +277,68 @@ async fn transact(
     }
 }
 
+impl CampaignTable {
+    /// Creates the absent ones of `pending` in one transaction with their counters; again
+    /// without those found to exist if a condition fails.
+    async fn create_batch(
+        &self,
+        mut pending: Vec<&StoredQuestionnaire>,
+    ) -> Result<usize, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        while !pending.is_empty() {
+            let mut items = Vec::with_capacity(pending.len() + 8);
+            let mut counters: std::collections::BTreeMap<(CampaignYear, ProgressKey), Counts> =
+                Default::default();
+            for q in &pending {
+                counters
+                    .entry((q.campaign, ProgressKey::of(q)))
+                    .or_default()
+                    .add(Counts::of(q));
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(to_item(q)?))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .map_err(backend)?;
+                items.push(TransactWriteItem::builder().put(put).build());
+            }
+            for ((campaign, key), counts) in counters {
+                if let Some(update) = progress_update(&self.table, campaign, key, counts)? {
+                    items.push(TransactWriteItem::builder().update(update).build());
+                }
+            }
+            match transact(&self.client, items).await {
+                Ok(()) => return Ok(pending.len()),
+                // Some exist already: create the others.
+                Err(Cancelled::Condition(_)) => {
+                    let mut existing = std::collections::BTreeSet::new();
+                    let years: std::collections::BTreeSet<CampaignYear> =
+                        pending.iter().map(|q| q.campaign).collect();
+                    for year in years {
+                        let finess: Vec<Finess> = pending
+                            .iter()
+                            .filter(|q| q.campaign == year)
+                            .map(|q| q.respondent.finess)
+                            .collect();
+                        for f in self.opened(year, &finess).await? {
+                            existing.insert((year, f));
+                        }
+                    }
+                    let before = pending.len();
+                    pending.retain(|q| !existing.contains(&(q.campaign, q.respondent.finess)));
+                    if pending.len() == before {
+                        // A condition failed on nothing that exists: do not loop.
+                        return Err(StoreError::Conflict { expected: 0 });
+                    }
+                }
+                Err(Cancelled::Busy) => return Err(StoreError::Conflict { expected: 0 }),
+                Err(Cancelled::Other(e)) => return Err(e),
+            }
+        }
+        Ok(0)
+    }
+}
+
 impl QuestionnaireStore for CampaignTable {
     async fn get(
         &self,
@@ -409,63 +471,33 @@ impl QuestionnaireStore for CampaignTable {
     }
 
     async fn create(&self, qs: &[StoredQuestionnaire]) -> Result<usize, StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-        // One transaction per counter and 25 questionnaires (at most 1.2 MB, far under the
-        // 4 MB a transaction may carry): each questionnaire is created only if absent, and
-        // counted in the same transaction.
-        let mut groups: std::collections::BTreeMap<ProgressKey, Vec<&StoredQuestionnaire>> =
-            Default::default();
-        for q in qs {
-            groups.entry(ProgressKey::of(q)).or_default().push(q);
-        }
+        // Transactions of up to 100 actions and about 3 MB (DynamoDB allows 100 and 4 MB):
+        // each questionnaire is created only if absent, and its counter, updated once per
+        // transaction, counts it in the same transaction.
+        const ACTIONS: usize = 100;
+        const BYTES: usize = 3_000_000;
+        let mut sorted: Vec<&StoredQuestionnaire> = qs.iter().collect();
+        sorted.sort_by_key(|q| (q.campaign, ProgressKey::of(q)));
         let mut created = 0;
-        for (key, group) in groups {
-            for chunk in group.chunks(25) {
-                let mut pending: Vec<&StoredQuestionnaire> = chunk.to_vec();
-                loop {
-                    if pending.is_empty() {
-                        break;
-                    }
-                    let mut items = Vec::with_capacity(pending.len() + 1);
-                    let mut counts = Counts::default();
-                    for q in &pending {
-                        counts.add(Counts::of(q));
-                        items.push(
-                            TransactWriteItem::builder()
-                                .put(
-                                    Put::builder()
-                                        .table_name(&self.table)
-                                        .set_item(Some(to_item(q)?))
-                                        .condition_expression("attribute_not_exists(pk)")
-                                        .build()
-                                        .map_err(backend)?,
-                                )
-                                .build(),
-                        );
-                    }
-                    let campaign = pending[0].campaign;
-                    if let Some(update) = progress_update(&self.table, campaign, key, counts)? {
-                        items.push(TransactWriteItem::builder().update(update).build());
-                    }
-                    match transact(&self.client, items).await {
-                        Ok(()) => {
-                            created += pending.len();
-                            break;
-                        }
-                        // Some exist already: create the others.
-                        Err(Cancelled::Condition(_)) => {
-                            let finess: Vec<Finess> =
-                                pending.iter().map(|q| q.respondent.finess).collect();
-                            let existing = self.opened(campaign, &finess).await?;
-                            pending.retain(|q| !existing.contains(&q.respondent.finess));
-                        }
-                        Err(Cancelled::Busy) => {
-                            return Err(StoreError::Conflict { expected: 0 });
-                        }
-                        Err(Cancelled::Other(e)) => return Err(e),
-                    }
-                }
+        let mut batch: Vec<&StoredQuestionnaire> = Vec::new();
+        let (mut keys, mut bytes) = (std::collections::BTreeSet::new(), 0);
+        for q in sorted {
+            let size = serde_json::to_string(q).map_err(corrupt)?.len();
+            let key = (q.campaign, ProgressKey::of(q));
+            let new_key = usize::from(!keys.contains(&key));
+            if !batch.is_empty()
+                && (batch.len() + keys.len() + 1 + new_key > ACTIONS || bytes + size > BYTES)
+            {
+                created += self.create_batch(std::mem::take(&mut batch)).await?;
+                keys.clear();
+                bytes = 0;
             }
+            keys.insert(key);
+            bytes += size;
+            batch.push(q);
+        }
+        if !batch.is_empty() {
+            created += self.create_batch(batch).await?;
         }
         Ok(created)
     }
@@ -588,7 +620,7 @@ impl QuestionnaireStore for CampaignTable {
             .set_exclusive_start_key(decode_index_token(
                 page,
                 ("gsi1pk", &format!("OG#{campaign}#{og}")),
-                "gsi1sk",
+                ("gsi1sk", ""),
             )?)
             .limit(limit.max(1) as i32)
             .send()
@@ -618,7 +650,12 @@ impl QuestionnaireStore for CampaignTable {
             .set_exclusive_start_key(decode_index_token(
                 page,
                 ("gsi2pk", &format!("DEP#{campaign}#{departement}")),
-                "gsi2sk",
+                (
+                    "gsi2sk",
+                    &status
+                        .map(|st| format!("{}#", st.key()))
+                        .unwrap_or_default(),
+                ),
             )?)
             .limit(limit.max(1) as i32);
         query = match status {

@@ -53,26 +53,30 @@ pub(crate) fn encode_token(key: Option<&Item>) -> Option<String> {
     serde_json::to_string(&flat).ok()
 }
 
-/// A page token of a query on an index: exactly the table's and the index's keys, in the
-/// partition being queried (anything else is `BadPageToken`, never a DynamoDB error).
+/// A page token of a query on an index: exactly the table's and the index's keys, none
+/// empty, in the partition being queried and within the sort keys it reads (`sort` names
+/// the index's sort key and the prefix the query requires). Anything else is
+/// `BadPageToken`, never a DynamoDB error.
 pub(crate) fn decode_index_token(
     token: Option<String>,
     partition: (&str, &str),
-    sort: &str,
+    sort: (&str, &str),
 ) -> Result<Option<Item>, StoreError> {
     let Some(key) = decode_token(token)? else {
         return Ok(None);
     };
+    let text = |name: &str| {
+        key.get(name)
+            .and_then(|v| v.as_s().ok())
+            .map(String::as_str)
+    };
     let names_ok = key.len() == 4
-        && ["pk", "sk", partition.0, sort]
+        && ["pk", "sk", partition.0, sort.0]
             .iter()
-            .all(|name| key.contains_key(*name));
-    let same_partition = key
-        .get(partition.0)
-        .and_then(|v| v.as_s().ok())
-        .map(String::as_str)
-        == Some(partition.1);
-    if names_ok && same_partition {
+            .all(|name| text(name).is_some_and(|v| !v.is_empty()));
+    let inside = text(partition.0) == Some(partition.1)
+        && text(sort.0).is_some_and(|v| v.starts_with(sort.1));
+    if names_ok && inside {
         Ok(Some(key))
     } else {
         Err(StoreError::BadPageToken)

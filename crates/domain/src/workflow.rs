@@ -171,6 +171,31 @@ impl Workflow {
             .unwrap_or(NotStarted)
     }
 
+    /// Forgets the acknowledgements of the rules that read a changed item: a comment was
+    /// about the values it saw, and a new value needs a new look.
+    pub fn forget_acknowledgements<'a>(
+        &mut self,
+        definition: &Definition,
+        changed: impl IntoIterator<Item = &'a str>,
+    ) {
+        if self.acknowledgements.is_empty() {
+            return;
+        }
+        let changed: std::collections::BTreeSet<&str> = changed.into_iter().collect();
+        for rule in definition.rules() {
+            if rule.items.iter().any(|i| changed.contains(i.as_str())) {
+                self.acknowledgements.remove(&rule.id);
+            }
+        }
+    }
+
+    /// Why the item `id` of `definition` may not be written now, if it may not (an unknown
+    /// item is the caller's to refuse).
+    pub fn item_refusal(&self, definition: &Definition, id: &str) -> Option<WriteRefusal> {
+        let item = definition.item(id)?;
+        self.write_refusal(&definition.part_of(item).id, item.subsidiarity)
+    }
+
     /// Why an item may not be written now, if it may not: its part is validated or
     /// checked, or it is a subsidiarity item the OG has validated.
     pub fn write_refusal(&self, part: &str, subsidiarity_item: bool) -> Option<WriteRefusal> {

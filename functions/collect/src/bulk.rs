@@ -87,7 +87,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         file: &[u8],
         dry_run: bool,
     ) -> Result<BulkSummary, ApiError> {
-        let (_, definitions) = self.campaign(year)?;
+        let (_, definitions) = self.campaigns.year(year)?;
         let file = file.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(file);
         let text = std::str::from_utf8(file)
             .map_err(|_| ApiError::invalid("body", "the file is not UTF-8 text"))?;
@@ -180,7 +180,10 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 blocking: vec![],
             };
             // CSV cells become typed answers once the structure's questionnaire is known.
-            let values = match (line, self.respondent(&finess).await) {
+            let values = match (
+                line,
+                self.recent.respondent(&self.structures, &finess).await,
+            ) {
                 (_, Err(e)) => {
                     row.error = Some(e.message);
                     summary.refused += 1;

@@ -166,7 +166,8 @@ async fn trail<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: Account
 /// Opens the campaign: a "not started" questionnaire for every respondent that has none
 /// (national administrator). Running it again creates nothing.
 #[utoipa::path(post, path = "/questionnaires/{campaign}/opening", tag = "campaign",
-    params(CampaignPath), responses((status = 200, body = OpeningSummary)))]
+    params(CampaignPath), responses((status = 200, body = OpeningSummary),
+        (status = 409, body = tdb_api::ErrorBody, description = "another opening of the campaign is running")))]
 async fn open_campaign<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, A, S>,

@@ -18,7 +18,7 @@ use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tdb_api::views::{FillView, ViolationView, fill_view, violations_view};
-use tdb_api::{ApiError, Caller, TokenVerifier, TtlCache};
+use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier};
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{Activity, CampaignYear, Phase, QuestionnaireStatus};
 use tdb_domain::ports::{
@@ -54,16 +54,13 @@ pub struct App<Q, A, S> {
     audit: A,
     /// The accounts table: structures (kind, OG, principal) and the caller's current roles.
     structures: S,
-    campaigns: BTreeMap<CampaignYear, CampaignDefinitions>,
+    campaigns: Campaigns,
     verifier: TokenVerifier,
     clock: Clock,
     /// Structures read in the last minute: a referential import's changes reach a warm
     /// instance within that minute.
-    recent: TtlCache<Finess, StructureRecord>,
+    recent: Structures,
 }
-
-/// How long a warm instance trusts a structure it read.
-pub const STRUCTURE_TTL: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl<Q, A, S> tdb_api::HasVerifier for App<Q, A, S> {
     fn token_verifier(&self) -> &TokenVerifier {
@@ -228,56 +225,16 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             questionnaires,
             audit,
             structures,
-            campaigns,
+            campaigns: Campaigns::new(campaigns),
             verifier,
             clock,
-            recent: TtlCache::new(STRUCTURE_TTL, 50_000),
+            recent: Structures::default(),
         }
     }
 
     /// Today in Paris: the campaign's deadlines are French days.
     fn today(&self) -> time::Date {
         tdb_domain::campaign::paris_day((self.clock)())
-    }
-
-    fn campaign(&self, year: u16) -> Result<(CampaignYear, &CampaignDefinitions), ApiError> {
-        let year = CampaignYear::new(year)
-            .map_err(|_| ApiError::invalid("campaign", "not a campaign year"))?;
-        let definitions = self
-            .campaigns
-            .get(&year)
-            .ok_or_else(|| ApiError::not_found("campaign"))?;
-        Ok((year, definitions))
-    }
-
-    /// The structure whose questionnaire is asked for; a secondary FINESS has none.
-    async fn respondent(&self, finess: &str) -> Result<StructureRecord, ApiError> {
-        let finess =
-            Finess::parse(finess).map_err(|e| ApiError::invalid("finess", e.to_string()))?;
-        let structure = match self.recent.get(&finess) {
-            Some(structure) => structure,
-            None => {
-                let structure = self
-                    .structures
-                    .structures(&[finess])
-                    .await
-                    .map_err(ApiError::from_store)?
-                    .pop()
-                    .ok_or_else(|| ApiError::not_found("structure"))?;
-                self.recent.insert(finess, structure.clone());
-                structure
-            }
-        };
-        if let Some(principal) = structure.principal {
-            return Err(ApiError::new(
-                404,
-                "secondary_structure",
-                format!(
-                    "{finess} is a secondary FINESS: its data are in the questionnaire of its principal {principal}"
-                ),
-            ));
-        }
-        Ok(structure)
     }
 
     /// What the caller may enter on this structure's questionnaire, by rights only.
@@ -325,11 +282,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         items: impl IntoIterator<Item = &'v String>,
     ) -> Result<(), ApiError> {
         for id in items {
-            if let Some(item) = definition.item(id)
-                && let Some(refusal) = stored
-                    .workflow
-                    .write_refusal(&definition.part_of(item).id, item.subsidiarity)
-            {
+            if let Some(refusal) = stored.workflow.item_refusal(definition, id) {
                 return Err(ApiError {
                     field: Some(id.clone()),
                     ..ApiError::conflict(refusal.code(), refusal.message())
@@ -349,7 +302,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .get(year, finess)
             .await
             .map_err(ApiError::from_store)?;
-        stored.ok_or_else(not_opened)
+        stored.ok_or_else(tdb_api::not_opened)
     }
 
     /// A structure's questionnaire and, read through this campaign's items, its answers of
@@ -366,7 +319,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             .get_with_previous(year, structure.finess)
             .await
             .map_err(ApiError::from_store)?;
-        let stored = both.current.ok_or_else(not_opened)?;
+        let stored = both.current.ok_or_else(tdb_api::not_opened)?;
         let previous = both
             .previous
             .map(|q| definition.carry_over(structure.kind, &q.answers));
@@ -379,8 +332,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         year: u16,
         finess: &str,
     ) -> Result<QuestionnaireView, ApiError> {
-        let (year, definitions) = self.campaign(year)?;
-        let structure = self.respondent(finess).await?;
+        let (year, definitions) = self.campaigns.year(year)?;
+        let structure = self.recent.respondent(&self.structures, finess).await?;
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
         let definition = definitions.for_kind(structure.kind);
@@ -438,8 +391,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             )
             .into());
         }
-        let (year, definitions) = self.campaign(year)?;
-        let structure = self.respondent(finess).await?;
+        let (year, definitions) = self.campaigns.year(year)?;
+        let structure = self.recent.respondent(&self.structures, finess).await?;
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
         let definition = definitions.for_kind(structure.kind);
@@ -614,6 +567,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                         })?;
                 }
             }
+            next.workflow
+                .forget_acknowledgements(definition, changes.keys().map(String::as_str));
             next.record(definition, &evaluation);
             let saved: Vec<String> = changes.keys().cloned().collect();
             let entry = AuditEntry {
@@ -746,8 +701,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         page: Option<&str>,
     ) -> Result<AuditPage, ApiError> {
         const PAGE: u32 = 50;
-        let (year, _) = self.campaign(year)?;
-        let structure = self.respondent(finess).await?;
+        let (year, _) = self.campaigns.year(year)?;
+        let structure = self.recent.respondent(&self.structures, finess).await?;
         caller.authorize(Action::Consult, &Target::Structure(structure.target()))?;
         let page = self
             .audit
@@ -770,7 +725,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
     ) -> Result<OpeningSummary, ApiError> {
         let caller = caller.clone().current(&self.structures).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
-        let (year, _) = self.campaign(year)?;
+        let (year, _) = self.campaigns.year(year)?;
         let summary = opening::open_campaign(
             &self.questionnaires,
             &self.structures,
@@ -984,14 +939,6 @@ pub fn largest_stored_size(definition: &Definition, kind: RespondentKind) -> usi
         serde_json::to_string(value).map_or(0, |s| s.len())
     }
     len(&answers) + len(&items) + len(&prefilled) + 512
-}
-
-fn not_opened() -> ApiError {
-    ApiError::new(
-        404,
-        "not_opened",
-        "the campaign has not been opened for this structure",
-    )
 }
 
 #[cfg(test)]

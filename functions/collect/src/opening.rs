@@ -55,43 +55,65 @@ async fn create_missing<Q: QuestionnaireStore, S: AccountStore>(
     year: CampaignYear,
     now: i64,
 ) -> Result<OpeningSummary, StoreError> {
+    use futures_util::StreamExt;
+    // A few départements at a time: they share no questionnaire and no counter.
+    let outcomes: Vec<Result<OpeningSummary, StoreError>> =
+        futures_util::stream::iter(Departement::all())
+            .map(|departement| open_departement(questionnaires, structures, year, now, departement))
+            .buffer_unordered(4)
+            .collect()
+            .await;
     let mut summary = OpeningSummary::default();
-    for departement in Departement::all() {
-        let respondents: Vec<_> = structures
-            .structures_of_departement(departement)
-            .await?
-            .into_iter()
-            .filter(|s| s.principal.is_none())
-            .collect();
-        let finess: Vec<Finess> = respondents.iter().map(|s| s.finess).collect();
-        let opened = questionnaires.opened(year, &finess).await?;
-        let missing: Vec<StoredQuestionnaire> = respondents
-            .into_iter()
-            .filter(|s| !opened.contains(&s.finess))
-            .map(|s| StoredQuestionnaire {
-                campaign: year,
-                respondent: Respondent {
-                    finess: s.finess,
-                    kind: s.kind,
-                },
-                departement: s.departement(),
-                og: s.og,
-                status: QuestionnaireStatus::NotStarted,
-                answers: Map::new(),
-                items: BTreeMap::new(),
-                prefilled: Map::new(),
-                fill_rate: 0.0,
-                blocking: 0,
-                acknowledged: 0,
-                outliers: 0,
-                workflow: Default::default(),
-                version: 1,
-                updated_at: now,
-            })
-            .collect();
-        let created = questionnaires.create(&missing).await?;
-        summary.created += created;
-        summary.already_open += opened.len() + missing.len() - created;
+    for outcome in outcomes {
+        let done = outcome?;
+        summary.created += done.created;
+        summary.already_open += done.already_open;
     }
     Ok(summary)
+}
+
+async fn open_departement<Q: QuestionnaireStore, S: AccountStore>(
+    questionnaires: &Q,
+    structures: &S,
+    year: CampaignYear,
+    now: i64,
+    departement: Departement,
+) -> Result<OpeningSummary, StoreError> {
+    let respondents: Vec<_> = structures
+        .structures_of_departement(departement)
+        .await?
+        .into_iter()
+        .filter(|s| s.principal.is_none())
+        .collect();
+    let finess: Vec<Finess> = respondents.iter().map(|s| s.finess).collect();
+    let opened = questionnaires.opened(year, &finess).await?;
+    let missing: Vec<StoredQuestionnaire> = respondents
+        .into_iter()
+        .filter(|s| !opened.contains(&s.finess))
+        .map(|s| StoredQuestionnaire {
+            campaign: year,
+            respondent: Respondent {
+                finess: s.finess,
+                kind: s.kind,
+            },
+            departement: s.departement(),
+            og: s.og,
+            status: QuestionnaireStatus::NotStarted,
+            answers: Map::new(),
+            items: BTreeMap::new(),
+            prefilled: Map::new(),
+            fill_rate: 0.0,
+            blocking: 0,
+            acknowledged: 0,
+            outliers: 0,
+            workflow: Default::default(),
+            version: 1,
+            updated_at: now,
+        })
+        .collect();
+    let created = questionnaires.create(&missing).await?;
+    Ok(OpeningSummary {
+        created,
+        already_open: opened.len() + missing.len() - created,
+    })
 }

@@ -71,16 +71,19 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
     ) -> Result<PrefillSummary, ApiError> {
         let caller = &caller.clone().current(&self.structures).await?;
         caller.authorize(Action::ImportReferential, &Target::National)?;
-        let (year, definitions) = self.campaign(year)?;
-        // After closure the answers are frozen: restitutions are computed from them.
-        let phase = definitions
-            .platform(tdb_domain::campaign::Platform::Generic)
-            .campaign()
-            .phase_on(self.today());
-        if matches!(
-            phase,
-            tdb_domain::campaign::Phase::Closed | tdb_domain::campaign::Phase::Restitution
-        ) {
+        let (year, definitions) = self.campaigns.year(year)?;
+        // After closure the answers are frozen: restitutions are computed from them. Each
+        // platform has its calendar; a line of a closed platform is refused below.
+        let closed = |platform| {
+            matches!(
+                definitions
+                    .platform(platform)
+                    .campaign()
+                    .phase_on(self.today()),
+                tdb_domain::campaign::Phase::Closed | tdb_domain::campaign::Phase::Restitution
+            )
+        };
+        if tdb_domain::campaign::Platform::ALL.into_iter().all(closed) {
             return Err(ApiError::conflict(
                 "campaign_closed",
                 "the campaign is closed: its answers are frozen",
@@ -193,6 +196,12 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 )));
                 continue;
             }
+            if closed(structure.kind.platform()) {
+                summary.rejected.push(reject(
+                    "the campaign of its platform is closed: its answers are frozen".into(),
+                ));
+                continue;
+            }
             let definition = definitions.for_kind(structure.kind);
             let mut values = Map::new();
             for (column, cell) in cells {
@@ -271,7 +280,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         for _ in 0..5 {
             let previous = self.questionnaires.get_with_previous(year, finess).await;
             let previous = previous.map_err(ApiError::from_store)?;
-            let stored = previous.current.ok_or_else(crate::not_opened)?;
+            let stored = previous.current.ok_or_else(tdb_api::not_opened)?;
             let last_year = previous
                 .previous
                 .map(|q| definition.carry_over(stored.respondent.kind, &q.answers));
@@ -292,12 +301,7 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                         .get(id)
                         .is_none_or(|m| m.origin != Origin::Prefill);
                 // Validated parts and validated subsidiarity items keep their answers.
-                let frozen = definition.item(id).is_some_and(|item| {
-                    stored
-                        .workflow
-                        .write_refusal(&definition.part_of(item).id, item.subsidiarity)
-                        .is_some()
-                });
+                let frozen = stored.workflow.item_refusal(definition, id).is_some();
                 if corrected || frozen {
                     kept += 1;
                     continue;
@@ -330,6 +334,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
             let answers = definition.carry_over(stored.respondent.kind, &next.answers);
             let evaluation =
                 definition.evaluate(stored.respondent.kind, &answers, last_year.as_ref());
+            next.workflow
+                .forget_acknowledgements(definition, changes.keys().map(String::as_str));
             next.record(definition, &evaluation);
             next.version = version;
             next.updated_at = (self.clock)();

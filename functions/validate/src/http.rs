@@ -169,7 +169,8 @@ async fn step<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake>(
 /// failing warning must be acknowledged before validation, and the ARS sees the comments.
 #[utoipa::path(post, path = "/validation/{campaign}/{finess}/acknowledgements", tag = "validation",
     params(QuestionnairePath), request_body = AcknowledgementRequest,
-    responses((status = 200, body = Checks)))]
+    responses((status = 200, body = Checks),
+        (status = 409, body = tdb_api::ErrorBody, description = "the rule's part is validated, or outside the phase")))]
 async fn acknowledge<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake>(
     caller: Caller,
     State(app): Shared<Q, S, M, L>,
@@ -186,7 +187,8 @@ async fn acknowledge<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake>
 /// final states are recorded and the restitution snapshot is triggered. Idempotent.
 #[utoipa::path(post, path = "/validation/{campaign}/closure", tag = "campaign",
     params(CampaignPath), request_body = ClosureRequest,
-    responses((status = 200, body = ClosureSummary)))]
+    responses((status = 200, body = ClosureSummary),
+        (status = 409, body = tdb_api::ErrorBody, description = "the platform's fiabilisation is not over")))]
 async fn close<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake>(
     caller: Caller,
     State(app): Shared<Q, S, M, L>,

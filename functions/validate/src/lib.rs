@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tdb_api::views::{FillView, ViolationView, fill_view, violations_view};
-use tdb_api::{ApiError, Caller, TokenVerifier, TtlCache};
+use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier, TtlCache};
 use tdb_domain::accounts::{StructureRecord, role_structure};
 use tdb_domain::campaign::{Activity, CampaignYear, Phase, Platform, QuestionnaireStatus};
 use tdb_domain::outliers::{Outlier, PeerReference};
@@ -63,10 +63,10 @@ pub struct App<Q, S, M, L> {
     accounts: S,
     mailer: M,
     lake: L,
-    campaigns: BTreeMap<CampaignYear, CampaignDefinitions>,
+    campaigns: Campaigns,
     verifier: TokenVerifier,
     clock: Clock,
-    recent: TtlCache<Finess, StructureRecord>,
+    recent: Structures,
     /// The previous campaign's peer statistics, by campaign, re-read every ten minutes.
     peers: TtlCache<u16, Option<Arc<PeerReference>>>,
 }
@@ -187,8 +187,9 @@ pub struct SubsidiarityCheck {
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct StepResult {
     pub checks: Checks,
-    /// Reopening: the e-mails sent to the structure's APE and Gestionnaires, and those
-    /// that failed (the reopening stands; they are in the trail).
+    /// Reopening: the e-mails sent to the structure's APE and Gestionnaires, and those that
+    /// failed; `not_notified` is null when the recipients could not be read. The reopening
+    /// stands either way: tell the structure another way.
     pub notified: Option<usize>,
     pub not_notified: Option<usize>,
 }
@@ -203,6 +204,8 @@ pub struct Blocked {
 pub struct BlockedError {
     pub code: &'static str,
     pub message: String,
+    /// What stands in the way, for `cannot_validate` (absent for the other refusals).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schema(value_type = Vec<Object>)]
     pub obstacles: Vec<Obstacle>,
 }
@@ -280,59 +283,16 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             accounts,
             mailer,
             lake,
-            campaigns,
+            campaigns: Campaigns::new(campaigns),
             verifier,
             clock,
-            recent: TtlCache::new(std::time::Duration::from_secs(60), 50_000),
+            recent: Structures::default(),
             peers: TtlCache::new(std::time::Duration::from_secs(600), 16),
         }
     }
 
     fn today(&self) -> time::Date {
         tdb_domain::campaign::paris_day((self.clock)())
-    }
-
-    fn campaign(&self, year: u16) -> Result<(CampaignYear, &CampaignDefinitions), ApiError> {
-        let year = CampaignYear::new(year)
-            .map_err(|_| ApiError::invalid("campaign", "not a campaign year"))?;
-        let definitions = self
-            .campaigns
-            .get(&year)
-            .ok_or_else(|| ApiError::not_found("campaign"))?;
-        Ok((year, definitions))
-    }
-
-    /// A structure, read at most once a minute per warm instance.
-    async fn structure(&self, finess: Finess) -> Result<StructureRecord, ApiError> {
-        if let Some(structure) = self.recent.get(&finess) {
-            return Ok(structure);
-        }
-        let structure = self
-            .accounts
-            .structures(&[finess])
-            .await
-            .map_err(ApiError::from_store)?
-            .pop()
-            .ok_or_else(|| ApiError::not_found("structure"))?;
-        self.recent.insert(finess, structure.clone());
-        Ok(structure)
-    }
-
-    /// The respondent whose questionnaire is asked for; a secondary FINESS has none.
-    async fn respondent(&self, finess: &str) -> Result<StructureRecord, ApiError> {
-        let finess =
-            Finess::parse(finess).map_err(|e| ApiError::invalid("finess", e.to_string()))?;
-        let structure = self.structure(finess).await?;
-        if let Some(principal) = structure.principal {
-            return Err(ApiError::new(
-                404,
-                "secondary_structure",
-                format!(
-                    "{finess} is a secondary FINESS: its data are in the questionnaire of its principal {principal}"
-                ),
-            ));
-        }
-        Ok(structure)
     }
 
     async fn read(
@@ -346,13 +306,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             .get_with_previous(year, structure.finess)
             .await
             .map_err(ApiError::from_store)?;
-        let stored = both.current.ok_or_else(|| {
-            ApiError::new(
-                404,
-                "not_opened",
-                "the campaign has not been opened for this structure",
-            )
-        })?;
+        let stored = both.current.ok_or_else(tdb_api::not_opened)?;
         let previous = both
             .previous
             .map(|q| definition.carry_over(structure.kind, &q.answers));
@@ -495,8 +449,8 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         year: u16,
         finess: &str,
     ) -> Result<Checks, ApiError> {
-        let (year, definitions) = self.campaign(year)?;
-        let structure = self.respondent(finess).await?;
+        let (year, definitions) = self.campaigns.year(year)?;
+        let structure = self.recent.respondent(&self.accounts, finess).await?;
         caller.authorize(Action::Consult, &Target::Structure(structure.target()))?;
         let definition = definitions.for_kind(structure.kind);
         let read = self.read(year, definition, &structure).await?;
@@ -596,8 +550,8 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         finess: &str,
         request: StepRequest,
     ) -> Result<StepResult, StepError> {
-        let (year, definitions) = self.campaign(year)?;
-        let structure = self.respondent(finess).await?;
+        let (year, definitions) = self.campaigns.year(year)?;
+        let structure = self.recent.respondent(&self.accounts, finess).await?;
         caller.authorize(Action::Consult, &Target::Structure(structure.target()))?;
         let definition = definitions.for_kind(structure.kind);
         let role = Self::role_for(caller, request.step, &structure)?;
@@ -621,9 +575,11 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             }
             _ => None,
         };
+        // Reopening and checking are fiabilisation's (a part checked in May could not be
+        // corrected before July); the structure's own steps are allowed from collection on.
         self.phase_allows(
             definition,
-            if request.step == Step::Reopen {
+            if matches!(request.step, Step::Reopen | Step::Check) {
                 Activity::Reopen
             } else {
                 Activity::Validate
@@ -699,11 +655,18 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
                         .ok_or_else(ApiError::internal)?;
                     match step {
                         Step::Validate => {
+                            // Validated again after a reopening: as timely as the first
+                            // validation was (the correction was asked for after the
+                            // deadline).
+                            let on_time = match (from, &state.validation) {
+                                (Some(QuestionnaireStatus::Reopened), Some(first)) => first.on_time,
+                                _ => deadline.is_some_and(|d| self.today() <= d),
+                            };
                             state.validation = Some(ValidationRecord {
                                 by: stamp.by.clone(),
                                 at: now,
                                 fill_rate,
-                                on_time: deadline.is_some_and(|d| self.today() <= d),
+                                on_time,
                             });
                         }
                         Step::Reopen => {
@@ -763,14 +726,17 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             }
             tracing::info!(finess = %next.respondent.finess, step = ?request.step, part = part.unwrap_or("subsidiarity"), version = next.version, "workflow step");
             let (notified, not_notified) = if request.step == Step::Reopen {
-                let (sent, failed) = self
+                let outcome = self
                     .notify_reopening(
                         &read.structure,
                         part.unwrap_or_default(),
                         reason.as_deref().unwrap_or_default(),
                     )
                     .await;
-                (Some(sent), Some(failed))
+                match outcome {
+                    Some((sent, failed)) => (Some(sent), Some(failed)),
+                    None => (Some(0), None),
+                }
             } else {
                 (None, None)
             };
@@ -798,12 +764,12 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         structure: &StructureRecord,
         part: &str,
         reason: &str,
-    ) -> (usize, usize) {
+    ) -> Option<(usize, usize)> {
         let members = match self.accounts.members(structure.finess).await {
             Ok(members) => members,
             Err(e) => {
-                tracing::error!(error = %e, "members of a reopened structure unreadable");
-                return (0, 0);
+                tracing::error!(error = %e, finess = %structure.finess, "members of a reopened structure unreadable");
+                return None;
             }
         };
         let (mut sent, mut failed) = (0, 0);
@@ -828,7 +794,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
                 }
             }
         }
-        (sent, failed)
+        Some((sent, failed))
     }
 
     /// Records a warning's acknowledgement (a comment saying why the value is right).
@@ -839,8 +805,8 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         finess: &str,
         request: AcknowledgementRequest,
     ) -> Result<Checks, ApiError> {
-        let (year, definitions) = self.campaign(year)?;
-        let structure = self.respondent(finess).await?;
+        let (year, definitions) = self.campaigns.year(year)?;
+        let structure = self.recent.respondent(&self.accounts, finess).await?;
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
         let role = caller.granting(Action::Validate(DataScope::All), &target)?;
@@ -850,6 +816,12 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             .iter()
             .find(|r| r.id == request.rule)
             .ok_or_else(|| ApiError::invalid("rule", "not a rule of this questionnaire"))?;
+        if rule.mask & structure.kind.bit() == 0 {
+            return Err(ApiError::invalid(
+                "rule",
+                "this rule does not apply to this structure's category",
+            ));
+        }
         if rule.severity != tdb_domain::questionnaire::Severity::Warning {
             return Err(ApiError::invalid(
                 "rule",
@@ -929,7 +901,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
     ) -> Result<ClosureSummary, ApiError> {
         let caller = caller.clone().current(&self.accounts).await?;
         caller.authorize(Action::CloseCampaign, &Target::National)?;
-        let (year, definitions) = self.campaign(year)?;
+        let (year, definitions) = self.campaigns.year(year)?;
         let platform = Platform::ALL
             .into_iter()
             .find(|p| p.key() == request.platform)

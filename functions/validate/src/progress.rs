@@ -202,9 +202,9 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         og: &str,
         page: Option<String>,
     ) -> Result<OgProgress, ApiError> {
-        let (year, _) = self.campaign(year)?;
+        let (year, _) = self.campaigns.year(year)?;
         let og = Finess::parse(og).map_err(|e| ApiError::invalid("og", e.to_string()))?;
-        let structure = self.structure(og).await?;
+        let structure = self.recent.get(&self.accounts, og).await?;
         if structure.kind != RespondentKind::Og {
             return Err(ApiError::invalid("og", "not an OG's FINESS"));
         }
@@ -218,6 +218,22 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             .list_by_og(year, og, page, PAGE)
             .await
             .map_err(ApiError::from_store)?;
+        // The OG's own people see all its ESMS; an ARS or a CD those of its territory.
+        let member = caller
+            .roles
+            .iter()
+            .any(|r| tdb_domain::accounts::role_structure(r) == Some(og));
+        let visible = |e: &ProgressEntry| {
+            member
+                || caller
+                    .authorize(
+                        Action::FollowProgress,
+                        &Target::Departement {
+                            departement: e.finess.departement(),
+                        },
+                    )
+                    .is_ok()
+        };
         let own = if first_page {
             self.questionnaires
                 .get(year, og)
@@ -229,7 +245,12 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         };
         Ok(OgProgress {
             og: own,
-            structures: listed.items.iter().map(StructureLine::of).collect(),
+            structures: listed
+                .items
+                .iter()
+                .filter(|e| visible(e))
+                .map(StructureLine::of)
+                .collect(),
             next: listed.next,
         })
     }
@@ -241,7 +262,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         year: u16,
         query: &TerritoryQuery,
     ) -> Result<TerritoryProgress, ApiError> {
-        let (year, _) = self.campaign(year)?;
+        let (year, _) = self.campaigns.year(year)?;
         let territory = Territory::of(query)?;
         caller.authorize(Action::FollowProgress, &territory.target)?;
         let counters = self
@@ -313,7 +334,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         query: &TerritoryQuery,
         all: bool,
     ) -> Result<Page<StructureLine>, ApiError> {
-        let (year, _) = self.campaign(year)?;
+        let (year, _) = self.campaigns.year(year)?;
         let territory = Territory::of(query)?;
         caller.authorize(Action::FollowProgress, &territory.target)?;
         let status = query.status.as_deref().map(status_of).transpose()?;

@@ -435,6 +435,27 @@ async fn validation_needs_the_threshold_no_blocking_rule_and_every_warning_ackno
             .starts_with("Des résidents")
     );
 
+    // A new value under the acknowledged rule needs a new look.
+    let (status, _) = w
+        .save(&gestionnaire, ehpad, json!({ "provenance_domicile": 55 }))
+        .await;
+    assert_eq!(status, 200);
+    let (status, refused) = w.step(&gestionnaire, ehpad, validate.clone()).await;
+    assert_eq!(status, 409);
+    assert_eq!(obstacle_kinds(&refused), ["unacknowledged:provenance_100"]);
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &path,
+            &gestionnaire,
+            Some(ack(
+                "provenance_100",
+                "Toujours des résidents comptés deux fois.",
+            )),
+        )
+        .await;
+    assert_eq!(status, 200);
+
     // Now it validates, on time, and nothing changes any more.
     let (status, result) = w.step(&gestionnaire, ehpad, validate.clone()).await;
     assert_eq!(status, 200, "{result}");
@@ -613,6 +634,18 @@ async fn each_role_territory_and_phase_takes_only_its_steps() {
     );
     let (status, result) = w.step(&gestionnaire, ehpad, validate.clone()).await;
     assert_eq!(status, 200);
+    assert_eq!(
+        result["checks"]["parts"][0]["validation"]["on_time"], true,
+        "a correction the ARS asked for after the deadline keeps the first validation's timeliness"
+    );
+    // Withdrawn and validated again by the structure itself after the deadline: late.
+    assert_eq!(
+        w.step(&gestionnaire, ehpad, json!({ "step": "unvalidate" }))
+            .await
+            .0,
+        200
+    );
+    let (_, result) = w.step(&gestionnaire, ehpad, validate.clone()).await;
     assert_eq!(result["checks"]["parts"][0]["validation"]["on_time"], false);
     w.now.store(AFTER_FIABILISATION, Ordering::SeqCst);
     let (status, refused) = w.step(&cd, ehpad, json!({ "step": "check" })).await;
@@ -1038,6 +1071,7 @@ async fn progress_equals_a_recount_after_a_burst_of_saves_and_validations() {
     // The region's structures, page by page, then as one CSV.
     let mut listed = 0;
     let mut page: Option<String> = None;
+    let mut first_token = None;
     loop {
         let path = match &page {
             None => format!(
@@ -1054,11 +1088,37 @@ async fn progress_equals_a_recount_after_a_burst_of_saves_and_validations() {
         assert_eq!(status, 200, "{body}");
         listed += body["structures"].as_array().unwrap().len();
         match body["next"].as_str() {
-            Some(next) => page = Some(next.to_string()),
+            Some(next) => {
+                first_token.get_or_insert_with(|| next.to_string());
+                page = Some(next.to_string())
+            }
             None => break,
         }
     }
     assert_eq!(listed, in_region);
+    // A token of the whole listing reused on one status's is bad input, not a 5xx.
+    if let Some(token) = first_token {
+        let (status, refused) = w
+            .call(
+                Method::GET,
+                &format!(
+                    "/validation/2025/progress/structures?region={}&status=validated&page={}",
+                    region.code(),
+                    token
+                        .bytes()
+                        .map(|b| format!("%{b:02X}"))
+                        .collect::<String>()
+                ),
+                &ars,
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, &refused["error"]["field"]),
+            (400, &json!("page")),
+            "{refused}"
+        );
+    }
     let (status, content_type, csv) = w
         .call_text(
             Method::GET,
