@@ -777,6 +777,17 @@ async fn the_og_validates_its_subsidiarity_items_which_then_freeze() {
         w.save(&og_gest, ehpad, json!({ item.clone(): 1 })).await.0,
         200
     );
+
+    // Its own OG questionnaire is its to validate as any structure's.
+    let (status, saved) = w.save(&og_gest, og, Value::Object(answers_of(og))).await;
+    assert_eq!(status, 200, "{saved}");
+    assert_eq!(
+        w.step(&og_lect, og, json!({ "step": "validate" })).await.0,
+        403
+    );
+    let (status, result) = w.step(&og_gest, og, json!({ "step": "validate" })).await;
+    assert_eq!(status, 200, "{result}");
+    assert_eq!(result["checks"]["status"], "validated");
 }
 
 #[tokio::test]
