@@ -28,7 +28,7 @@ pub mod views;
 pub use cache::TtlCache;
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
-pub use lookup::{Campaigns, STRUCTURE_TTL, Structures, not_opened};
+pub use lookup::{Campaigns, STRUCTURE_TTL, Structures, not_opened, with_previous};
 pub use openapi::{
     DryRunQuery, add_bearer, add_common_errors, operation, serve_description, with_file_limit,
 };
@@ -78,3 +78,27 @@ pub fn edge<S: Clone + Send + Sync + 'static>(router: Router<S>) -> Router<S> {
 /// `Cache-Control` for public documents that change only with a deployment or a key
 /// rotation (key sets, discovery, OpenAPI): short enough for a rotation to spread quickly.
 pub const PUBLIC_DOCUMENT: HeaderValue = HeaderValue::from_static("public, max-age=300");
+
+/// The time, in Unix seconds. Functions take it as a parameter so tests can move it
+/// (phases, link expiry, lockouts).
+pub type Clock = std::sync::Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    std::sync::Arc::new(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    })
+}
+
+/// Logs as a Lambda wants them: JSON lines, level from `RUST_LOG`, no timestamp (CloudWatch
+/// stamps each line).
+pub fn init_lambda_logs() {
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .without_time()
+        .init();
+}

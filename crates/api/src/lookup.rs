@@ -8,8 +8,8 @@ use std::time::Duration;
 use tdb_domain::Finess;
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::CampaignYear;
-use tdb_domain::ports::AccountStore;
-use tdb_domain::questionnaire::CampaignDefinitions;
+use tdb_domain::ports::{AccountStore, QuestionnaireStore, StoredQuestionnaire};
+use tdb_domain::questionnaire::{AnswerSet, CampaignDefinitions, Definition};
 
 /// The campaigns a function serves, by year.
 pub struct Campaigns(BTreeMap<CampaignYear, CampaignDefinitions>);
@@ -94,4 +94,24 @@ pub fn not_opened() -> ApiError {
         "not_opened",
         "the campaign has not been opened for this structure",
     )
+}
+
+/// A structure's questionnaire and, read through this campaign's items, its answers of the
+/// previous campaign (the year-on-year rules and the values shown beside them), in one
+/// request; 404 `not_opened` if the campaign has not created it.
+pub async fn with_previous(
+    store: &impl QuestionnaireStore,
+    year: CampaignYear,
+    definition: &Definition,
+    structure: &StructureRecord,
+) -> Result<(StoredQuestionnaire, Option<AnswerSet>), ApiError> {
+    let both = store
+        .get_with_previous(year, structure.finess)
+        .await
+        .map_err(ApiError::from_store)?;
+    let stored = both.current.ok_or_else(not_opened)?;
+    let previous = both
+        .previous
+        .map(|q| definition.carry_over(structure.kind, &q.answers));
+    Ok((stored, previous))
 }

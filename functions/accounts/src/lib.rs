@@ -26,18 +26,7 @@ pub use http::{OPENAPI_PATH, router};
 pub use secrets::{TokenSigner, generate_signing_key};
 pub use tdb_api::{MAX_FILE_BODY, MAX_JSON_BODY};
 
-/// The time, in Unix seconds. Passed in so tests can move it (link expiry, lockouts).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-/// The system clock.
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    })
-}
+pub use tdb_api::{Clock, system_clock};
 
 /// Rules an operator may want to change without touching code.
 #[derive(Debug, Clone)]

@@ -16,7 +16,6 @@ mod prefill;
 use serde::Serialize;
 use serde_json::{Map, Value as Json};
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use tdb_api::views::{FillView, ViolationView, fill_view, violations_view};
 use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier};
 use tdb_domain::accounts::StructureRecord;
@@ -25,7 +24,6 @@ use tdb_domain::ports::{
     AccountStore, AuditEntry, AuditLog, AuditedWrite, HeldRole, IdempotencyStore, ItemMeta, Origin,
     QuestionnaireStore, Replay, StoreError, StoredQuestionnaire,
 };
-use tdb_domain::questionnaire::AnswerSet;
 use tdb_domain::questionnaire::{CampaignDefinitions, Definition};
 use tdb_domain::rights::{Action, DataScope, Target};
 use tdb_domain::workflow::Transition;
@@ -37,17 +35,7 @@ pub use http::{OPENAPI_PATH, router};
 pub use opening::{OPENING_LEASE, OpeningSummary, open_campaign};
 pub use prefill::{PrefillRejection, PrefillSummary};
 
-/// The time, in Unix seconds; passed in so tests can move it (phases).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    })
-}
+pub use tdb_api::{Clock, system_clock};
 
 pub struct App<Q, A, S> {
     questionnaires: Q,
@@ -305,27 +293,6 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         stored.ok_or_else(tdb_api::not_opened)
     }
 
-    /// A structure's questionnaire and, read through this campaign's items, its answers of
-    /// the previous campaign (the year-on-year rules and the values shown beside them), in
-    /// one request.
-    async fn stored_with_previous(
-        &self,
-        year: CampaignYear,
-        definition: &Definition,
-        structure: &StructureRecord,
-    ) -> Result<(StoredQuestionnaire, Option<AnswerSet>), ApiError> {
-        let both = self
-            .questionnaires
-            .get_with_previous(year, structure.finess)
-            .await
-            .map_err(ApiError::from_store)?;
-        let stored = both.current.ok_or_else(tdb_api::not_opened)?;
-        let previous = both
-            .previous
-            .map(|q| definition.carry_over(structure.kind, &q.answers));
-        Ok((stored, previous))
-    }
-
     pub(crate) async fn open(
         &self,
         caller: &Caller,
@@ -337,9 +304,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
         let target = Target::Structure(structure.target());
         caller.authorize(Action::Consult, &target)?;
         let definition = definitions.for_kind(structure.kind);
-        let (stored, previous) = self
-            .stored_with_previous(year, definition, &structure)
-            .await?;
+        let (stored, previous) =
+            tdb_api::with_previous(&self.questionnaires, year, definition, &structure).await?;
         let entry = Self::entry(caller, &target);
         let writable = entry != Entry::Nothing
             && self.open_for_writing(definition).is_ok()
@@ -438,9 +404,8 @@ impl<Q: QuestionnaireStore + IdempotencyStore, A: AuditLog, S: AccountStore> App
                 .into());
             }
         }
-        let (first, previous) = self
-            .stored_with_previous(year, definition, &structure)
-            .await?;
+        let (first, previous) =
+            tdb_api::with_previous(&self.questionnaires, year, definition, &structure).await?;
         let mut first = Some(first);
         for _ in 0..5 {
             // The first read came with last campaign's answers; a retry reads again.

@@ -35,17 +35,7 @@ pub use config::{Config, ConfigError};
 pub use http::{OPENAPI_PATH, router};
 pub use progress::{OgProgress, ProgressRow, StructureLine, TerritoryProgress};
 
-/// The time, in Unix seconds; passed in so tests can move it (phases).
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
-    })
-}
+pub use tdb_api::{Clock, system_clock};
 
 /// Where the peer statistics of campaign `year` are kept in the lake.
 pub fn peers_key(year: u16) -> String {
@@ -301,15 +291,8 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         definition: &Definition,
         structure: &StructureRecord,
     ) -> Result<Read, ApiError> {
-        let both = self
-            .questionnaires
-            .get_with_previous(year, structure.finess)
-            .await
-            .map_err(ApiError::from_store)?;
-        let stored = both.current.ok_or_else(tdb_api::not_opened)?;
-        let previous = both
-            .previous
-            .map(|q| definition.carry_over(structure.kind, &q.answers));
+        let (stored, previous) =
+            tdb_api::with_previous(&self.questionnaires, year, definition, structure).await?;
         Ok(Read {
             structure: structure.clone(),
             stored,
@@ -710,19 +693,11 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
                     "reason": reason,
                 }),
             };
-            let write = AuditedWrite {
-                before: &read.stored,
-                after: &next,
-                entry: &entry,
-                held: Some(HeldRole {
-                    account: &caller.account,
-                    role,
-                }),
-            };
-            match self.questionnaires.put_audited(write).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_store(e).into()),
+            if !self
+                .write(caller, role, &read.stored, &next, &entry)
+                .await?
+            {
+                continue;
             }
             tracing::info!(finess = %next.respondent.finess, step = ?request.step, part = part.unwrap_or("subsidiarity"), version = next.version, "workflow step");
             let (notified, not_notified) = if request.step == Step::Reopen {
@@ -756,6 +731,32 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             "the questionnaire kept changing; try again",
         )
         .into())
+    }
+
+    /// Writes `next` over `before` with its trail line, provided the caller still holds
+    /// `role`; `false` if someone wrote meanwhile (read again and decide again).
+    async fn write(
+        &self,
+        caller: &Caller,
+        role: &Role,
+        before: &StoredQuestionnaire,
+        next: &StoredQuestionnaire,
+        entry: &AuditEntry,
+    ) -> Result<bool, ApiError> {
+        let write = AuditedWrite {
+            before,
+            after: next,
+            entry,
+            held: Some(HeldRole {
+                account: &caller.account,
+                role,
+            }),
+        };
+        match self.questionnaires.put_audited(write).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict { .. }) => Ok(false),
+            Err(e) => Err(ApiError::from_store(e)),
+        }
     }
 
     /// Tells the structure's APE and Gestionnaires that a part was reopened.
@@ -865,19 +866,11 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
                 action: "acknowledge".into(),
                 detail: serde_json::json!({ "version": next.version, "rule": rule.id, "comment": comment }),
             };
-            let write = AuditedWrite {
-                before: &read.stored,
-                after: &next,
-                entry: &entry,
-                held: Some(HeldRole {
-                    account: &caller.account,
-                    role,
-                }),
-            };
-            match self.questionnaires.put_audited(write).await {
-                Ok(()) => {}
-                Err(StoreError::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_store(e)),
+            if !self
+                .write(caller, role, &read.stored, &next, &entry)
+                .await?
+            {
+                continue;
             }
             let after = Read {
                 stored: next,
