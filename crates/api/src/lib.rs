@@ -17,6 +17,7 @@
 //! gateway's JWT authorizer is misconfigured.
 
 mod cache;
+mod environment;
 mod error;
 mod extract;
 mod lookup;
@@ -26,6 +27,7 @@ mod token;
 pub mod views;
 
 pub use cache::TtlCache;
+pub use environment::{Environment, shipped_campaigns};
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
 pub use lookup::{Campaigns, STRUCTURE_TTL, Structures, not_opened, with_previous};

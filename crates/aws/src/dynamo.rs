@@ -10,8 +10,8 @@
 use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
-    ATTEMPTS, Item, backoff, batch_get, corrupt, decode_index_token, decode_token, encode_token,
-    get_n, get_s, n, query_all, s,
+    ATTEMPTS, Item, backoff, batch_get, corrupt, created, decode_index_token, decode_token,
+    encode_token, get_n, get_s, n, query_all, s,
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, Platform, QuestionnaireStatus, iso_date};
@@ -521,16 +521,7 @@ impl QuestionnaireStore for CampaignTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(backend(e)),
-        }
+        created(result)
     }
 
     async fn closure(
@@ -763,16 +754,7 @@ impl SendLog for CampaignTable {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(backend(e)),
-        }
+        created(result)
     }
 
     async fn sent(

@@ -267,3 +267,23 @@ pub(crate) async fn batch_get(
     }
     Ok(found)
 }
+
+/// The outcome of a `PutItem` conditioned on the item being absent: `true` if this write
+/// created it, `false` if it existed.
+pub(crate) fn created<O>(
+    result: Result<
+        O,
+        aws_sdk_dynamodb::error::SdkError<aws_sdk_dynamodb::operation::put_item::PutItemError>,
+    >,
+) -> Result<bool, StoreError> {
+    match result {
+        Ok(_) => Ok(true),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Ok(false)
+        }
+        Err(e) => Err(backend(e)),
+    }
+}

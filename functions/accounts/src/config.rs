@@ -43,27 +43,18 @@ pub enum ConfigError {
 impl Config {
     /// Reads every variable through `lookup`, and reports all the missing ones together.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut missing = Vec::new();
-        let mut var = |name: &'static str| {
-            lookup(name).unwrap_or_else(|| {
-                missing.push(name);
-                String::new()
-            })
-        };
+        let mut env = tdb_api::Environment::new(lookup);
         let config = Config {
-            accounts_table: var("ACCOUNTS_TABLE"),
-            lake_bucket: var("LAKE_BUCKET"),
-            sender_email: var("SENDER_EMAIL"),
-            signing_key_secret: var("JWT_SIGNING_KEY_SECRET"),
-            issuer: var("JWT_ISSUER"),
-            audience: var("JWT_AUDIENCE"),
-            public_url: var("PUBLIC_URL"),
+            accounts_table: env.var("ACCOUNTS_TABLE"),
+            lake_bucket: env.var("LAKE_BUCKET"),
+            sender_email: env.var("SENDER_EMAIL"),
+            signing_key_secret: env.var("JWT_SIGNING_KEY_SECRET"),
+            issuer: env.var("JWT_ISSUER"),
+            audience: env.var("JWT_AUDIENCE"),
+            public_url: env.var("PUBLIC_URL"),
         };
-        if missing.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Missing(missing))
-        }
+        env.finish().map_err(ConfigError::Missing)?;
+        Ok(config)
     }
 
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -109,21 +100,13 @@ impl UploadsConfig {
     pub fn from_lookup(
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<UploadsConfig, ConfigError> {
-        match (lookup("ACCOUNTS_TABLE"), lookup("LAKE_BUCKET")) {
-            (Some(accounts_table), Some(lake_bucket)) => Ok(UploadsConfig {
-                accounts_table,
-                lake_bucket,
-            }),
-            (table, bucket) => Err(ConfigError::Missing(
-                [
-                    ("ACCOUNTS_TABLE", table.is_none()),
-                    ("LAKE_BUCKET", bucket.is_none()),
-                ]
-                .into_iter()
-                .filter_map(|(name, missing)| missing.then_some(name))
-                .collect(),
-            )),
-        }
+        let mut env = tdb_api::Environment::new(lookup);
+        let config = UploadsConfig {
+            accounts_table: env.var("ACCOUNTS_TABLE"),
+            lake_bucket: env.var("LAKE_BUCKET"),
+        };
+        env.finish().map_err(ConfigError::Missing)?;
+        Ok(config)
     }
 
     pub fn from_env() -> Result<UploadsConfig, ConfigError> {

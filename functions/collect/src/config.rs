@@ -2,12 +2,9 @@
 //! with the real adapters.
 
 use crate::{App, router, system_clock};
-use std::collections::BTreeMap;
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
-use tdb_domain::campaign::CampaignYear;
-use tdb_domain::questionnaire::builtin;
 
 /// Everything the function needs from its environment.
 #[derive(Clone)]
@@ -32,25 +29,16 @@ pub enum ConfigError {
 
 impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut missing = Vec::new();
-        let mut var = |name: &'static str| {
-            lookup(name).unwrap_or_else(|| {
-                missing.push(name);
-                String::new()
-            })
-        };
+        let mut env = tdb_api::Environment::new(lookup);
         let config = Config {
-            campaign_table: var("CAMPAIGN_TABLE"),
-            accounts_table: var("ACCOUNTS_TABLE"),
-            issuer: var("JWT_ISSUER"),
-            audience: var("JWT_AUDIENCE"),
-            public_keys: var("JWT_PUBLIC_KEYS"),
+            campaign_table: env.var("CAMPAIGN_TABLE"),
+            accounts_table: env.var("ACCOUNTS_TABLE"),
+            issuer: env.var("JWT_ISSUER"),
+            audience: env.var("JWT_AUDIENCE"),
+            public_keys: env.var("JWT_PUBLIC_KEYS"),
         };
-        if missing.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Missing(missing))
-        }
+        env.finish().map_err(ConfigError::Missing)?;
+        Ok(config)
     }
 
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -63,13 +51,7 @@ impl Config {
         aws: &aws_config::SdkConfig,
     ) -> Result<App<CampaignTable, CampaignTable, AccountsTable>, ConfigError> {
         let verifier = TokenVerifier::from_jwks(&self.public_keys, &self.issuer, &self.audience)?;
-        let mut campaigns = BTreeMap::new();
-        for &year in builtin::YEARS {
-            let definitions = builtin::load(year)
-                .expect("a shipped year")
-                .map_err(|e| ConfigError::Definition(e.to_string()))?;
-            campaigns.insert(CampaignYear::new(year).expect("a valid year"), definitions);
-        }
+        let campaigns = tdb_api::shipped_campaigns().map_err(ConfigError::Definition)?;
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         // Saves check in their own transaction that the writer still holds its role.
         let campaign = CampaignTable::new(dynamo.clone(), self.campaign_table)

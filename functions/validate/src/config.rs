@@ -2,14 +2,11 @@
 //! with the real adapters.
 
 use crate::{App, router, system_clock};
-use std::collections::BTreeMap;
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
 use tdb_aws::s3::S3Lake;
 use tdb_aws::ses::SesMailer;
-use tdb_domain::campaign::CampaignYear;
-use tdb_domain::questionnaire::builtin;
 
 /// Everything the function needs from its environment.
 #[derive(Clone)]
@@ -36,27 +33,18 @@ pub enum ConfigError {
 
 impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
-        let mut missing = Vec::new();
-        let mut var = |name: &'static str| {
-            lookup(name).unwrap_or_else(|| {
-                missing.push(name);
-                String::new()
-            })
-        };
+        let mut env = tdb_api::Environment::new(lookup);
         let config = Config {
-            campaign_table: var("CAMPAIGN_TABLE"),
-            accounts_table: var("ACCOUNTS_TABLE"),
-            lake_bucket: var("LAKE_BUCKET"),
-            sender_email: var("SENDER_EMAIL"),
-            issuer: var("JWT_ISSUER"),
-            audience: var("JWT_AUDIENCE"),
-            public_keys: var("JWT_PUBLIC_KEYS"),
+            campaign_table: env.var("CAMPAIGN_TABLE"),
+            accounts_table: env.var("ACCOUNTS_TABLE"),
+            lake_bucket: env.var("LAKE_BUCKET"),
+            sender_email: env.var("SENDER_EMAIL"),
+            issuer: env.var("JWT_ISSUER"),
+            audience: env.var("JWT_AUDIENCE"),
+            public_keys: env.var("JWT_PUBLIC_KEYS"),
         };
-        if missing.is_empty() {
-            Ok(config)
-        } else {
-            Err(ConfigError::Missing(missing))
-        }
+        env.finish().map_err(ConfigError::Missing)?;
+        Ok(config)
     }
 
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -69,13 +57,7 @@ impl Config {
         aws: &aws_config::SdkConfig,
     ) -> Result<App<CampaignTable, AccountsTable, SesMailer, S3Lake>, ConfigError> {
         let verifier = TokenVerifier::from_jwks(&self.public_keys, &self.issuer, &self.audience)?;
-        let mut campaigns = BTreeMap::new();
-        for &year in builtin::YEARS {
-            let definitions = builtin::load(year)
-                .expect("a shipped year")
-                .map_err(|e| ConfigError::Definition(e.to_string()))?;
-            campaigns.insert(CampaignYear::new(year).expect("a valid year"), definitions);
-        }
+        let campaigns = tdb_api::shipped_campaigns().map_err(ConfigError::Definition)?;
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         // Transitions check in their own transaction that the caller still holds its role.
         let campaign = CampaignTable::new(dynamo.clone(), self.campaign_table)
