@@ -18,6 +18,7 @@ pub mod outliers;
 pub mod ports;
 pub mod progress;
 pub mod questionnaire;
+pub mod reminders;
 pub mod rights;
 pub mod structure;
 pub mod workflow;

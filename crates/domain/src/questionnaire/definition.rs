@@ -218,6 +218,7 @@ pub struct Definition {
     indicators: Vec<Indicator>,
     /// The formula of each computed item, by item index.
     formulas: Vec<Option<Formula>>,
+    reminders: crate::reminders::ReminderPolicy,
 }
 
 /// One problem of a definition file.
@@ -284,6 +285,8 @@ impl fmt::Display for DefinitionError {
 #[serde(deny_unknown_fields)]
 struct RawDefinition {
     campaign: RawCampaign,
+    #[serde(default)]
+    reminders: crate::reminders::ReminderPolicy,
     parts: Vec<RawPart>,
     tarification: Option<RawTarification>,
     sections: Vec<RawSection>,
@@ -888,6 +891,9 @@ impl Definition {
             });
         }
 
+        if let Err(problem) = crate::reminders::check(&raw.reminders) {
+            problems.push(DefinitionProblem::Campaign(format!("reminders: {problem}")));
+        }
         match campaign {
             Some(campaign) if problems.is_empty() => Ok(Definition {
                 campaign,
@@ -899,6 +905,7 @@ impl Definition {
                 rules,
                 indicators,
                 formulas,
+                reminders: raw.reminders,
             }),
             _ => Err(DefinitionError(problems)),
         }
@@ -906,6 +913,11 @@ impl Definition {
 
     pub fn campaign(&self) -> &Campaign {
         &self.campaign
+    }
+
+    /// When this platform's structures, OG and territories are reminded.
+    pub fn reminders(&self) -> &crate::reminders::ReminderPolicy {
+        &self.reminders
     }
 
     pub fn platform(&self) -> Platform {
