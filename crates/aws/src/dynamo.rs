@@ -11,19 +11,19 @@ use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
     ATTEMPTS, Item, backoff, batch_get, corrupt, created, decode_index_token, decode_token,
-    encode_token, get_n, get_s, n, query_all, s,
+    encode_token, get_n, get_s, n, opt_s, query_all, s,
 };
 use aws_sdk_dynamodb::Client;
 use tdb_domain::campaign::{CampaignYear, Platform, QuestionnaireStatus, iso_date};
 use tdb_domain::workflow::Closure;
 
 use tdb_domain::ports::{
-    AuditEntry, AuditLog, AuditedWrite, IdempotencyStore, Page, Previous, ProgressEntry,
-    QuestionnaireStore, Replay, SendLog, StoreError, StoredQuestionnaire,
+    AuditEntry, AuditLog, AuditedWrite, Claim, IdempotencyStore, Page, Previous, ProgressEntry,
+    QuestionnaireStore, Replay, SendKey, SendLog, SendOutcome, SendRecord, StoreError,
+    StoredQuestionnaire,
 };
 use tdb_domain::progress::{Counts, ProgressKey};
 use tdb_domain::{Departement, Finess};
-use time::Date;
 
 /// The campaign table: questionnaires, audit trail and send log share the questionnaire's
 /// partition, so one query reads a questionnaire's whole history.
@@ -737,47 +737,137 @@ impl AuditLog for CampaignTable {
     }
 }
 
+fn send_pk(campaign: CampaignYear, subject: &str) -> String {
+    format!("SEND#{campaign}#{subject}")
+}
+
+fn send_sk(key: &SendKey) -> String {
+    format!(
+        "{}#{}#{}",
+        iso_date::format(key.day),
+        key.occasion,
+        key.recipient
+    )
+}
+
 impl SendLog for CampaignTable {
-    async fn record(
-        &self,
-        campaign: CampaignYear,
-        finess: Finess,
-        kind: &str,
-        day: Date,
-    ) -> Result<bool, StoreError> {
+    async fn claim(&self, key: &SendKey, now: i64) -> Result<Claim, StoreError> {
+        let pk = send_pk(key.campaign, &key.subject);
+        let sk = send_sk(key);
+        // Claimed if absent, or if the last attempt failed; never while sending or sent.
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", s(pk(campaign, finess)))
-            .item("sk", s(format!("SENT#{}#{kind}", iso_date::format(day))))
-            .condition_expression("attribute_not_exists(pk)")
+            .item("pk", s(&pk))
+            .item("sk", s(&sk))
+            .item(
+                "outcome",
+                s(serde_json::to_string(&SendOutcome::Sending).map_err(corrupt)?),
+            )
+            .item("state", s("sending"))
+            .item("at", n(now))
+            .condition_expression("attribute_not_exists(pk) OR #state = :failed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":failed", s("failed"))
             .send()
             .await;
-        created(result)
-    }
-
-    async fn sent(
-        &self,
-        campaign: CampaignYear,
-        finess: Finess,
-    ) -> Result<Vec<(Date, String)>, StoreError> {
+        if created(result)? {
+            return Ok(Claim::Claimed);
+        }
         let out = self
             .client
-            .query()
+            .get_item()
             .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :sent)")
-            .expression_attribute_values(":pk", s(pk(campaign, finess)))
-            .expression_attribute_values(":sent", s("SENT#"))
+            .key("pk", s(pk))
+            .key("sk", s(sk))
+            .consistent_read(true)
             .send()
             .await
             .map_err(backend)?;
-        out.items()
+        Ok(match out.item().and_then(|i| opt_s(i, "state")) {
+            Some("sent") => Claim::Sent,
+            _ => Claim::Sending,
+        })
+    }
+
+    async fn settle(
+        &self,
+        key: &SendKey,
+        outcome: &SendOutcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let state = match outcome {
+            SendOutcome::Sending => "sending",
+            SendOutcome::Sent { .. } => "sent",
+            SendOutcome::Failed { .. } => "failed",
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(send_pk(key.campaign, &key.subject)))
+            .key("sk", s(send_sk(key)))
+            .update_expression("SET #state = :state, outcome = :outcome, #at = :at")
+            .condition_expression("#state = :sending")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#at", "at")
+            .expression_attribute_values(":state", s(state))
+            .expression_attribute_values(
+                ":outcome",
+                s(serde_json::to_string(outcome).map_err(corrupt)?),
+            )
+            .expression_attribute_values(":at", n(now))
+            .expression_attribute_values(":sending", s("sending"))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Conflict { expected: 0 })
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn sends(
+        &self,
+        campaign: CampaignYear,
+        subject: &str,
+    ) -> Result<Vec<SendRecord>, StoreError> {
+        let items = query_all(
+            self.client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(send_pk(campaign, subject)))
+                .consistent_read(true),
+        )
+        .await?;
+        items
             .iter()
             .map(|i| {
-                let rest = get_s(i, "sk")?.trim_start_matches("SENT#");
-                let (day, kind) = rest.split_once('#').ok_or_else(|| corrupt("sk"))?;
-                Ok((iso_date::parse(day).map_err(corrupt)?, kind.to_string()))
+                let sk = get_s(i, "sk")?;
+                let mut parts = sk.splitn(3, '#');
+                let (Some(day), Some(occasion), Some(recipient)) =
+                    (parts.next(), parts.next(), parts.next())
+                else {
+                    return Err(corrupt("send sk"));
+                };
+                Ok(SendRecord {
+                    key: SendKey {
+                        campaign,
+                        subject: subject.to_string(),
+                        day: iso_date::parse(day).map_err(corrupt)?,
+                        occasion: occasion.to_string(),
+                        recipient: recipient.to_string(),
+                    },
+                    outcome: serde_json::from_str(get_s(i, "outcome")?).map_err(corrupt)?,
+                    at: get_n(i, "at")?,
+                })
             })
             .collect()
     }

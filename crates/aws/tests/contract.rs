@@ -304,23 +304,69 @@ async fn audit_log_contract(log: impl AuditLog) {
     }
 }
 
-async fn send_log_contract(log: impl SendLog) {
-    let f = finess(1);
-    let day = date!(2025 - 06 - 16);
-    assert!(log.record(year(), f, "relance_j15", day).await.unwrap());
-    assert!(
-        !log.record(year(), f, "relance_j15", day).await.unwrap(),
-        "not twice the same day"
+async fn send_log_contract(log: impl SendLog + 'static) {
+    let key = |occasion: &str, recipient: &str| SendKey {
+        campaign: year(),
+        subject: finess(1).to_string(),
+        day: date!(2025 - 06 - 15),
+        occasion: occasion.into(),
+        recipient: recipient.into(),
+    };
+    let first = key("before-15d-generique", "account-1");
+    assert_eq!(log.claim(&first, 10).await.unwrap(), Claim::Claimed);
+    assert_eq!(
+        log.claim(&first, 11).await.unwrap(),
+        Claim::Sending,
+        "a send in flight is not claimed twice"
     );
+    // A failed attempt may be claimed again; a sent one never.
+    let failed = SendOutcome::Failed {
+        reason: "Throttling".into(),
+    };
+    log.settle(&first, &failed, 12).await.unwrap();
+    assert_eq!(log.claim(&first, 13).await.unwrap(), Claim::Claimed);
+    let sent = SendOutcome::Sent {
+        message_id: "m-1".into(),
+    };
+    log.settle(&first, &sent, 14).await.unwrap();
+    assert_eq!(log.claim(&first, 15).await.unwrap(), Claim::Sent);
     assert!(
-        log.record(year(), f, "relance_j15", date!(2025 - 06 - 23))
+        log.settle(&first, &failed, 16).await.is_err(),
+        "only a claimed send is settled"
+    );
+    // Another recipient, another occasion: other sends.
+    assert_eq!(
+        log.claim(&key("before-15d-generique", "account-2"), 20)
             .await
-            .unwrap()
+            .unwrap(),
+        Claim::Claimed
     );
-    assert!(log.record(year(), f, "relance_og", day).await.unwrap());
-    let sent = log.sent(year(), f).await.unwrap();
-    assert_eq!(sent.len(), 3);
-    assert_eq!(sent[0], (day, "relance_j15".to_string()));
+    assert_eq!(
+        log.claim(&key("opening", "account-1"), 21).await.unwrap(),
+        Claim::Claimed
+    );
+    let records = log.sends(year(), &finess(1).to_string()).await.unwrap();
+    assert_eq!(records.len(), 3);
+    let record = records.iter().find(|r| r.key == first).unwrap();
+    assert_eq!((record.outcome.clone(), record.at), (sent, 14));
+
+    // Twenty runs claiming the same send at once: one sends.
+    let log = std::sync::Arc::new(log);
+    let contested = key("after-generique", "account-9");
+    let claims = (0..20).map(|n| {
+        let (log, contested) = (log.clone(), contested.clone());
+        tokio::spawn(async move { log.claim(&contested, 100 + n).await.unwrap() })
+    });
+    let claims: Vec<Claim> = futures_util::future::join_all(claims)
+        .await
+        .into_iter()
+        .map(|c| c.unwrap())
+        .collect();
+    assert_eq!(
+        claims.iter().filter(|c| **c == Claim::Claimed).count(),
+        1,
+        "{claims:?}"
+    );
 }
 
 async fn lake_contract(lake: impl Lake) {
@@ -496,12 +542,12 @@ async fn audit_log_on_dynamodb_honours_the_contract() {
     audit_log_contract(local_stack().await.campaign_table()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn send_log_fake_honours_the_contract() {
     send_log_contract(MemorySendLog::default()).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn send_log_on_dynamodb_honours_the_contract() {
     send_log_contract(local_stack().await.campaign_table()).await;
 }

@@ -10,7 +10,6 @@ use crate::ports::*;
 use crate::rights::Role;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use time::Date;
 
 fn page_of<T: Clone>(all: Vec<T>, page: Option<String>, limit: u32) -> Result<Page<T>, StoreError> {
     let start: usize = match page {
@@ -268,44 +267,57 @@ impl AuditLog for MemoryAuditLog {
     }
 }
 
-/// Sends recorded per questionnaire: (day, kind).
-type Sends = BTreeMap<(CampaignYear, Finess), Vec<(Date, String)>>;
-
 #[derive(Default)]
 pub struct MemorySendLog {
-    sent: Mutex<Sends>,
+    sends: Mutex<BTreeMap<SendKey, (SendOutcome, i64)>>,
 }
 
 impl SendLog for MemorySendLog {
-    async fn record(
-        &self,
-        campaign: CampaignYear,
-        finess: Finess,
-        kind: &str,
-        day: Date,
-    ) -> Result<bool, StoreError> {
-        let mut sent = self.sent.lock().expect("lock");
-        let list = sent.entry((campaign, finess)).or_default();
-        if list.iter().any(|(d, k)| *d == day && k == kind) {
-            return Ok(false);
+    async fn claim(&self, key: &SendKey, now: i64) -> Result<Claim, StoreError> {
+        let mut sends = self.sends.lock().expect("lock");
+        match sends.get(key).map(|(o, _)| o) {
+            Some(SendOutcome::Sent { .. }) => Ok(Claim::Sent),
+            Some(SendOutcome::Sending) => Ok(Claim::Sending),
+            None | Some(SendOutcome::Failed { .. }) => {
+                sends.insert(key.clone(), (SendOutcome::Sending, now));
+                Ok(Claim::Claimed)
+            }
         }
-        list.push((day, kind.to_string()));
-        list.sort();
-        Ok(true)
     }
 
-    async fn sent(
+    async fn settle(
+        &self,
+        key: &SendKey,
+        outcome: &SendOutcome,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut sends = self.sends.lock().expect("lock");
+        match sends.get(key) {
+            Some((SendOutcome::Sending, _)) => {
+                sends.insert(key.clone(), (outcome.clone(), now));
+                Ok(())
+            }
+            _ => Err(StoreError::Conflict { expected: 0 }),
+        }
+    }
+
+    async fn sends(
         &self,
         campaign: CampaignYear,
-        finess: Finess,
-    ) -> Result<Vec<(Date, String)>, StoreError> {
+        subject: &str,
+    ) -> Result<Vec<SendRecord>, StoreError> {
         Ok(self
-            .sent
+            .sends
             .lock()
             .expect("lock")
-            .get(&(campaign, finess))
-            .cloned()
-            .unwrap_or_default())
+            .iter()
+            .filter(|(k, _)| k.campaign == campaign && k.subject == subject)
+            .map(|(k, (outcome, at))| SendRecord {
+                key: k.clone(),
+                outcome: outcome.clone(),
+                at: *at,
+            })
+            .collect())
     }
 }
 

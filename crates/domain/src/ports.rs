@@ -345,21 +345,77 @@ pub trait IdempotencyStore: Send + Sync {
     fn abandon(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// Which reminders went to which structure, so none is sent twice the same day.
+/// One reminder e-mail: what it is about (`subject`: a structure's FINESS, an OG's digest,
+/// a territory's digest), for which occasion of which day, to which account.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct SendKey {
+    pub campaign: CampaignYear,
+    pub subject: String,
+    pub day: Date,
+    pub occasion: String,
+    /// An account id: the log never holds an address.
+    pub recipient: String,
+}
+
+/// What claiming a send found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// This run sends it, and settles it after.
+    Claimed,
+    /// It went out already.
+    Sent,
+    /// Another run is sending it, or stopped while sending it: it is not sent again (an
+    /// e-mail that may have left is never repeated).
+    Sending,
+}
+
+/// How a send ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SendOutcome {
+    Sending,
+    Sent {
+        message_id: String,
+    },
+    /// Refused or failed (throttling, a bad address): a later run may claim it again.
+    Failed {
+        reason: String,
+    },
+}
+
+/// A send as the log keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendRecord {
+    pub key: SendKey,
+    pub outcome: SendOutcome,
+    /// Unix seconds of the last change.
+    pub at: i64,
+}
+
+/// The reminders' send log: each (campaign, subject, day, occasion, recipient) goes out
+/// once, whatever fails and whoever runs at the same time.
 pub trait SendLog: Send + Sync {
-    /// Records a send; `false` if this kind was already recorded for this structure that day.
-    fn record(
+    /// Claims a send: `Claimed` if nobody has, or if an earlier attempt failed.
+    fn claim(
+        &self,
+        key: &SendKey,
+        now: i64,
+    ) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+
+    /// Records how a claimed send ended (`Sent` or `Failed`).
+    fn settle(
+        &self,
+        key: &SendKey,
+        outcome: &SendOutcome,
+        now: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Everything recorded about a subject, oldest day first.
+    fn sends(
         &self,
         campaign: CampaignYear,
-        finess: Finess,
-        kind: &str,
-        day: Date,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    fn sent(
-        &self,
-        campaign: CampaignYear,
-        finess: Finess,
-    ) -> impl Future<Output = Result<Vec<(Date, String)>, StoreError>> + Send;
+        subject: &str,
+    ) -> impl Future<Output = Result<Vec<SendRecord>, StoreError>> + Send;
 }
 
 /// Structures, accounts, roles and tokens of the account platform.
