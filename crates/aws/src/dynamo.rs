@@ -108,6 +108,11 @@ fn to_item(q: &StoredQuestionnaire) -> Result<Item, StoreError> {
         ("blocking".into(), n(q.blocking)),
         ("acknowledged".into(), n(q.acknowledged)),
         ("outliers".into(), n(q.outliers)),
+        // What listings show of the workflow, projected by the indexes.
+        (
+            "parts".into(),
+            s(serde_json::to_string(&q.part_statuses()).map_err(corrupt)?),
+        ),
         (
             "workflow".into(),
             s(serde_json::to_string(&q.workflow).map_err(corrupt)?),
@@ -179,6 +184,10 @@ fn entry_of(item: &Item) -> Result<ProgressEntry, StoreError> {
         acknowledged: get_n(item, "acknowledged").unwrap_or(0),
         outliers: get_n(item, "outliers").unwrap_or(0),
         updated_at: get_n(item, "updated_at")?,
+        parts: match opt_s(item, "parts") {
+            Some(text) => serde_json::from_str(text).map_err(corrupt)?,
+            None => Default::default(),
+        },
     })
 }
 

@@ -30,9 +30,13 @@ fn utf8(text: &str) -> Result<Content, MailError> {
 
 impl Mailer for SesMailer {
     async fn send(&self, email: &Email) -> Result<String, MailError> {
+        let mut body = Body::builder().text(utf8(&email.text)?);
+        if let Some(html) = &email.html {
+            body = body.html(utf8(html)?);
+        }
         let message = Message::builder()
             .subject(utf8(&email.subject)?)
-            .body(Body::builder().text(utf8(&email.text)?).build())
+            .body(body.build())
             .build();
         let out = self
             .client
@@ -56,5 +60,15 @@ impl Mailer for SesMailer {
             }
             Err(e) => Err(MailError::Backend(Box::new(e))),
         }
+    }
+
+    async fn max_send_rate(&self) -> Result<f64, MailError> {
+        let quota = self
+            .client
+            .get_send_quota()
+            .send()
+            .await
+            .map_err(|e| MailError::Backend(Box::new(e)))?;
+        Ok(quota.max_send_rate())
     }
 }

@@ -413,6 +413,7 @@ fn reminder(to: &str) -> Email {
         to: EmailAddress::parse(to).unwrap(),
         subject: "Tableau de bord : campagne 2025".into(),
         text: "Il reste 15 jours pour saisir et valider vos données.".into(),
+        html: None,
     }
 }
 

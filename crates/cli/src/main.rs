@@ -85,6 +85,22 @@ enum Command {
         #[arg(long, env = "ACCOUNTS_TABLE")]
         accounts_table: String,
     },
+    /// Runs a day's reminders as the daily schedule does, for a chosen day (replaying a
+    /// window on the local stack): each e-mail goes once, whatever runs before or at the same
+    /// time. Reads CAMPAIGN_TABLE, ACCOUNTS_TABLE, SENDER_EMAIL and PUBLIC_URL.
+    Remind {
+        #[arg(long)]
+        campaign: u16,
+        /// The day, `YYYY-MM-DD`; today in Paris if absent.
+        #[arg(long)]
+        date: Option<String>,
+        /// Lists the e-mails that would go out, and sends nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// E-mails a second; the SES account's quota if absent.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// Computes the peer statistics of a campaign's answers (median and spread by category
     /// and item) and stores them in the lake, where the next campaign's checks read them to
     /// flag outliers (docs/outliers.md).
@@ -135,6 +151,15 @@ fn main() -> Result<()> {
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(open(campaign, table, accounts_table))?;
+        }
+        Command::Remind {
+            campaign,
+            date,
+            dry_run,
+            rate,
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(remind(campaign, date, dry_run, rate))?;
         }
         Command::Peers {
             campaign,
@@ -241,6 +266,37 @@ async fn open(campaign: u16, table: String, accounts_table: String) -> Result<()
         summary.created,
         summary.already_open
     );
+    Ok(())
+}
+
+async fn remind(
+    campaign: u16,
+    date: Option<String>,
+    dry_run: bool,
+    rate: Option<f64>,
+) -> Result<()> {
+    let var = |name: &str| {
+        std::env::var(name)
+            .with_context(|| format!("{name} is not set: source the functions' environment"))
+    };
+    let aws = tdb_aws::load_config().await;
+    let rate = rate.map_or(remind::SendRate::Quota, remind::SendRate::Fixed);
+    let reminders = remind::Config::reminders(
+        &aws,
+        (&var("CAMPAIGN_TABLE")?, &var("ACCOUNTS_TABLE")?),
+        &var("SENDER_EMAIL")?,
+        &var("PUBLIC_URL")?,
+        rate,
+    )?;
+    let day = match date {
+        Some(date) => tdb_domain::campaign::iso_date::parse(&date)
+            .with_context(|| format!("--date {date}: not YYYY-MM-DD"))?,
+        None => reminders.today(),
+    };
+    let summary = reminders
+        .run(tdb_domain::CampaignYear::new(campaign)?, day, dry_run)
+        .await?;
+    println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(())
 }
 

@@ -665,6 +665,10 @@ impl Mailer for MemoryMailer {
         outbox.push(email.clone());
         Ok(format!("memory-{}", outbox.len()))
     }
+
+    async fn max_send_rate(&self) -> Result<f64, MailError> {
+        Ok(1000.0)
+    }
 }
 
 #[derive(Default)]

@@ -54,6 +54,15 @@ pub struct StoredQuestionnaire {
 }
 
 impl StoredQuestionnaire {
+    /// Each started part's status, as listings project it.
+    pub fn part_statuses(&self) -> std::collections::BTreeMap<String, QuestionnaireStatus> {
+        self.workflow
+            .parts
+            .iter()
+            .map(|(id, state)| (id.clone(), state.status))
+            .collect()
+    }
+
     /// Brings what is stored beside the answers up to date with their evaluation: the
     /// fill rate, the failing blocking rules, the failing warnings acknowledged, and the
     /// status its parts give.
@@ -115,6 +124,8 @@ pub struct ProgressEntry {
     pub outliers: u32,
     /// Unix seconds of the last change.
     pub updated_at: i64,
+    /// Each started part's status (a part absent is not started).
+    pub parts: std::collections::BTreeMap<String, QuestionnaireStatus>,
 }
 
 impl ProgressEntry {
@@ -128,7 +139,16 @@ impl ProgressEntry {
             acknowledged: q.acknowledged,
             outliers: q.outliers,
             updated_at: q.updated_at,
+            parts: q.part_statuses(),
         }
+    }
+
+    /// A part's status.
+    pub fn part(&self, part: &str) -> QuestionnaireStatus {
+        self.parts
+            .get(part)
+            .copied()
+            .unwrap_or(QuestionnaireStatus::NotStarted)
     }
 }
 
@@ -560,6 +580,8 @@ pub struct Email {
     pub to: EmailAddress,
     pub subject: String,
     pub text: String,
+    /// The same message in HTML, its values escaped, when there is one.
+    pub html: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -574,6 +596,9 @@ pub enum MailError {
 pub trait Mailer: Send + Sync {
     /// Sends one message; returns the provider's message id.
     fn send(&self, email: &Email) -> impl Future<Output = Result<String, MailError>> + Send;
+
+    /// How many messages a second the provider accepts from this account.
+    fn max_send_rate(&self) -> impl Future<Output = Result<f64, MailError>> + Send;
 }
 
 /// Objects of the Parquet lake.

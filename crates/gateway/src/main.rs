@@ -96,6 +96,11 @@ async fn main() -> anyhow::Result<()> {
         "validate".to_string(),
         validate::Config::from_lookup(lookup)?.router(&aws)?,
     );
+    // LocalStack's SES quota is one message a second: locally the rate is fixed.
+    functions.insert(
+        "remind".to_string(),
+        remind::Config::from_lookup(lookup)?.router(&aws, remind::SendRate::Fixed(50.0))?,
+    );
     let (router, missing) =
         tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;
     for route in missing {

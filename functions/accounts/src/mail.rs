@@ -35,6 +35,7 @@ pub fn activation(
             last = person.last_name,
             h = hours(valid_seconds),
         ),
+        html: None,
     }
 }
 
@@ -54,5 +55,6 @@ pub fn password_reset(to: &EmailAddress, person: &Person, link: &str, valid_seco
             last = person.last_name,
             h = hours(valid_seconds),
         ),
+        html: None,
     }
 }

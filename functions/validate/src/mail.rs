@@ -31,5 +31,6 @@ pub fn reopening(
             name = structure.name,
             finess = structure.finess.display(),
         ),
+        html: None,
     }
 }

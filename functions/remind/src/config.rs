@@ -1,0 +1,99 @@
+//! The function's configuration, read once at cold start, and the app built from it with
+//! the real adapters.
+
+use crate::{App, Reminders, SendRate, router, system_clock};
+use tdb_api::TokenVerifier;
+use tdb_aws::accounts::AccountsTable;
+use tdb_aws::dynamo::CampaignTable;
+use tdb_aws::ses::SesMailer;
+
+/// Everything the function needs from its environment.
+#[derive(Clone)]
+pub struct Config {
+    pub campaign_table: String,
+    pub accounts_table: String,
+    pub sender_email: String,
+    pub issuer: String,
+    pub audience: String,
+    /// The JWKS of the accounts function's signing key (public).
+    pub public_keys: String,
+    /// The web application's address, for the questionnaire links.
+    pub public_url: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing configuration: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("the token keys")]
+    Keys(#[from] tdb_api::TokenError),
+    #[error("a shipped questionnaire definition does not load: {0}")]
+    Definition(String),
+}
+
+impl Config {
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut env = tdb_api::Environment::new(lookup);
+        let config = Config {
+            campaign_table: env.var("CAMPAIGN_TABLE"),
+            accounts_table: env.var("ACCOUNTS_TABLE"),
+            sender_email: env.var("SENDER_EMAIL"),
+            issuer: env.var("JWT_ISSUER"),
+            audience: env.var("JWT_AUDIENCE"),
+            public_keys: env.var("JWT_PUBLIC_KEYS"),
+            public_url: env.var("PUBLIC_URL"),
+        };
+        env.finish().map_err(ConfigError::Missing)?;
+        Ok(config)
+    }
+
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// The reminders engine over DynamoDB and SES.
+    pub fn reminders(
+        aws: &aws_config::SdkConfig,
+        tables: (&str, &str),
+        sender_email: &str,
+        public_url: &str,
+        rate: SendRate,
+    ) -> Result<Reminders<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
+        let campaigns = tdb_api::shipped_campaigns().map_err(ConfigError::Definition)?;
+        let dynamo = aws_sdk_dynamodb::Client::new(aws);
+        Ok(Reminders::new(
+            CampaignTable::new(dynamo.clone(), tables.0),
+            AccountsTable::new(dynamo, tables.1),
+            SesMailer::new(aws_sdk_ses::Client::new(aws), sender_email),
+            campaigns,
+            system_clock(),
+            rate,
+            public_url,
+        ))
+    }
+
+    /// The function behind the API.
+    pub fn app(
+        self,
+        aws: &aws_config::SdkConfig,
+        rate: SendRate,
+    ) -> Result<App<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
+        let verifier = TokenVerifier::from_jwks(&self.public_keys, &self.issuer, &self.audience)?;
+        let reminders = Config::reminders(
+            aws,
+            (&self.campaign_table, &self.accounts_table),
+            &self.sender_email,
+            &self.public_url,
+            rate,
+        )?;
+        Ok(App::new(reminders, verifier))
+    }
+
+    pub fn router(
+        self,
+        aws: &aws_config::SdkConfig,
+        rate: SendRate,
+    ) -> Result<axum::Router, ConfigError> {
+        Ok(router(self.app(aws, rate)?))
+    }
+}

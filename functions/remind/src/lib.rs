@@ -1,0 +1,382 @@
+//! The remind function (domain §3, docs/reminders.md): each day of a campaign's
+//! collection and fiabilisation, the reminders its platforms' policies call for, to the
+//! APE and Gestionnaires of the structures they concern, each sent once.
+//!
+//! A run lists the questionnaires by département (the by-territory index: status and each
+//! part's status, never the answers), decides who is concerned, and for each recipient
+//! claims the send in the send log, sends it through SES at the quota's rate, and records
+//! how it went. A failed send is claimed again by the next run; a sent one, or one that
+//! may have left (a run stopped between SES and the log), never.
+
+mod config;
+mod http;
+pub mod mail;
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tdb_api::{ApiError, Caller, Campaigns, TokenVerifier};
+use tdb_domain::Departement;
+use tdb_domain::campaign::CampaignYear;
+use tdb_domain::ports::{
+    AccountStore, Claim, Mailer, ProgressEntry, QuestionnaireStore, SendKey, SendLog, SendOutcome,
+    StoreError,
+};
+use tdb_domain::questionnaire::CampaignDefinitions;
+use tdb_domain::reminders::{Occasion, occasions};
+use tdb_domain::rights::{Action, Profile, Role, Target};
+use time::Date;
+
+pub use config::{Config, ConfigError};
+pub use http::{OPENAPI_PATH, router};
+pub use tdb_api::{Clock, system_clock};
+
+/// How fast e-mails may go out.
+#[derive(Debug, Clone, Copy)]
+pub enum SendRate {
+    /// The SES account's quota (`GetSendQuota`), read at the start of each run.
+    Quota,
+    /// A fixed rate, per second (tests, and the local stack whose quota is 1 a second).
+    Fixed(f64),
+}
+
+/// The reminders engine: the schedule, `tdb remind` and the API run it.
+pub struct Reminders<Q, S, M> {
+    questionnaires: Q,
+    accounts: S,
+    mailer: M,
+    campaigns: Campaigns,
+    clock: Clock,
+    rate: SendRate,
+    /// The web application's address: links point at `<public_url>/questionnaires/...`.
+    public_url: String,
+}
+
+/// The engine behind the API, which checks tokens.
+pub struct App<Q, S, M> {
+    pub reminders: Reminders<Q, S, M>,
+    verifier: TokenVerifier,
+}
+
+impl<Q, S, M> tdb_api::HasVerifier for App<Q, S, M> {
+    fn token_verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
+    pub fn new(reminders: Reminders<Q, S, M>, verifier: TokenVerifier) -> App<Q, S, M> {
+        App {
+            reminders,
+            verifier,
+        }
+    }
+
+    /// A run asked through the API (national administrator), for today.
+    pub(crate) async fn run_requested(
+        &self,
+        caller: &Caller,
+        year: u16,
+        dry_run: bool,
+    ) -> Result<RunSummary, ApiError> {
+        let r = &self.reminders;
+        let caller = caller.clone().current(&r.accounts).await?;
+        caller.authorize(Action::Remind, &Target::National)?;
+        let (year, _) = r.campaigns.year(year)?;
+        r.run(year, r.today(), dry_run)
+            .await
+            .map_err(ApiError::from_store)
+    }
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Default, Serialize, utoipa::ToSchema)]
+pub struct RunSummary {
+    /// ISO date of the day the run reminded for.
+    pub day: String,
+    /// The occasions of the day, by platform (`generic`, `sad`).
+    #[schema(value_type = Object)]
+    pub occasions: BTreeMap<String, Vec<String>>,
+    /// Structures concerned by at least one occasion.
+    pub structures: usize,
+    /// E-mails this run sent.
+    pub sent: usize,
+    /// E-mails that had gone out already (an earlier or overlapping run).
+    pub already_sent: usize,
+    /// E-mails another run is sending, or that may have left when a run stopped: never
+    /// repeated.
+    pub in_flight: usize,
+    /// E-mails SES refused or that failed: the next run tries them again.
+    pub failed: usize,
+    /// Structures concerned that have nobody to write to (no active APE or Gestionnaire).
+    pub unreachable: Vec<String>,
+    /// Dry run: the e-mails that would go out, with recipients and subjects.
+    pub planned: Vec<PlannedEmail>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct PlannedEmail {
+    pub finess: String,
+    pub occasion: String,
+    pub to: String,
+    pub subject: String,
+}
+
+/// `dd/mm/yyyy`, as French readers write a date.
+fn french(day: Date) -> String {
+    format!(
+        "{:02}/{:02}/{}",
+        day.day(),
+        u8::from(day.month()),
+        day.year()
+    )
+}
+
+impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S, M> {
+    pub fn new(
+        questionnaires: Q,
+        accounts: S,
+        mailer: M,
+        campaigns: BTreeMap<CampaignYear, CampaignDefinitions>,
+        clock: Clock,
+        rate: SendRate,
+        public_url: impl Into<String>,
+    ) -> Reminders<Q, S, M> {
+        Reminders {
+            questionnaires,
+            accounts,
+            mailer,
+            campaigns: Campaigns::new(campaigns),
+            clock,
+            rate,
+            public_url: public_url.into(),
+        }
+    }
+
+    /// Today, in Paris.
+    pub fn today(&self) -> Date {
+        tdb_domain::campaign::paris_day((self.clock)())
+    }
+
+    /// The reminders of `day` for campaign `year`: sends what is due and was not sent.
+    pub async fn run(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        dry_run: bool,
+    ) -> Result<RunSummary, StoreError> {
+        let mut summary = RunSummary {
+            day: day.to_string(),
+            ..Default::default()
+        };
+        let Ok((_, definitions)) = self.campaigns.year(year.value()) else {
+            return Ok(summary);
+        };
+        let mut due = Vec::new();
+        for platform in tdb_domain::campaign::Platform::ALL {
+            let definition = definitions.platform(platform);
+            let mut today: Vec<Occasion> = occasions(definition, definition.reminders(), day);
+            // The territories' digest is not sent by this function yet.
+            today.retain(|o| *o != Occasion::TerritoryDigest);
+            if !today.is_empty() {
+                summary.occasions.insert(
+                    platform.key().to_string(),
+                    today.iter().map(Occasion::key).collect(),
+                );
+                due.push((platform, today));
+            }
+        }
+        if due.is_empty() {
+            return Ok(summary);
+        }
+        let interval = self.interval().await;
+        for departement in Departement::all() {
+            let mut page = None;
+            loop {
+                let listed = self
+                    .questionnaires
+                    .list_by_departement(year, departement, None, page, 200)
+                    .await?;
+                for entry in &listed.items {
+                    let Some((_, today)) = due.iter().find(|(p, _)| *p == entry.kind.platform())
+                    else {
+                        continue;
+                    };
+                    let definition = definitions.for_kind(entry.kind);
+                    let concerning: Vec<&Occasion> = today
+                        .iter()
+                        .filter(|o| concerns(definition, entry, o))
+                        .collect();
+                    if concerning.is_empty() {
+                        continue;
+                    }
+                    summary.structures += 1;
+                    self.remind(
+                        year,
+                        day,
+                        definition,
+                        entry,
+                        &concerning,
+                        dry_run,
+                        interval,
+                        &mut summary,
+                    )
+                    .await?;
+                }
+                match listed.next {
+                    Some(next) => page = Some(next),
+                    None => break,
+                }
+            }
+        }
+        tracing::info!(day = %day, structures = summary.structures, sent = summary.sent,
+            already_sent = summary.already_sent, in_flight = summary.in_flight,
+            failed = summary.failed, unreachable = summary.unreachable.len(), dry_run, "reminders");
+        Ok(summary)
+    }
+
+    /// The pause between two sends.
+    async fn interval(&self) -> Duration {
+        let per_second = match self.rate {
+            SendRate::Fixed(rate) => rate,
+            SendRate::Quota => match self.mailer.max_send_rate().await {
+                Ok(rate) => rate,
+                Err(e) => {
+                    tracing::error!(error = %e, "send quota unavailable: one e-mail a second");
+                    1.0
+                }
+            },
+        };
+        Duration::from_secs_f64(1.0 / per_second.max(0.1))
+    }
+
+    /// One structure's reminders of the day, to each of its APE and Gestionnaires.
+    #[allow(clippy::too_many_arguments)]
+    async fn remind(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        definition: &tdb_domain::questionnaire::Definition,
+        entry: &ProgressEntry,
+        concerning: &[&Occasion],
+        dry_run: bool,
+        interval: Duration,
+        summary: &mut RunSummary,
+    ) -> Result<(), StoreError> {
+        let structure = self
+            .accounts
+            .structures(&[entry.finess])
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound("structure"))?;
+        let recipients: Vec<_> = self
+            .accounts
+            .members(entry.finess)
+            .await?
+            .into_iter()
+            .filter(|(account, role)| {
+                account.is_active()
+                    && matches!(
+                        role,
+                        Role::Ape { .. }
+                            | Role::Member {
+                                profile: Profile::Gestionnaire,
+                                ..
+                            }
+                    )
+            })
+            .map(|(account, _)| account)
+            .collect();
+        if recipients.is_empty() {
+            summary.unreachable.push(entry.finess.to_string());
+            return Ok(());
+        }
+        let several_parts = definition.parts_for(entry.kind).count() > 1;
+        for occasion in concerning {
+            let part = occasion
+                .part()
+                .and_then(|id| definition.parts().iter().find(|p| p.id == id));
+            let deadline = part
+                .map(|p| p.deadline)
+                .unwrap_or(definition.campaign().calendar.collection_deadline);
+            let reminder = mail::StructureReminder {
+                structure: &structure,
+                occasion,
+                campaign: year.value(),
+                part_label: part.filter(|_| several_parts).map(|p| p.label.as_str()),
+                deadline: french(deadline),
+                fill_rate: entry.fill_rate,
+                link: format!(
+                    "{}/questionnaires/{year}/{}",
+                    self.public_url.trim_end_matches('/'),
+                    entry.finess
+                ),
+            };
+            for account in &recipients {
+                let email = mail::structure(&account.email, &account.person, &reminder)
+                    .map_err(|e| StoreError::Corrupt(format!("a reminder template: {e}")))?;
+                if dry_run {
+                    summary.planned.push(PlannedEmail {
+                        finess: entry.finess.to_string(),
+                        occasion: occasion.key(),
+                        to: account.email.as_str().to_string(),
+                        subject: email.subject,
+                    });
+                    continue;
+                }
+                let key = SendKey {
+                    campaign: year,
+                    subject: entry.finess.to_string(),
+                    day,
+                    occasion: occasion.key(),
+                    recipient: account.id.to_string(),
+                };
+                match self.questionnaires.claim(&key, (self.clock)()).await? {
+                    Claim::Sent => {
+                        summary.already_sent += 1;
+                        continue;
+                    }
+                    Claim::Sending => {
+                        summary.in_flight += 1;
+                        continue;
+                    }
+                    Claim::Claimed => {}
+                }
+                let outcome = match self.mailer.send(&email).await {
+                    Ok(message_id) => {
+                        summary.sent += 1;
+                        SendOutcome::Sent { message_id }
+                    }
+                    Err(e) => {
+                        summary.failed += 1;
+                        tracing::warn!(error = %e, finess = %entry.finess, "reminder not sent");
+                        SendOutcome::Failed {
+                            reason: e.to_string(),
+                        }
+                    }
+                };
+                self.questionnaires
+                    .settle(&key, &outcome, (self.clock)())
+                    .await?;
+                tokio::time::sleep(interval).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an occasion concerns a listed questionnaire: its part is asked of it and not
+/// validated (or, at opening, it is not closed).
+fn concerns(
+    definition: &tdb_domain::questionnaire::Definition,
+    entry: &ProgressEntry,
+    occasion: &Occasion,
+) -> bool {
+    match occasion.part() {
+        Some(part) => {
+            definition.parts_for(entry.kind).any(|p| p.id == part)
+                && occasion.concerns(entry.part(part))
+        }
+        None => occasion.concerns(entry.status),
+    }
+}

@@ -1,0 +1,138 @@
+//! The reminders' e-mails, in French, rendered by a template engine (minijinja) from the
+//! templates in `templates/`: the HTML one escapes every value (names come from the
+//! referential, never trusted as markup).
+
+use minijinja::{Environment, context};
+use std::sync::OnceLock;
+use tdb_domain::accounts::{Person, StructureRecord};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::Email;
+use tdb_domain::reminders::Occasion;
+
+fn templates() -> &'static Environment<'static> {
+    static TEMPLATES: OnceLock<Environment<'static>> = OnceLock::new();
+    TEMPLATES.get_or_init(|| {
+        let mut env = Environment::new();
+        // Names ending in .html are escaped, the others are plain text.
+        for (name, source) in [
+            (
+                "structure.subject.txt",
+                include_str!("../templates/structure.subject.txt"),
+            ),
+            ("structure.txt", include_str!("../templates/structure.txt")),
+            (
+                "structure.html",
+                include_str!("../templates/structure.html"),
+            ),
+        ] {
+            env.add_template(name, source)
+                .expect("the shipped templates parse");
+        }
+        env
+    })
+}
+
+/// What a structure's reminder says.
+pub struct StructureReminder<'a> {
+    pub structure: &'a StructureRecord,
+    pub occasion: &'a Occasion,
+    pub campaign: u16,
+    /// The part's label when the questionnaire has several, and its deadline as
+    /// `dd/mm/yyyy`.
+    pub part_label: Option<&'a str>,
+    pub deadline: String,
+    pub fill_rate: f64,
+    /// Where the questionnaire opens.
+    pub link: String,
+}
+
+/// The reminder to one person of a structure.
+pub fn structure(
+    to: &EmailAddress,
+    person: &Person,
+    r: &StructureReminder<'_>,
+) -> Result<Email, minijinja::Error> {
+    let (occasion, days) = match r.occasion {
+        Occasion::Opening => ("opening", 0),
+        Occasion::BeforeDeadline { days, .. } => ("before", *days),
+        _ => ("after", 0),
+    };
+    let values = context! {
+        occasion,
+        days,
+        campaign => r.campaign,
+        data_year => r.campaign - 1,
+        first_name => person.first_name,
+        last_name => person.last_name,
+        name => r.structure.name,
+        finess => r.structure.finess.display().to_string(),
+        part => r.part_label.map(str::to_lowercase),
+        deadline => r.deadline,
+        fill => (r.fill_rate * 100.0).round() as i64,
+        link => r.link,
+    };
+    let render = |name: &str| templates().get_template(name)?.render(&values);
+    Ok(Email {
+        to: to.clone(),
+        subject: render("structure.subject.txt")?.trim().to_string(),
+        text: render("structure.txt")?,
+        html: Some(render("structure.html")?),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tdb_domain::{Finess, RespondentKind};
+
+    #[test]
+    fn values_are_escaped_in_html_and_plain_in_text() {
+        let finess = Finess::with_key("69000100").unwrap();
+        let record = StructureRecord {
+            finess,
+            kind: RespondentKind::Esms(tdb_domain::Category::Ehpad),
+            name: "Les <Tilleuls> & Cie".into(),
+            legal_entity: finess,
+            og: None,
+            principal: None,
+            ape: None,
+        };
+        let occasion = Occasion::BeforeDeadline {
+            part: "generique".into(),
+            days: 15,
+        };
+        let email = structure(
+            &EmailAddress::parse("a@exemple.fr").unwrap(),
+            &Person {
+                last_name: "Martin".into(),
+                first_name: "Claire".into(),
+                phone: None,
+            },
+            &StructureReminder {
+                structure: &record,
+                occasion: &occasion,
+                campaign: 2025,
+                part_label: None,
+                deadline: "30/06/2025".into(),
+                fill_rate: 0.42,
+                link: "https://tdb.example/questionnaires/2025/690001003".into(),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            email.subject,
+            "Tableau de bord de la performance ESMS : plus que 15 jours pour Les <Tilleuls> & Cie"
+        );
+        assert!(
+            email
+                .text
+                .contains("Il reste 15 jours pour saisir et valider les données de Les <Tilleuls> & Cie (FINESS"),
+            "{}",
+            email.text
+        );
+        assert!(email.text.contains("rempli à 42 %"));
+        let html = email.html.unwrap();
+        assert!(html.contains("Les &lt;Tilleuls&gt; &amp; Cie"), "{html}");
+        assert!(!html.contains("<Tilleuls>"));
+    }
+}

@@ -1,0 +1,356 @@
+//! The remind stories on the local stack: DynamoDB Local for the tables and the send log,
+//! LocalStack's SES for the e-mails, read back from `/_aws/ses`. Each test provisions its
+//! own copy of the template's resources and its own addresses.
+
+use remind::{Reminders, SendRate};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use tdb_aws::accounts::AccountsTable;
+use tdb_aws::dynamo::CampaignTable;
+use tdb_aws::ses::SesMailer;
+use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord};
+use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
+use tdb_domain::email::EmailAddress;
+use tdb_domain::ports::{
+    AccountStore, AuditEntry, AuditedWrite, Email, MailError, Mailer, QuestionnaireStore,
+};
+use tdb_domain::rights::{Profile, Role};
+use tdb_domain::workflow::Transition;
+use tdb_domain::{Category, Finess, RespondentKind};
+use time::Date;
+use time::macros::date;
+
+const SENDER: &str = "tdb-esms@campagne.test";
+
+fn year() -> CampaignYear {
+    CampaignYear::new(2025).unwrap()
+}
+
+fn f(first_eight: &str) -> Finess {
+    Finess::with_key(first_eight).unwrap()
+}
+
+/// Three EHPAD: A late all along, B validated on 20 June, C with nobody to write to.
+fn a() -> Finess {
+    f("69002001")
+}
+fn b() -> Finess {
+    f("69002002")
+}
+fn c() -> Finess {
+    f("38002003")
+}
+
+/// A mailer that fails every send while `failing` is set (SES throttling, an outage).
+struct Flaky {
+    ses: SesMailer,
+    failing: Arc<AtomicUsize>,
+}
+
+impl Mailer for Flaky {
+    async fn send(&self, email: &Email) -> Result<String, MailError> {
+        // Fails the sends after the first `failing` ones (0: never).
+        let budget = self.failing.load(Ordering::SeqCst);
+        if budget > 0 {
+            if budget == 1 {
+                return Err(MailError::Rejected(
+                    "Throttling: maximum sending rate exceeded".into(),
+                ));
+            }
+            self.failing.fetch_sub(1, Ordering::SeqCst);
+        }
+        self.ses.send(email).await
+    }
+
+    async fn max_send_rate(&self) -> Result<f64, MailError> {
+        self.ses.max_send_rate().await
+    }
+}
+
+struct World {
+    app: Arc<Reminders<CampaignTable, AccountsTable, Flaky>>,
+    campaign: CampaignTable,
+    failing: Arc<AtomicUsize>,
+    now: Arc<AtomicI64>,
+    tag: String,
+}
+
+impl World {
+    fn email(&self, who: &str) -> String {
+        format!("{who}.{}@exemple.fr", self.tag)
+    }
+
+    /// The subjects sent to `who`, oldest first.
+    async fn inbox(&self, who: &str) -> Vec<String> {
+        tdb_testkit::messages_to(&self.email(who))
+            .await
+            .iter()
+            .map(|m| m["Subject"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    async fn run(&self, day: Date) -> remind::RunSummary {
+        let midday = day.midnight().assume_utc().unix_timestamp() + 12 * 3600;
+        self.now.store(midday, Ordering::SeqCst);
+        self.app.run(year(), day, false).await.unwrap()
+    }
+}
+
+async fn world() -> World {
+    tdb_testkit::local_endpoint();
+    let tag = tdb_testkit::unique_name("r");
+    let config = tdb_aws::load_config().await;
+    let provisioned = tdb_aws::provision::provision_stack(&config, &tag, SENDER)
+        .await
+        .expect("the local stack answers: is it started?");
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
+    let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
+    let structure = |finess: Finess, name: &str| StructureRecord {
+        finess,
+        kind: RespondentKind::Esms(Category::Ehpad),
+        name: name.into(),
+        legal_entity: finess,
+        og: None,
+        principal: None,
+        ape: None,
+    };
+    accounts
+        .create_structures(&[
+            structure(a(), "EHPAD Les Tilleuls"),
+            structure(b(), "EHPAD Le Verger"),
+            structure(c(), "EHPAD Sans Contact"),
+        ])
+        .await
+        .unwrap();
+    let email = |who: &str| format!("{who}.{tag}@exemple.fr");
+    for (n, (who, role, active)) in [
+        (
+            "gest-a",
+            Role::Member {
+                structure: a(),
+                profile: Profile::Gestionnaire,
+            },
+            true,
+        ),
+        ("ape-a", Role::Ape { structure: a() }, true),
+        (
+            "lect-a",
+            Role::Member {
+                structure: a(),
+                profile: Profile::Lecteur,
+            },
+            true,
+        ),
+        (
+            "gest-b",
+            Role::Member {
+                structure: b(),
+                profile: Profile::Gestionnaire,
+            },
+            true,
+        ),
+        // C's only Gestionnaire never activated the account: nobody to write to.
+        (
+            "gest-c",
+            Role::Member {
+                structure: c(),
+                profile: Profile::Gestionnaire,
+            },
+            false,
+        ),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut account = Account::new(
+            AccountId::from_random([n as u8 + 1; 16]),
+            EmailAddress::parse(&email(who)).unwrap(),
+            Person {
+                last_name: "Martin".into(),
+                first_name: who.into(),
+                phone: None,
+            },
+            0,
+        );
+        if active {
+            account.password_hash = Some("a chosen password's hash".into());
+        }
+        accounts.create_account(&account, &role).await.unwrap();
+    }
+    collect::open_campaign(&campaign, &accounts, year(), 0, "test")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Arc::new(AtomicI64::new(0));
+    let clock = {
+        let now = now.clone();
+        Arc::new(move || now.load(Ordering::SeqCst))
+    };
+    let failing = Arc::new(AtomicUsize::new(0));
+    let app = Reminders::new(
+        campaign.clone(),
+        accounts,
+        Flaky {
+            ses: SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
+            failing: failing.clone(),
+        },
+        tdb_api::shipped_campaigns().unwrap(),
+        clock,
+        SendRate::Fixed(1000.0),
+        "https://tdb.example",
+    );
+    World {
+        app: Arc::new(app),
+        campaign,
+        failing,
+        now,
+        tag,
+    }
+}
+
+/// Validates B's questionnaire as the validate function records it.
+async fn validate_b(w: &World) {
+    let before = w.campaign.get(year(), b()).await.unwrap().unwrap();
+    let mut after = before.clone();
+    for t in [Transition::Save, Transition::Validate] {
+        after.workflow.apply("generique", t).unwrap();
+    }
+    after.status = QuestionnaireStatus::Validated;
+    after.version += 1;
+    let entry = AuditEntry {
+        at: 0,
+        actor: "test".into(),
+        action: "validate".into(),
+        detail: serde_json::json!({}),
+    };
+    w.campaign
+        .put_audited(AuditedWrite {
+            before: &before,
+            after: &after,
+            entry: &entry,
+            held: None,
+        })
+        .await
+        .unwrap();
+}
+
+fn days(from: Date, to: Date) -> impl Iterator<Item = Date> {
+    std::iter::successors(Some(from), |d| d.next_day()).take_while(move |d| *d <= to)
+}
+
+#[tokio::test]
+async fn a_window_walked_day_by_day_reminds_exactly_the_late_and_stops_at_validation() {
+    let w = world().await;
+    let mut unreachable = BTreeMap::new();
+    for day in days(date!(2025 - 05 - 01), date!(2025 - 09 - 15)) {
+        if day == date!(2025 - 06 - 20) {
+            validate_b(&w).await;
+        }
+        let summary = w.run(day).await;
+        assert_eq!(summary.failed, 0);
+        for finess in summary.unreachable {
+            *unreachable.entry(finess).or_insert(0) += 1;
+        }
+    }
+    let opening = "Tableau de bord de la performance ESMS : la campagne 2025 est ouverte";
+    let before = |days: u16, name: &str| {
+        format!("Tableau de bord de la performance ESMS : plus que {days} jours pour {name}")
+    };
+    let after = |name: &str| {
+        format!("Tableau de bord de la performance ESMS : données de {name} à valider")
+    };
+    let mut expected_a = vec![
+        opening.to_string(),
+        before(15, "EHPAD Les Tilleuls"),
+        before(7, "EHPAD Les Tilleuls"),
+        before(2, "EHPAD Les Tilleuls"),
+    ];
+    // Weekly after the 30 June deadline until the end of fiabilisation (31 August).
+    expected_a.extend(std::iter::repeat_n(after("EHPAD Les Tilleuls"), 8));
+    assert_eq!(w.inbox("gest-a").await, expected_a);
+    assert_eq!(w.inbox("ape-a").await, expected_a, "the APE too");
+    assert!(
+        w.inbox("lect-a").await.is_empty(),
+        "a Lecteur is not chased"
+    );
+    // B validated on 20 June: reminded at opening and 15 days before, never after.
+    assert_eq!(
+        w.inbox("gest-b").await,
+        [opening.to_string(), before(15, "EHPAD Le Verger")]
+    );
+    // C has nobody to write to, every reminder day.
+    assert_eq!(unreachable.get(&c().to_string()), Some(&12));
+    // The e-mail says what to do, where.
+    let message = tdb_testkit::messages_to(&w.email("gest-a"))
+        .await
+        .pop()
+        .unwrap();
+    let text = message["Body"]["text_part"].as_str().unwrap();
+    assert!(text.contains("Bonjour gest-a Martin"), "{text}");
+    assert!(text.contains("date limite du 30/06/2025"), "{text}");
+    assert!(
+        text.contains(&format!("https://tdb.example/questionnaires/2025/{}", a())),
+        "{text}"
+    );
+    // The HTML part escapes every value (minijinja writes `/` as `&#x2f;` too).
+    let html = message["Body"]["html_part"].as_str().unwrap();
+    assert!(
+        html.contains("<a href=\"https:&#x2f;&#x2f;tdb.example&#x2f;questionnaires"),
+        "{html}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_fails_halfway_is_finished_by_the_next_without_a_duplicate() {
+    let w = world().await;
+    let day = date!(2025 - 05 - 05);
+    // The third send and those after fail (two go out).
+    w.failing.store(3, Ordering::SeqCst);
+    let first = w.run(day).await;
+    assert_eq!((first.sent, first.failed), (2, 1), "{first:?}");
+    w.failing.store(0, Ordering::SeqCst);
+    let second = w.run(day).await;
+    assert_eq!(
+        (second.sent, second.already_sent, second.failed),
+        (1, 2, 0),
+        "{second:?}"
+    );
+    let third = w.run(day).await;
+    assert_eq!((third.sent, third.already_sent), (0, 3));
+    for who in ["gest-a", "ape-a", "gest-b"] {
+        assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_runs_at_once_send_each_email_once() {
+    let w = world().await;
+    let day = date!(2025 - 06 - 15);
+    let (one, two) = futures_util::join!(w.run(day), w.run(day));
+    assert_eq!(one.sent + two.sent, 3, "{one:?} {two:?}");
+    assert_eq!(one.sent + one.already_sent + one.in_flight, 3);
+    for who in ["gest-a", "ape-a", "gest-b"] {
+        assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
+    }
+    // A dry run lists what a run would send, and sends nothing.
+    let dry = w
+        .app
+        .run(year(), date!(2025 - 06 - 23), true)
+        .await
+        .unwrap();
+    let mut to: Vec<_> = dry.planned.iter().map(|p| p.to.clone()).collect();
+    to.sort();
+    assert_eq!(to, [w.email("ape-a"), w.email("gest-a"), w.email("gest-b")]);
+    assert!(
+        dry.planned
+            .iter()
+            .all(|p| p.subject.contains("plus que 7 jours"))
+    );
+    assert_eq!(
+        w.inbox("gest-a").await.len(),
+        1,
+        "nothing sent by a dry run"
+    );
+}
