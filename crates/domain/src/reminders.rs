@@ -95,6 +95,8 @@ pub enum Occasion {
     AfterDeadline { part: String },
     /// The ARS's and CD's weekly digest of their territory.
     TerritoryDigest,
+    /// Asked now by an OG, an ARS or a CD: at most one a day per structure.
+    OnDemand,
 }
 
 impl Occasion {
@@ -105,6 +107,7 @@ impl Occasion {
             Occasion::BeforeDeadline { part, days } => format!("before-{days}d-{part}"),
             Occasion::AfterDeadline { part } => format!("after-{part}"),
             Occasion::TerritoryDigest => "territory-digest".into(),
+            Occasion::OnDemand => "on-demand".into(),
         }
     }
 
@@ -121,7 +124,9 @@ impl Occasion {
     pub fn concerns(&self, status: QuestionnaireStatus) -> bool {
         match self {
             Occasion::Opening => status != QuestionnaireStatus::Closed,
-            Occasion::BeforeDeadline { .. } | Occasion::AfterDeadline { .. } => matches!(
+            Occasion::BeforeDeadline { .. }
+            | Occasion::AfterDeadline { .. }
+            | Occasion::OnDemand => matches!(
                 status,
                 QuestionnaireStatus::NotStarted
                     | QuestionnaireStatus::InProgress

@@ -1,12 +1,12 @@
 //! The remind API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods.
 
-use crate::{App, RunSummary};
+use crate::{App, OnDemandRequest, OnDemandSummary, RunSummary};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use serde::Deserialize;
 use std::sync::Arc;
-use tdb_api::{ApiError, Caller, DryRunQuery, PathParams, QueryParams, edge, operation};
+use tdb_api::{ApiError, Caller, DryRunQuery, JsonBody, PathParams, QueryParams, edge, operation};
 use tdb_domain::ports::{AccountStore, Mailer, QuestionnaireStore, SendLog};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,6 +25,9 @@ where
 {
     let (router, mut api) = OpenApiRouter::<Arc<App<Q, S, M>>>::new()
         .routes(operation::<__path_run, _, _, _>(run::<Q, S, M>))
+        .routes(operation::<__path_remind_now, _, _, _>(
+            remind_now::<Q, S, M>,
+        ))
         .split_for_parts();
     api.info.title = "TDB-ESMS remind".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
@@ -58,5 +61,22 @@ async fn run<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer>(
     let summary = app
         .run_requested(&caller, path.campaign, query.dry_run()?)
         .await?;
+    Ok(tdb_api::json(200, &summary))
+}
+
+/// Reminds chosen structures now: an OG its ESMS, an ARS or a CD those of its territory.
+/// Each structure gets at most one such reminder a day; the answer says, structure by
+/// structure, what happened (and when today's earlier one went out).
+#[utoipa::path(post, path = "/reminders/{campaign}", tag = "reminders",
+    params(CampaignPath), request_body = OnDemandRequest,
+    responses((status = 200, body = OnDemandSummary),
+        (status = 409, body = tdb_api::ErrorBody, description = "outside collection and fiabilisation")))]
+async fn remind_now<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<Q, S, M>,
+    PathParams(path): PathParams<CampaignPath>,
+    JsonBody(request): JsonBody<OnDemandRequest>,
+) -> Result<Response, ApiError> {
+    let summary = app.remind_now(&caller, path.campaign, request).await?;
     Ok(tdb_api::json(200, &summary))
 }

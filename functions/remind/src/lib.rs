@@ -15,7 +15,7 @@ pub mod mail;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tdb_api::{ApiError, Caller, Campaigns, TokenVerifier};
+use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier};
 use tdb_domain::Departement;
 use tdb_domain::campaign::CampaignYear;
 use tdb_domain::ports::{
@@ -46,6 +46,7 @@ pub struct Reminders<Q, S, M> {
     accounts: S,
     mailer: M,
     campaigns: Campaigns,
+    structures: Structures,
     clock: Clock,
     rate: SendRate,
     /// The web application's address: links point at `<public_url>/questionnaires/...`.
@@ -70,6 +71,113 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
             reminders,
             verifier,
         }
+    }
+
+    /// Reminds chosen structures now (an OG its ESMS, an ARS or a CD its territory's): at
+    /// most one on-demand reminder per structure and day.
+    pub(crate) async fn remind_now(
+        &self,
+        caller: &Caller,
+        year: u16,
+        request: OnDemandRequest,
+    ) -> Result<OnDemandSummary, ApiError> {
+        const MAX: usize = 500;
+        if request.finess.len() > MAX {
+            return Err(ApiError::invalid(
+                "finess",
+                format!("at most {MAX} structures"),
+            ));
+        }
+        let r = &self.reminders;
+        let caller = caller.clone().current(&r.accounts).await?;
+        let (year, definitions) = r.campaigns.year(year)?;
+        let day = r.today();
+        let interval = r.interval().await;
+        let mut lines = Vec::new();
+        for finess in request.finess {
+            let line = |outcome, emails, last_sent_at| OnDemandLine {
+                finess: finess.clone(),
+                outcome,
+                emails,
+                last_sent_at,
+            };
+            let Ok(structure) = r.structures.respondent(&r.accounts, &finess).await else {
+                lines.push(line("unknown", 0, None));
+                continue;
+            };
+            if caller
+                .authorize(Action::Remind, &Target::Structure(structure.target()))
+                .is_err()
+            {
+                lines.push(line("forbidden", 0, None));
+                continue;
+            }
+            let definition = definitions.for_kind(structure.kind);
+            if !definition
+                .campaign()
+                .phase_on(day)
+                .allows(tdb_domain::campaign::Activity::Remind)
+            {
+                return Err(ApiError::conflict(
+                    "outside_collection",
+                    "reminders are sent during collection and fiabilisation",
+                ));
+            }
+            let Some(stored) = r
+                .questionnaires
+                .get(year, structure.finess)
+                .await
+                .map_err(ApiError::from_store)?
+            else {
+                lines.push(line("unknown", 0, None));
+                continue;
+            };
+            let entry = ProgressEntry::of(&stored);
+            if !Occasion::OnDemand.concerns(entry.status) {
+                lines.push(line("validated", 0, None));
+                continue;
+            }
+            let earlier = r
+                .questionnaires
+                .sends(year, &finess)
+                .await
+                .map_err(ApiError::from_store)?
+                .into_iter()
+                .filter(|s| {
+                    s.key.day == day
+                        && s.key.occasion == Occasion::OnDemand.key()
+                        && matches!(s.outcome, SendOutcome::Sent { .. })
+                })
+                .map(|s| s.at)
+                .max();
+            if earlier.is_some() {
+                lines.push(line("already_reminded_today", 0, earlier));
+                continue;
+            }
+            let mut summary = RunSummary::default();
+            r.remind(
+                year,
+                day,
+                definition,
+                &entry,
+                &[&Occasion::OnDemand],
+                false,
+                interval,
+                &mut summary,
+            )
+            .await
+            .map_err(ApiError::from_store)?;
+            lines.push(if !summary.unreachable.is_empty() {
+                line("unreachable", 0, None)
+            } else if summary.sent == 0 && summary.failed == 0 {
+                // Another request sent them at the same moment.
+                line("already_reminded_today", 0, None)
+            } else {
+                line("sent", summary.sent, None)
+            });
+        }
+        tracing::info!(structures = lines.len(), by = %caller.account, "reminders on demand");
+        Ok(OnDemandSummary { structures: lines })
     }
 
     /// A run asked through the API (national administrator), for today.
@@ -122,6 +230,33 @@ pub struct PlannedEmail {
     pub subject: String,
 }
 
+/// `POST /reminders/{campaign}`: remind these structures now.
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OnDemandRequest {
+    /// FINESS of the structures (at most 500).
+    pub finess: Vec<String>,
+}
+
+/// What happened to one structure of an on-demand reminder.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OnDemandLine {
+    pub finess: String,
+    /// `sent`, `already_reminded_today` (see `last_sent_at`), `validated` (nothing to
+    /// chase), `unreachable` (nobody to write to), `forbidden` (outside the caller's OG or
+    /// territory), `unknown` (not a FINESS with a questionnaire).
+    pub outcome: &'static str,
+    /// E-mails sent now.
+    pub emails: usize,
+    /// Unix seconds of today's earlier on-demand reminder.
+    pub last_sent_at: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OnDemandSummary {
+    pub structures: Vec<OnDemandLine>,
+}
+
 /// `dd/mm/yyyy`, as French readers write a date.
 fn french(day: Date) -> String {
     format!(
@@ -147,6 +282,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             accounts,
             mailer,
             campaigns: Campaigns::new(campaigns),
+            structures: Structures::default(),
             clock,
             rate,
             public_url: public_url.into(),
@@ -305,6 +441,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 campaign: year.value(),
                 part_label: part.filter(|_| several_parts).map(|p| p.label.as_str()),
                 deadline: french(deadline),
+                days_left: (deadline - day).whole_days(),
                 fill_rate: entry.fill_rate,
                 link: format!(
                     "{}/questionnaires/{year}/{}",

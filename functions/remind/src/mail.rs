@@ -41,6 +41,8 @@ pub struct StructureReminder<'a> {
     /// `dd/mm/yyyy`.
     pub part_label: Option<&'a str>,
     pub deadline: String,
+    /// Days left until the deadline (0 or less: past).
+    pub days_left: i64,
     pub fill_rate: f64,
     /// Where the questionnaire opens.
     pub link: String,
@@ -54,7 +56,9 @@ pub fn structure(
 ) -> Result<Email, minijinja::Error> {
     let (occasion, days) = match r.occasion {
         Occasion::Opening => ("opening", 0),
-        Occasion::BeforeDeadline { days, .. } => ("before", *days),
+        Occasion::BeforeDeadline { days, .. } => ("before", i64::from(*days)),
+        // Asked now: before or after the deadline, as the day falls.
+        Occasion::OnDemand if r.days_left > 0 => ("before", r.days_left),
         _ => ("after", 0),
     };
     let values = context! {
@@ -114,6 +118,7 @@ mod tests {
                 campaign: 2025,
                 part_label: None,
                 deadline: "30/06/2025".into(),
+                days_left: 15,
                 fill_rate: 0.42,
                 link: "https://tdb.example/questionnaires/2025/690001003".into(),
             },

@@ -6,6 +6,7 @@ use remind::{Reminders, SendRate};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
 use tdb_aws::ses::SesMailer;
@@ -41,6 +42,20 @@ fn b() -> Finess {
 fn c() -> Finess {
     f("38002003")
 }
+/// Outside the ARS's region (Île-de-France).
+fn d() -> Finess {
+    f("75002004")
+}
+
+const ISSUER: &str = "https://api.tdb-esms.test";
+
+fn signer() -> &'static accounts::TokenSigner {
+    static SIGNER: std::sync::OnceLock<accounts::TokenSigner> = std::sync::OnceLock::new();
+    SIGNER.get_or_init(|| {
+        accounts::TokenSigner::from_pem(&accounts::generate_signing_key(), ISSUER, "tdb-esms")
+            .unwrap()
+    })
+}
 
 /// A mailer that fails every send while `failing` is set (SES throttling, an outage).
 struct Flaky {
@@ -70,6 +85,8 @@ impl Mailer for Flaky {
 
 struct World {
     app: Arc<Reminders<CampaignTable, AccountsTable, Flaky>>,
+    /// The API over the same tables and SES.
+    router: axum::Router,
     campaign: CampaignTable,
     failing: Arc<AtomicUsize>,
     now: Arc<AtomicI64>,
@@ -121,6 +138,7 @@ async fn world() -> World {
             structure(a(), "EHPAD Les Tilleuls"),
             structure(b(), "EHPAD Le Verger"),
             structure(c(), "EHPAD Sans Contact"),
+            structure(d(), "EHPAD Parisien"),
         ])
         .await
         .unwrap();
@@ -160,6 +178,21 @@ async fn world() -> World {
             },
             false,
         ),
+        (
+            "gest-d",
+            Role::Member {
+                structure: d(),
+                profile: Profile::Gestionnaire,
+            },
+            true,
+        ),
+        (
+            "ars",
+            Role::RegionalAdmin {
+                region: tdb_domain::Region::from_code(84).unwrap(),
+            },
+            true,
+        ),
     ]
     .into_iter()
     .enumerate()
@@ -189,6 +222,17 @@ async fn world() -> World {
         Arc::new(move || now.load(Ordering::SeqCst))
     };
     let failing = Arc::new(AtomicUsize::new(0));
+    let api = Reminders::new(
+        campaign.clone(),
+        accounts.clone(),
+        SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
+        tdb_api::shipped_campaigns().unwrap(),
+        clock.clone(),
+        SendRate::Fixed(1000.0),
+        "https://tdb.example",
+    );
+    let verifier = TokenVerifier::from_jwks(&signer().jwks_json(), ISSUER, "tdb-esms").unwrap();
+    let router = remind::router(remind::App::new(api, verifier));
     let app = Reminders::new(
         campaign.clone(),
         accounts,
@@ -203,6 +247,7 @@ async fn world() -> World {
     );
     World {
         app: Arc::new(app),
+        router,
         campaign,
         failing,
         now,
@@ -309,17 +354,17 @@ async fn a_run_that_fails_halfway_is_finished_by_the_next_without_a_duplicate() 
     // The third send and those after fail (two go out).
     w.failing.store(3, Ordering::SeqCst);
     let first = w.run(day).await;
-    assert_eq!((first.sent, first.failed), (2, 1), "{first:?}");
+    assert_eq!((first.sent, first.failed), (2, 2), "{first:?}");
     w.failing.store(0, Ordering::SeqCst);
     let second = w.run(day).await;
     assert_eq!(
         (second.sent, second.already_sent, second.failed),
-        (1, 2, 0),
+        (2, 2, 0),
         "{second:?}"
     );
     let third = w.run(day).await;
-    assert_eq!((third.sent, third.already_sent), (0, 3));
-    for who in ["gest-a", "ape-a", "gest-b"] {
+    assert_eq!((third.sent, third.already_sent), (0, 4));
+    for who in ["gest-a", "ape-a", "gest-b", "gest-d"] {
         assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
     }
 }
@@ -329,9 +374,9 @@ async fn two_runs_at_once_send_each_email_once() {
     let w = world().await;
     let day = date!(2025 - 06 - 15);
     let (one, two) = futures_util::join!(w.run(day), w.run(day));
-    assert_eq!(one.sent + two.sent, 3, "{one:?} {two:?}");
-    assert_eq!(one.sent + one.already_sent + one.in_flight, 3);
-    for who in ["gest-a", "ape-a", "gest-b"] {
+    assert_eq!(one.sent + two.sent, 4, "{one:?} {two:?}");
+    assert_eq!(one.sent + one.already_sent + one.in_flight, 4);
+    for who in ["gest-a", "ape-a", "gest-b", "gest-d"] {
         assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
     }
     // A dry run lists what a run would send, and sends nothing.
@@ -342,7 +387,15 @@ async fn two_runs_at_once_send_each_email_once() {
         .unwrap();
     let mut to: Vec<_> = dry.planned.iter().map(|p| p.to.clone()).collect();
     to.sort();
-    assert_eq!(to, [w.email("ape-a"), w.email("gest-a"), w.email("gest-b")]);
+    assert_eq!(
+        to,
+        [
+            w.email("ape-a"),
+            w.email("gest-a"),
+            w.email("gest-b"),
+            w.email("gest-d")
+        ]
+    );
     assert!(
         dry.planned
             .iter()
@@ -353,4 +406,100 @@ async fn two_runs_at_once_send_each_email_once() {
         1,
         "nothing sent by a dry run"
     );
+}
+
+impl World {
+    /// A token for the `n`th account `world` made (from 1).
+    fn token(&self, n: u8, role: Role) -> String {
+        let wall = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        signer().sign(&AccountId::from_random([n; 16]), vec![role], None, wall)
+    }
+
+    /// Asks reminders now for `finess` and a malformed FINESS.
+    async fn remind_now(&self, token: &str, finess: &[Finess]) -> (u16, serde_json::Value) {
+        use tower::ServiceExt;
+        let list: Vec<String> = finess
+            .iter()
+            .map(|f| f.to_string())
+            .chain(["123".to_string()])
+            .collect();
+        let body = serde_json::json!({ "finess": list });
+        let response = self
+            .router
+            .clone()
+            .oneshot(
+                axum::http::Request::post("/reminders/2025")
+                    .header("authorization", format!("Bearer {token}"))
+                    .header("content-type", "application/json")
+                    .body(axum::body::Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn an_ars_reminds_its_territory_now_once_a_day() {
+    let w = world().await;
+    let region = tdb_domain::Region::from_code(84).unwrap();
+    let ars = w.token(7, Role::RegionalAdmin { region });
+    w.now.store(
+        date!(2025 - 06 - 10)
+            .midnight()
+            .assume_utc()
+            .unix_timestamp()
+            + 36_000,
+        Ordering::SeqCst,
+    );
+    let (status, answer) = w.remind_now(&ars, &[a(), b(), c(), d()]).await;
+    assert_eq!(status, 200, "{answer}");
+    let outcome = |n: usize| {
+        answer["structures"][n]["outcome"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        (0..5).map(outcome).collect::<Vec<_>>(),
+        ["sent", "sent", "unreachable", "forbidden", "unknown"]
+    );
+    assert_eq!(answer["structures"][0]["emails"], 2);
+    assert_eq!(
+        w.inbox("gest-a").await,
+        ["Tableau de bord de la performance ESMS : plus que 20 jours pour EHPAD Les Tilleuls"]
+    );
+    assert!(
+        w.inbox("gest-d").await.is_empty(),
+        "outside the ARS's region"
+    );
+
+    // Again the same day: nothing sent, and when the first went out.
+    let (_, again) = w.remind_now(&ars, &[a()]).await;
+    assert_eq!(again["structures"][0]["outcome"], "already_reminded_today");
+    assert!(again["structures"][0]["last_sent_at"].as_i64().is_some());
+    assert_eq!(w.inbox("gest-a").await.len(), 1);
+
+    // A validated structure is not chased; a Gestionnaire cannot chase others.
+    validate_b(&w).await;
+    w.now.fetch_add(86_400, Ordering::SeqCst);
+    let (_, next_day) = w.remind_now(&ars, &[b()]).await;
+    assert_eq!(next_day["structures"][0]["outcome"], "validated");
+    let gestionnaire = w.token(
+        4,
+        Role::Member {
+            structure: b(),
+            profile: Profile::Gestionnaire,
+        },
+    );
+    let (_, refused) = w.remind_now(&gestionnaire, &[a()]).await;
+    assert_eq!(refused["structures"][0]["outcome"], "forbidden");
 }
