@@ -5,6 +5,17 @@ use std::collections::BTreeMap;
 use tdb_domain::campaign::CampaignYear;
 use tdb_domain::questionnaire::{CampaignDefinitions, builtin};
 
+/// Why a function that checks tokens and reads questionnaires cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("missing configuration: {}", .0.join(", "))]
+    Missing(Vec<&'static str>),
+    #[error("the token keys")]
+    Keys(#[from] crate::TokenError),
+    #[error("a shipped questionnaire definition does not load: {0}")]
+    Definition(String),
+}
+
 /// A function's environment variables, read through `lookup` (the process environment,
 /// or the local gateway's table).
 pub struct Environment<F> {

@@ -27,7 +27,7 @@ mod token;
 pub mod views;
 
 pub use cache::TtlCache;
-pub use environment::{Environment, shipped_campaigns};
+pub use environment::{ConfigError, Environment, shipped_campaigns};
 pub use error::{ApiError, ErrorBody, json, no_content};
 pub use extract::{FileBody, JsonBody, PathParams, QueryParams};
 pub use lookup::{Campaigns, STRUCTURE_TTL, Structures, not_opened, with_previous};

@@ -21,15 +21,7 @@ pub struct Config {
     pub public_keys: String,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("missing configuration: {}", .0.join(", "))]
-    Missing(Vec<&'static str>),
-    #[error("the token keys")]
-    Keys(#[from] tdb_api::TokenError),
-    #[error("a shipped questionnaire definition does not load: {0}")]
-    Definition(String),
-}
+pub use tdb_api::ConfigError;
 
 impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
