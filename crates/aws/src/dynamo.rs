@@ -188,6 +188,10 @@ fn entry_of(item: &Item) -> Result<ProgressEntry, StoreError> {
             Some(text) => serde_json::from_str(text).map_err(corrupt)?,
             None => Default::default(),
         },
+        og: opt_s(item, "og")
+            .map(Finess::parse)
+            .transpose()
+            .map_err(corrupt)?,
     })
 }
 

@@ -126,6 +126,8 @@ pub struct ProgressEntry {
     pub updated_at: i64,
     /// Each started part's status (a part absent is not started).
     pub parts: std::collections::BTreeMap<String, QuestionnaireStatus>,
+    /// The OG managing the structure, if one.
+    pub og: Option<Finess>,
 }
 
 impl ProgressEntry {
@@ -140,6 +142,7 @@ impl ProgressEntry {
             outliers: q.outliers,
             updated_at: q.updated_at,
             parts: q.part_statuses(),
+            og: q.og,
         }
     }
 

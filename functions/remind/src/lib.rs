@@ -16,15 +16,16 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier};
-use tdb_domain::Departement;
+use tdb_domain::accounts::{Account, StructureRecord};
 use tdb_domain::campaign::CampaignYear;
 use tdb_domain::ports::{
-    AccountStore, Claim, Mailer, ProgressEntry, QuestionnaireStore, SendKey, SendLog, SendOutcome,
-    StoreError,
+    AccountStore, Claim, Email, Mailer, ProgressEntry, QuestionnaireStore, SendKey, SendLog,
+    SendOutcome, StoreError,
 };
 use tdb_domain::questionnaire::CampaignDefinitions;
 use tdb_domain::reminders::{Occasion, occasions};
 use tdb_domain::rights::{Action, Profile, Role, Target};
+use tdb_domain::{Departement, Finess};
 use time::Date;
 
 pub use config::{Config, ConfigError};
@@ -257,6 +258,15 @@ pub struct OnDemandSummary {
     pub structures: Vec<OnDemandLine>,
 }
 
+/// Whose members get an e-mail, and how the send log names it.
+struct Recipients {
+    /// The structure whose APE and Gestionnaires receive it.
+    structure: Finess,
+    /// The send log's subject: the structure's FINESS, or `og-<FINESS>` for a digest.
+    subject: String,
+    occasion: String,
+}
+
 /// `dd/mm/yyyy`, as French readers write a date.
 fn french(day: Date) -> String {
     format!(
@@ -326,6 +336,8 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             return Ok(summary);
         }
         let interval = self.interval().await;
+        // The late ESMS of each OG, for its digest.
+        let mut late_by_og: BTreeMap<Finess, Vec<ProgressEntry>> = BTreeMap::new();
         for departement in Departement::all() {
             let mut page = None;
             loop {
@@ -338,6 +350,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     else {
                         continue;
                     };
+                    let chased = today.iter().any(|o| *o != Occasion::Opening);
                     let definition = definitions.for_kind(entry.kind);
                     let concerning: Vec<&Occasion> = today
                         .iter()
@@ -347,6 +360,11 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                         continue;
                     }
                     summary.structures += 1;
+                    if let Some(og) = entry.og
+                        && chased
+                    {
+                        late_by_og.entry(og).or_default().push(entry.clone());
+                    }
                     self.remind(
                         year,
                         day,
@@ -364,6 +382,19 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     None => break,
                 }
             }
+        }
+        for (og, late) in late_by_og {
+            self.og_digest(
+                year,
+                day,
+                definitions,
+                og,
+                &late,
+                dry_run,
+                interval,
+                &mut summary,
+            )
+            .await?;
         }
         tracing::info!(day = %day, structures = summary.structures, sent = summary.sent,
             already_sent = summary.already_sent, in_flight = summary.in_flight,
@@ -405,28 +436,6 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             .await?
             .pop()
             .ok_or(StoreError::NotFound("structure"))?;
-        let recipients: Vec<_> = self
-            .accounts
-            .members(entry.finess)
-            .await?
-            .into_iter()
-            .filter(|(account, role)| {
-                account.is_active()
-                    && matches!(
-                        role,
-                        Role::Ape { .. }
-                            | Role::Member {
-                                profile: Profile::Gestionnaire,
-                                ..
-                            }
-                    )
-            })
-            .map(|(account, _)| account)
-            .collect();
-        if recipients.is_empty() {
-            summary.unreachable.push(entry.finess.to_string());
-            return Ok(());
-        }
         let several_parts = definition.parts_for(entry.kind).count() > 1;
         for occasion in concerning {
             let part = occasion
@@ -449,56 +458,179 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     entry.finess
                 ),
             };
-            for account in &recipients {
-                let email = mail::structure(&account.email, &account.person, &reminder)
-                    .map_err(|e| StoreError::Corrupt(format!("a reminder template: {e}")))?;
-                if dry_run {
-                    summary.planned.push(PlannedEmail {
-                        finess: entry.finess.to_string(),
-                        occasion: occasion.key(),
-                        to: account.email.as_str().to_string(),
-                        subject: email.subject,
-                    });
-                    continue;
-                }
-                let key = SendKey {
-                    campaign: year,
-                    subject: entry.finess.to_string(),
-                    day,
-                    occasion: occasion.key(),
-                    recipient: account.id.to_string(),
-                };
-                match self.questionnaires.claim(&key, (self.clock)()).await? {
-                    Claim::Sent => {
-                        summary.already_sent += 1;
-                        continue;
-                    }
-                    Claim::Sending => {
-                        summary.in_flight += 1;
-                        continue;
-                    }
-                    Claim::Claimed => {}
-                }
-                let outcome = match self.mailer.send(&email).await {
-                    Ok(message_id) => {
-                        summary.sent += 1;
-                        SendOutcome::Sent { message_id }
-                    }
-                    Err(e) => {
-                        summary.failed += 1;
-                        tracing::warn!(error = %e, finess = %entry.finess, "reminder not sent");
-                        SendOutcome::Failed {
-                            reason: e.to_string(),
-                        }
-                    }
-                };
-                self.questionnaires
-                    .settle(&key, &outcome, (self.clock)())
-                    .await?;
-                tokio::time::sleep(interval).await;
+            let render =
+                |account: &Account| mail::structure(&account.email, &account.person, &reminder);
+            let to = Recipients {
+                structure: entry.finess,
+                subject: entry.finess.to_string(),
+                occasion: occasion.key(),
+            };
+            if !self
+                .send_to_members(year, day, &to, &render, dry_run, interval, summary)
+                .await?
+            {
+                // Nobody to write to: said once per structure and day.
+                summary.unreachable.push(entry.finess.to_string());
+                return Ok(());
             }
         }
         Ok(())
+    }
+
+    /// One e-mail to each of an OG's APE and Gestionnaires listing its late ESMS.
+    #[allow(clippy::too_many_arguments)]
+    async fn og_digest(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        definitions: &CampaignDefinitions,
+        og: Finess,
+        late: &[ProgressEntry],
+        dry_run: bool,
+        interval: Duration,
+        summary: &mut RunSummary,
+    ) -> Result<(), StoreError> {
+        let mut finess: Vec<Finess> = late.iter().map(|e| e.finess).collect();
+        finess.push(og);
+        let records: BTreeMap<Finess, StructureRecord> = self
+            .accounts
+            .structures(&finess)
+            .await?
+            .into_iter()
+            .map(|s| (s.finess, s))
+            .collect();
+        let Some(og_record) = records.get(&og) else {
+            return Ok(());
+        };
+        let list: Vec<mail::LateStructure> = late
+            .iter()
+            .map(|e| mail::LateStructure {
+                name: records
+                    .get(&e.finess)
+                    .map_or_else(|| e.finess.to_string(), |s| s.name.clone()),
+                finess: e.finess.display().to_string(),
+                fill: (e.fill_rate * 100.0).round() as i64,
+                blocking: e.blocking,
+                deadline: french(
+                    definitions
+                        .for_kind(e.kind)
+                        .campaign()
+                        .calendar
+                        .collection_deadline,
+                ),
+            })
+            .collect();
+        let link = format!(
+            "{}/suivi/{year}/og/{og}",
+            self.public_url.trim_end_matches('/')
+        );
+        let render = |account: &Account| {
+            mail::og_digest(
+                &account.email,
+                &account.person,
+                og_record,
+                year.value(),
+                &list,
+                &link,
+            )
+        };
+        let to = Recipients {
+            structure: og,
+            subject: format!("og-{og}"),
+            occasion: "og-digest".into(),
+        };
+        if !self
+            .send_to_members(year, day, &to, &render, dry_run, interval, summary)
+            .await?
+        {
+            summary.unreachable.push(og.to_string());
+        }
+        Ok(())
+    }
+
+    /// Sends `render`'s e-mail once to each active APE and Gestionnaire of a structure,
+    /// claiming each in the send log first; `false` if there is nobody to write to.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_to_members(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        to: &Recipients,
+        render: &(dyn Fn(&Account) -> Result<Email, minijinja::Error> + Sync),
+        dry_run: bool,
+        interval: Duration,
+        summary: &mut RunSummary,
+    ) -> Result<bool, StoreError> {
+        let recipients: Vec<Account> = self
+            .accounts
+            .members(to.structure)
+            .await?
+            .into_iter()
+            .filter(|(account, role)| {
+                account.is_active()
+                    && matches!(
+                        role,
+                        Role::Ape { .. }
+                            | Role::Member {
+                                profile: Profile::Gestionnaire,
+                                ..
+                            }
+                    )
+            })
+            .map(|(account, _)| account)
+            .collect();
+        if recipients.is_empty() {
+            return Ok(false);
+        }
+        for account in &recipients {
+            let email = render(account)
+                .map_err(|e| StoreError::Corrupt(format!("a reminder template: {e}")))?;
+            if dry_run {
+                summary.planned.push(PlannedEmail {
+                    finess: to.structure.to_string(),
+                    occasion: to.occasion.clone(),
+                    to: account.email.as_str().to_string(),
+                    subject: email.subject,
+                });
+                continue;
+            }
+            let key = SendKey {
+                campaign: year,
+                subject: to.subject.clone(),
+                day,
+                occasion: to.occasion.clone(),
+                recipient: account.id.to_string(),
+            };
+            match self.questionnaires.claim(&key, (self.clock)()).await? {
+                Claim::Sent => {
+                    summary.already_sent += 1;
+                    continue;
+                }
+                Claim::Sending => {
+                    summary.in_flight += 1;
+                    continue;
+                }
+                Claim::Claimed => {}
+            }
+            let outcome = match self.mailer.send(&email).await {
+                Ok(message_id) => {
+                    summary.sent += 1;
+                    SendOutcome::Sent { message_id }
+                }
+                Err(e) => {
+                    summary.failed += 1;
+                    tracing::warn!(error = %e, finess = %to.structure, "reminder not sent");
+                    SendOutcome::Failed {
+                        reason: e.to_string(),
+                    }
+                }
+            };
+            self.questionnaires
+                .settle(&key, &outcome, (self.clock)())
+                .await?;
+            tokio::time::sleep(interval).await;
+        }
+        Ok(true)
     }
 }
 

@@ -24,6 +24,12 @@ fn templates() -> &'static Environment<'static> {
                 "structure.html",
                 include_str!("../templates/structure.html"),
             ),
+            (
+                "og.subject.txt",
+                include_str!("../templates/og.subject.txt"),
+            ),
+            ("og.txt", include_str!("../templates/og.txt")),
+            ("og.html", include_str!("../templates/og.html")),
         ] {
             env.add_template(name, source)
                 .expect("the shipped templates parse");
@@ -81,6 +87,44 @@ pub fn structure(
         subject: render("structure.subject.txt")?.trim().to_string(),
         text: render("structure.txt")?,
         html: Some(render("structure.html")?),
+    })
+}
+
+/// One late ESMS in its OG's digest.
+#[derive(serde::Serialize)]
+pub struct LateStructure {
+    pub name: String,
+    pub finess: String,
+    /// Percent.
+    pub fill: i64,
+    pub blocking: u32,
+    /// `dd/mm/yyyy`.
+    pub deadline: String,
+}
+
+/// The digest to one person of an OG: its late ESMS in one message.
+pub fn og_digest(
+    to: &EmailAddress,
+    person: &Person,
+    og: &StructureRecord,
+    campaign: u16,
+    late: &[LateStructure],
+    link: &str,
+) -> Result<Email, minijinja::Error> {
+    let values = context! {
+        first_name => person.first_name,
+        last_name => person.last_name,
+        og_name => og.name,
+        campaign,
+        late,
+        link,
+    };
+    let render = |name: &str| templates().get_template(name)?.render(&values);
+    Ok(Email {
+        to: to.clone(),
+        subject: render("og.subject.txt")?.trim().to_string(),
+        text: render("og.txt")?,
+        html: Some(render("og.html")?),
     })
 }
 

@@ -42,6 +42,10 @@ fn b() -> Finess {
 fn c() -> Finess {
     f("38002003")
 }
+/// The OG managing A and B.
+fn og() -> Finess {
+    f("69002100")
+}
 /// Outside the ARS's region (Île-de-France).
 fn d() -> Finess {
     f("75002004")
@@ -124,21 +128,30 @@ async fn world() -> World {
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
     let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
-    let structure = |finess: Finess, name: &str| StructureRecord {
+    let structure = |finess: Finess, name: &str, managed: bool| StructureRecord {
         finess,
         kind: RespondentKind::Esms(Category::Ehpad),
         name: name.into(),
-        legal_entity: finess,
-        og: None,
+        legal_entity: if managed { og() } else { finess },
+        og: managed.then(og),
         principal: None,
         ape: None,
     };
     accounts
         .create_structures(&[
-            structure(a(), "EHPAD Les Tilleuls"),
-            structure(b(), "EHPAD Le Verger"),
-            structure(c(), "EHPAD Sans Contact"),
-            structure(d(), "EHPAD Parisien"),
+            StructureRecord {
+                finess: og(),
+                kind: RespondentKind::Og,
+                name: "Association Les Amis".into(),
+                legal_entity: og(),
+                og: None,
+                principal: None,
+                ape: None,
+            },
+            structure(a(), "EHPAD Les Tilleuls", true),
+            structure(b(), "EHPAD Le Verger", true),
+            structure(c(), "EHPAD Sans Contact", false),
+            structure(d(), "EHPAD Parisien", false),
         ])
         .await
         .unwrap();
@@ -190,6 +203,14 @@ async fn world() -> World {
             "ars",
             Role::RegionalAdmin {
                 region: tdb_domain::Region::from_code(84).unwrap(),
+            },
+            true,
+        ),
+        (
+            "gest-og",
+            Role::Member {
+                structure: og(),
+                profile: Profile::Gestionnaire,
             },
             true,
         ),
@@ -325,6 +346,31 @@ async fn a_window_walked_day_by_day_reminds_exactly_the_late_and_stops_at_valida
         w.inbox("gest-b").await,
         [opening.to_string(), before(15, "EHPAD Le Verger")]
     );
+    // The OG: one digest per chasing day listing its late ESMS (both, then A alone once
+    // B validated), besides the reminders of its own questionnaire.
+    let digests: Vec<String> = w
+        .inbox("gest-og")
+        .await
+        .into_iter()
+        .filter(|s| s.contains("à relancer"))
+        .collect();
+    let digest = |n: &str| {
+        format!("Tableau de bord de la performance ESMS : {n} de Association Les Amis à relancer")
+    };
+    let mut expected = vec![digest("2 établissements")];
+    expected.extend(std::iter::repeat_n(digest("1 établissement"), 10));
+    assert_eq!(digests, expected);
+    let message = tdb_testkit::messages_to(&w.email("gest-og"))
+        .await
+        .into_iter()
+        .find(|m| m["Subject"].as_str().unwrap().contains("2 établissements"))
+        .unwrap();
+    let text = message["Body"]["text_part"].as_str().unwrap();
+    assert!(
+        text.contains("EHPAD Les Tilleuls") && text.contains("EHPAD Le Verger"),
+        "{text}"
+    );
+    assert!(text.contains("rempli à 0 %"), "{text}");
     // C has nobody to write to, every reminder day.
     assert_eq!(unreachable.get(&c().to_string()), Some(&12));
     // The e-mail says what to do, where.
@@ -354,17 +400,17 @@ async fn a_run_that_fails_halfway_is_finished_by_the_next_without_a_duplicate() 
     // The third send and those after fail (two go out).
     w.failing.store(3, Ordering::SeqCst);
     let first = w.run(day).await;
-    assert_eq!((first.sent, first.failed), (2, 2), "{first:?}");
+    assert_eq!((first.sent, first.failed), (2, 3), "{first:?}");
     w.failing.store(0, Ordering::SeqCst);
     let second = w.run(day).await;
     assert_eq!(
         (second.sent, second.already_sent, second.failed),
-        (2, 2, 0),
+        (3, 2, 0),
         "{second:?}"
     );
     let third = w.run(day).await;
-    assert_eq!((third.sent, third.already_sent), (0, 4));
-    for who in ["gest-a", "ape-a", "gest-b", "gest-d"] {
+    assert_eq!((third.sent, third.already_sent), (0, 5));
+    for who in ["gest-a", "ape-a", "gest-b", "gest-d", "gest-og"] {
         assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
     }
 }
@@ -374,8 +420,14 @@ async fn two_runs_at_once_send_each_email_once() {
     let w = world().await;
     let day = date!(2025 - 06 - 15);
     let (one, two) = futures_util::join!(w.run(day), w.run(day));
-    assert_eq!(one.sent + two.sent, 4, "{one:?} {two:?}");
-    assert_eq!(one.sent + one.already_sent + one.in_flight, 4);
+    // A, B, D and the OG's own questionnaire, and the OG's digest.
+    assert_eq!(one.sent + two.sent, 6, "{one:?} {two:?}");
+    assert_eq!(one.sent + one.already_sent + one.in_flight, 6);
+    assert_eq!(
+        w.inbox("gest-og").await.len(),
+        2,
+        "its own reminder and its digest"
+    );
     for who in ["gest-a", "ape-a", "gest-b", "gest-d"] {
         assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
     }
@@ -393,13 +445,15 @@ async fn two_runs_at_once_send_each_email_once() {
             w.email("ape-a"),
             w.email("gest-a"),
             w.email("gest-b"),
-            w.email("gest-d")
+            w.email("gest-d"),
+            w.email("gest-og"),
+            w.email("gest-og")
         ]
     );
     assert!(
         dry.planned
             .iter()
-            .all(|p| p.subject.contains("plus que 7 jours"))
+            .all(|p| p.subject.contains("plus que 7 jours") || p.occasion == "og-digest")
     );
     assert_eq!(
         w.inbox("gest-a").await.len(),
