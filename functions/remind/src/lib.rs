@@ -258,6 +258,17 @@ pub struct OnDemandSummary {
     pub structures: Vec<OnDemandLine>,
 }
 
+/// What a day calls for.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// The occasions of the day, by platform.
+    pub occasions: BTreeMap<String, Vec<String>>,
+    /// Each concerned structure's listing line, with its occasions.
+    pub structures: Vec<(ProgressEntry, Vec<Occasion>)>,
+    /// Each OG's late ESMS (for its digest).
+    pub late_by_og: BTreeMap<Finess, Vec<ProgressEntry>>,
+}
+
 /// Whose members get an e-mail, and how the send log names it.
 struct Recipients {
     /// The structure whose APE and Gestionnaires receive it.
@@ -304,19 +315,13 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         tdb_domain::campaign::paris_day((self.clock)())
     }
 
-    /// The reminders of `day` for campaign `year`: sends what is due and was not sent.
-    pub async fn run(
-        &self,
-        year: CampaignYear,
-        day: Date,
-        dry_run: bool,
-    ) -> Result<RunSummary, StoreError> {
-        let mut summary = RunSummary {
-            day: day.to_string(),
-            ..Default::default()
-        };
+    /// What `day` calls for in campaign `year`: the occasions of each platform, each
+    /// concerned structure with its occasions, and each OG's late ESMS. Reads the listing
+    /// index only.
+    pub async fn decide(&self, year: CampaignYear, day: Date) -> Result<Decision, StoreError> {
+        let mut decision = Decision::default();
         let Ok((_, definitions)) = self.campaigns.year(year.value()) else {
-            return Ok(summary);
+            return Ok(decision);
         };
         let mut due = Vec::new();
         for platform in tdb_domain::campaign::Platform::ALL {
@@ -325,7 +330,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             // The territories' digest is not sent by this function yet.
             today.retain(|o| *o != Occasion::TerritoryDigest);
             if !today.is_empty() {
-                summary.occasions.insert(
+                decision.occasions.insert(
                     platform.key().to_string(),
                     today.iter().map(Occasion::key).collect(),
                 );
@@ -333,11 +338,8 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             }
         }
         if due.is_empty() {
-            return Ok(summary);
+            return Ok(decision);
         }
-        let interval = self.interval().await;
-        // The late ESMS of each OG, for its digest.
-        let mut late_by_og: BTreeMap<Finess, Vec<ProgressEntry>> = BTreeMap::new();
         for departement in Departement::all() {
             let mut page = None;
             loop {
@@ -345,37 +347,30 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     .questionnaires
                     .list_by_departement(year, departement, None, page, 200)
                     .await?;
-                for entry in &listed.items {
+                for entry in listed.items {
                     let Some((_, today)) = due.iter().find(|(p, _)| *p == entry.kind.platform())
                     else {
                         continue;
                     };
-                    let chased = today.iter().any(|o| *o != Occasion::Opening);
                     let definition = definitions.for_kind(entry.kind);
-                    let concerning: Vec<&Occasion> = today
+                    let concerning: Vec<Occasion> = today
                         .iter()
-                        .filter(|o| concerns(definition, entry, o))
+                        .filter(|o| concerns(definition, &entry, o))
+                        .cloned()
                         .collect();
                     if concerning.is_empty() {
                         continue;
                     }
-                    summary.structures += 1;
                     if let Some(og) = entry.og
-                        && chased
+                        && concerning.iter().any(|o| *o != Occasion::Opening)
                     {
-                        late_by_og.entry(og).or_default().push(entry.clone());
+                        decision
+                            .late_by_og
+                            .entry(og)
+                            .or_default()
+                            .push(entry.clone());
                     }
-                    self.remind(
-                        year,
-                        day,
-                        definition,
-                        entry,
-                        &concerning,
-                        dry_run,
-                        interval,
-                        &mut summary,
-                    )
-                    .await?;
+                    decision.structures.push((entry, concerning));
                 }
                 match listed.next {
                     Some(next) => page = Some(next),
@@ -383,6 +378,45 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 }
             }
         }
+        Ok(decision)
+    }
+
+    /// The reminders of `day` for campaign `year`: sends what is due and was not sent.
+    pub async fn run(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        dry_run: bool,
+    ) -> Result<RunSummary, StoreError> {
+        let decision = self.decide(year, day).await?;
+        let mut summary = RunSummary {
+            day: day.to_string(),
+            occasions: decision.occasions,
+            structures: decision.structures.len(),
+            ..Default::default()
+        };
+        let Ok((_, definitions)) = self.campaigns.year(year.value()) else {
+            return Ok(summary);
+        };
+        if decision.structures.is_empty() {
+            return Ok(summary);
+        }
+        let interval = self.interval().await;
+        for (entry, concerning) in &decision.structures {
+            let concerning: Vec<&Occasion> = concerning.iter().collect();
+            self.remind(
+                year,
+                day,
+                definitions.for_kind(entry.kind),
+                entry,
+                &concerning,
+                dry_run,
+                interval,
+                &mut summary,
+            )
+            .await?;
+        }
+        let late_by_og = decision.late_by_og;
         for (og, late) in late_by_og {
             self.og_digest(
                 year,
