@@ -50,14 +50,16 @@ impl Mailer for SesMailer {
             .message(message)
             .send()
             .await;
+        use aws_sdk_ses::error::SdkError;
         match out {
             Ok(out) => Ok(out.message_id().to_string()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_message_rejected()) =>
-            {
+            // SES answered with a refusal, or the request could not be built: certainly
+            // not sent.
+            Err(e @ (SdkError::ServiceError(_) | SdkError::ConstructionFailure(_))) => {
                 Err(MailError::Rejected(e.to_string()))
             }
+            // No answer (a connection lost, a timeout; the SDK has already retried): it may
+            // have been sent.
             Err(e) => Err(MailError::Backend(Box::new(e))),
         }
     }

@@ -589,8 +589,11 @@ pub struct Email {
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
+    /// Certainly not sent: the service answered with a refusal (a bad address, throttling),
+    /// or the request never left.
     #[error("the mail service refused the message: {0}")]
     Rejected(String),
+    /// Perhaps sent: no answer came back (a timeout, an unreadable response).
     #[error("the mail service failed")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }

@@ -19,8 +19,8 @@ use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier};
 use tdb_domain::accounts::{Account, StructureRecord};
 use tdb_domain::campaign::CampaignYear;
 use tdb_domain::ports::{
-    AccountStore, Claim, Email, Mailer, ProgressEntry, QuestionnaireStore, SendKey, SendLog,
-    SendOutcome, StoreError,
+    AccountStore, Claim, Email, MailError, Mailer, ProgressEntry, QuestionnaireStore, SendKey,
+    SendLog, SendOutcome, StoreError,
 };
 use tdb_domain::questionnaire::CampaignDefinitions;
 use tdb_domain::reminders::{Occasion, occasions};
@@ -82,7 +82,8 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
         year: u16,
         request: OnDemandRequest,
     ) -> Result<OnDemandSummary, ApiError> {
-        const MAX: usize = 500;
+        // Each structure is answered within the request: a few dozen at a time.
+        const MAX: usize = 50;
         if request.finess.len() > MAX {
             return Err(ApiError::invalid(
                 "finess",
@@ -119,10 +120,8 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
                 .phase_on(day)
                 .allows(tdb_domain::campaign::Activity::Remind)
             {
-                return Err(ApiError::conflict(
-                    "outside_collection",
-                    "reminders are sent during collection and fiabilisation",
-                ));
+                lines.push(line("outside_collection", 0, None));
+                continue;
             }
             let Some(stored) = r
                 .questionnaires
@@ -140,7 +139,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
             }
             let earlier = r
                 .questionnaires
-                .sends(year, &finess)
+                .sends(year, &structure.finess.to_string())
                 .await
                 .map_err(ApiError::from_store)?
                 .into_iter()
@@ -192,7 +191,9 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
         let caller = caller.clone().current(&r.accounts).await?;
         caller.authorize(Action::Remind, &Target::National)?;
         let (year, _) = r.campaigns.year(year)?;
-        r.run(year, r.today(), dry_run)
+        // Within the API's 30 seconds: what is left goes with the next scheduled run.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        r.run_until(year, r.today(), dry_run, Some(deadline))
             .await
             .map_err(ApiError::from_store)
     }
@@ -219,8 +220,13 @@ pub struct RunSummary {
     pub failed: usize,
     /// Structures concerned that have nobody to write to (no active APE or Gestionnaire).
     pub unreachable: Vec<String>,
-    /// Dry run: the e-mails that would go out, with recipients and subjects.
+    /// Structures and OG digests left when the run's time ran out: the next run of the day
+    /// sends them.
+    pub remaining: usize,
+    /// Dry run: the e-mails that would go out, with recipients and subjects (the first
+    /// 1,000; `planned_total` counts them all).
     pub planned: Vec<PlannedEmail>,
+    pub planned_total: usize,
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -235,7 +241,7 @@ pub struct PlannedEmail {
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OnDemandRequest {
-    /// FINESS of the structures (at most 500).
+    /// FINESS of the structures (at most 50).
     pub finess: Vec<String>,
 }
 
@@ -245,7 +251,8 @@ pub struct OnDemandLine {
     pub finess: String,
     /// `sent`, `already_reminded_today` (see `last_sent_at`), `validated` (nothing to
     /// chase), `unreachable` (nobody to write to), `forbidden` (outside the caller's OG or
-    /// territory), `unknown` (not a FINESS with a questionnaire).
+    /// territory), `unknown` (not a FINESS with a questionnaire), `outside_collection`
+    /// (its platform's collection and fiabilisation are not on).
     pub outcome: &'static str,
     /// E-mails sent now.
     pub emails: usize,
@@ -388,6 +395,19 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         day: Date,
         dry_run: bool,
     ) -> Result<RunSummary, StoreError> {
+        self.run_until(year, day, dry_run, None).await
+    }
+
+    /// The same, stopping to claim new sends once `deadline` has passed (a Lambda's time
+    /// runs out): `remaining` says how many structures were left, which the next run of the
+    /// day sends, exactly once, since the log holds what went out.
+    pub async fn run_until(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        dry_run: bool,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<RunSummary, StoreError> {
         let decision = self.decide(year, day).await?;
         let mut summary = RunSummary {
             day: day.to_string(),
@@ -402,7 +422,12 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             return Ok(summary);
         }
         let interval = self.interval().await;
-        for (entry, concerning) in &decision.structures {
+        let out_of_time = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
+        for (n, (entry, concerning)) in decision.structures.iter().enumerate() {
+            if out_of_time() {
+                summary.remaining = decision.structures.len() - n;
+                break;
+            }
             let concerning: Vec<&Occasion> = concerning.iter().collect();
             self.remind(
                 year,
@@ -418,6 +443,10 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         }
         let late_by_og = decision.late_by_og;
         for (og, late) in late_by_og {
+            if out_of_time() {
+                summary.remaining += 1;
+                continue;
+            }
             self.og_digest(
                 year,
                 day,
@@ -434,6 +463,26 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             already_sent = summary.already_sent, in_flight = summary.in_flight,
             failed = summary.failed, unreachable = summary.unreachable.len(), dry_run, "reminders");
         Ok(summary)
+    }
+
+    /// Sends at the run's pace, trying a refused message twice more after a growing pause
+    /// (SES throttles in bursts; a bad address is refused three times).
+    async fn send_with_retries(
+        &self,
+        email: &Email,
+        interval: Duration,
+    ) -> Result<String, MailError> {
+        let mut attempt = 0;
+        loop {
+            tokio::time::sleep(interval).await;
+            match self.mailer.send(email).await {
+                Err(MailError::Rejected(_)) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(500 << attempt)).await;
+                }
+                outcome => return outcome,
+            }
+        }
     }
 
     /// The pause between two sends.
@@ -464,20 +513,17 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         interval: Duration,
         summary: &mut RunSummary,
     ) -> Result<(), StoreError> {
-        let structure = self
-            .accounts
-            .structures(&[entry.finess])
-            .await?
-            .pop()
-            .ok_or(StoreError::NotFound("structure"))?;
+        let Some(structure) = self.accounts.structures(&[entry.finess]).await?.pop() else {
+            // A questionnaire whose structure left the referential: nobody to write to.
+            summary.unreachable.push(entry.finess.to_string());
+            return Ok(());
+        };
         let several_parts = definition.parts_for(entry.kind).count() > 1;
         for occasion in concerning {
             let part = occasion
                 .part()
                 .and_then(|id| definition.parts().iter().find(|p| p.id == id));
-            let deadline = part
-                .map(|p| p.deadline)
-                .unwrap_or(definition.campaign().calendar.collection_deadline);
+            let deadline = part.map_or_else(|| open_deadline(definition, entry), |p| p.deadline);
             let reminder = mail::StructureReminder {
                 structure: &structure,
                 occasion,
@@ -534,6 +580,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             .map(|s| (s.finess, s))
             .collect();
         let Some(og_record) = records.get(&og) else {
+            summary.unreachable.push(og.to_string());
             return Ok(());
         };
         let list: Vec<mail::LateStructure> = late
@@ -545,13 +592,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 finess: e.finess.display().to_string(),
                 fill: (e.fill_rate * 100.0).round() as i64,
                 blocking: e.blocking,
-                deadline: french(
-                    definitions
-                        .for_kind(e.kind)
-                        .campaign()
-                        .calendar
-                        .collection_deadline,
-                ),
+                deadline: french(open_deadline(definitions.for_kind(e.kind), e)),
             })
             .collect();
         let link = format!(
@@ -613,13 +654,28 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             })
             .map(|(account, _)| account)
             .collect();
+        // An account holding two roles on the structure gets one e-mail.
+        let mut recipients = recipients;
+        recipients.sort_by_key(|a| a.id.to_string());
+        recipients.dedup_by(|a, b| a.id == b.id);
         if recipients.is_empty() {
             return Ok(false);
         }
         for account in &recipients {
-            let email = render(account)
-                .map_err(|e| StoreError::Corrupt(format!("a reminder template: {e}")))?;
+            let email = match render(account) {
+                Ok(email) => email,
+                // A template that does not render is a bug: counted, logged, the run goes on.
+                Err(e) => {
+                    summary.failed += 1;
+                    tracing::error!(error = %e, finess = %to.structure, "a reminder did not render");
+                    continue;
+                }
+            };
             if dry_run {
+                summary.planned_total += 1;
+                if summary.planned.len() >= 1000 {
+                    continue;
+                }
                 summary.planned.push(PlannedEmail {
                     finess: to.structure.to_string(),
                     occasion: to.occasion.clone(),
@@ -646,26 +702,51 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 }
                 Claim::Claimed => {}
             }
-            let outcome = match self.mailer.send(&email).await {
+            let outcome = self.send_with_retries(&email, interval).await;
+            let outcome = match outcome {
                 Ok(message_id) => {
                     summary.sent += 1;
                     SendOutcome::Sent { message_id }
                 }
-                Err(e) => {
+                // Certainly not sent: the next run claims it again.
+                Err(MailError::Rejected(reason)) => {
                     summary.failed += 1;
-                    tracing::warn!(error = %e, finess = %to.structure, "reminder not sent");
-                    SendOutcome::Failed {
-                        reason: e.to_string(),
-                    }
+                    tracing::warn!(finess = %to.structure, "reminder refused: {reason}");
+                    SendOutcome::Failed { reason }
+                }
+                // Perhaps sent: left claimed, never sent again.
+                Err(e @ MailError::Backend(_)) => {
+                    summary.in_flight += 1;
+                    tracing::error!(error = %e, finess = %to.structure, "reminder perhaps sent: left as sending");
+                    continue;
                 }
             };
-            self.questionnaires
+            // The e-mail's fate is known; a log that cannot record it leaves it claimed,
+            // which never repeats it: the run goes on.
+            if let Err(e) = self
+                .questionnaires
                 .settle(&key, &outcome, (self.clock)())
-                .await?;
-            tokio::time::sleep(interval).await;
+                .await
+            {
+                tracing::error!(error = %e, finess = %to.structure, "send not recorded: left as sending");
+            }
         }
         Ok(true)
     }
+}
+
+/// The deadline a late structure is chased for: that of its first part asked of it and not
+/// validated (the SAD aid part's is later), else the collection's.
+fn open_deadline(
+    definition: &tdb_domain::questionnaire::Definition,
+    entry: &ProgressEntry,
+) -> Date {
+    definition
+        .parts_for(entry.kind)
+        .find(|p| Occasion::OnDemand.concerns(entry.part(&p.id)))
+        .map_or(definition.campaign().calendar.collection_deadline, |p| {
+            p.deadline
+        })
 }
 
 /// Whether an occasion concerns a listed questionnaire: its part is asked of it and not

@@ -460,6 +460,18 @@ async fn two_runs_at_once_send_each_email_once() {
         1,
         "nothing sent by a dry run"
     );
+
+    // A run out of time claims nothing more; the next run of the day sends the rest, once.
+    let day = date!(2025 - 06 - 28);
+    let stopped = w
+        .app
+        .run_until(year(), day, false, Some(std::time::Instant::now()))
+        .await
+        .unwrap();
+    assert_eq!((stopped.sent, stopped.remaining), (0, 6), "{stopped:?}");
+    let rest = w.run(day).await;
+    assert_eq!((rest.sent, rest.remaining), (6, 0), "{rest:?}");
+    assert_eq!(w.inbox("gest-a").await.len(), 2);
 }
 
 impl World {
