@@ -10,10 +10,11 @@
 use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
-    ATTEMPTS, Item, backoff, batch_get, corrupt, created, decode_index_token, decode_token,
-    encode_token, get_n, get_s, n, opt_s, query_all, s,
+    ATTEMPTS, Item, backoff, batch_get, batch_write_once, corrupt, created, decode_index_token,
+    decode_token, encode_token, get_n, get_s, n, opt_s, put_request, query_all, s, write_all,
 };
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
 use tdb_domain::campaign::{CampaignYear, Platform, QuestionnaireStatus, iso_date};
 use tdb_domain::workflow::Closure;
 
@@ -581,6 +582,46 @@ impl QuestionnaireStore for CampaignTable {
                 .collect::<Result<_, _>>()?,
             next: encode_token(out.last_evaluated_key()),
         })
+    }
+
+    async fn replace_progress(
+        &self,
+        campaign: CampaignYear,
+        counts: &std::collections::BTreeMap<ProgressKey, Counts>,
+    ) -> Result<(), StoreError> {
+        let stale: Vec<WriteRequest> = self
+            .progress(campaign)
+            .await?
+            .into_iter()
+            .filter(|(key, _)| !counts.contains_key(key))
+            .map(|(key, _)| {
+                let delete = DeleteRequest::builder()
+                    .key("pk", s(progress_pk(campaign)))
+                    .key("sk", s(key.encode()))
+                    .build()
+                    .map_err(backend)?;
+                Ok(WriteRequest::builder().delete_request(delete).build())
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let fresh: Vec<WriteRequest> = counts
+            .iter()
+            .map(|(key, c)| {
+                let mut item = Item::from([
+                    ("pk".to_string(), s(progress_pk(campaign))),
+                    ("sk".to_string(), s(key.encode())),
+                ]);
+                for (name, value) in Counts::NAMES.iter().zip(c.values()) {
+                    item.insert(name.to_string(), n(value));
+                }
+                put_request(item)
+            })
+            .collect::<Result<_, _>>()?;
+        let mut requests = stale;
+        requests.extend(fresh);
+        write_all(requests, |batch| {
+            batch_write_once(&self.client, &self.table, batch)
+        })
+        .await
     }
 
     async fn progress(

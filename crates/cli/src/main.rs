@@ -101,6 +101,15 @@ enum Command {
         #[arg(long)]
         rate: Option<f64>,
     },
+    /// Recomputes a campaign's progress counters from its questionnaires and writes them
+    /// (for a stack whose questionnaires predate the counters). Run it when nothing writes:
+    /// before the opening's saves, or after closure.
+    Recount {
+        #[arg(long)]
+        campaign: u16,
+        #[arg(long, env = "CAMPAIGN_TABLE")]
+        table: String,
+    },
     /// Computes the peer statistics of a campaign's answers (median and spread by category
     /// and item) and stores them in the lake, where the next campaign's checks read them to
     /// flag outliers (docs/outliers.md).
@@ -160,6 +169,10 @@ fn main() -> Result<()> {
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(remind(campaign, date, dry_run, rate))?;
+        }
+        Command::Recount { campaign, table } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(recount(campaign, table))?;
         }
         Command::Peers {
             campaign,
@@ -297,6 +310,33 @@ async fn remind(
         .run(tdb_domain::CampaignYear::new(campaign)?, day, dry_run)
         .await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+async fn recount(campaign: u16, table: String) -> Result<()> {
+    use tdb_domain::ports::QuestionnaireStore;
+    let year = tdb_domain::CampaignYear::new(campaign)?;
+    let config = tdb_aws::load_config().await;
+    let store = tdb_aws::dynamo::CampaignTable::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let (mut all, mut page) = (Vec::new(), None);
+    loop {
+        let batch = store.scan(year, page).await?;
+        all.extend(batch.items);
+        match batch.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    let counts = tdb_domain::progress::recount(&all);
+    store.replace_progress(year, &counts).await?;
+    let mut total = tdb_domain::progress::Counts::default();
+    counts.values().for_each(|c| total.add(*c));
+    println!(
+        "campaign {campaign}: {} questionnaires recounted into {} counters ({} validated)",
+        all.len(),
+        counts.len(),
+        total.all_validated()
+    );
     Ok(())
 }
 

@@ -273,6 +273,14 @@ pub trait QuestionnaireStore: Send + Sync {
         page: Option<String>,
     ) -> impl Future<Output = Result<Page<StoredQuestionnaire>, StoreError>> + Send;
 
+    /// Replaces a campaign's progress counters (a recount: run it when nothing writes, as
+    /// `tdb recount` says); counters absent from `counts` are removed.
+    fn replace_progress(
+        &self,
+        campaign: CampaignYear,
+        counts: &std::collections::BTreeMap<crate::progress::ProgressKey, crate::progress::Counts>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// The progress counters of a campaign.
     fn progress(
         &self,
