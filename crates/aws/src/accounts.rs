@@ -4,7 +4,7 @@
 //! |---|---|---|---|---|
 //! | structure | `S#<finess>` | `STRUCTURE` | `DEP#<dep>` / `<0 no APE, 1 APE>#<finess>` | `OG#<og>` / same |
 //! | account | `A#<id>` | `ACCOUNT` | | |
-//! | role | `A#<id>` | `ROLE#S#<finess>`, `ROLE#NATIONAL`, `ROLE#REGION#<r>`, `ROLE#DEP#<d>` | `MEMBERS#<finess>` / `<id>` | |
+//! | role | `A#<id>` | `ROLE#S#<finess>`, `ROLE#NATIONAL`, `ROLE#REGION#<r>`, `ROLE#DEP#<d>` | `MEMBERS#<finess>` or `ADMINS#REGION#<r>` / `ADMINS#DEP#<d>` / `<id>` | |
 //! | e-mail | `E#<email>` | `EMAIL` | | |
 //! | token | `T#<sha256>` | `TOKEN` | `TOKENS#<id>` / `<sha256>` | |
 //! | import job | `J#<id>` | `JOB` | | |
@@ -27,7 +27,7 @@ use tdb_domain::accounts::{
 };
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::{AccountStore, StoreError};
-use tdb_domain::rights::Role;
+use tdb_domain::rights::{Role, Territory};
 use tdb_domain::{Departement, Finess};
 
 /// The accounts table.
@@ -178,14 +178,27 @@ fn token_of(item: &Item) -> Result<TokenRecord, StoreError> {
     serde_json::from_str(get_s(item, "token")?).map_err(corrupt)
 }
 
+/// The listing of a territory's administrators.
+fn admins_pk(territory: Territory) -> String {
+    match territory {
+        Territory::Region(r) => format!("ADMINS#REGION#{}", r.code()),
+        Territory::Departement(d) => format!("ADMINS#DEP#{d}"),
+    }
+}
+
 fn role_item(id: &AccountId, role: &Role) -> Result<Item, StoreError> {
     let mut item = Item::from([
         ("pk".into(), s(account_pk(id))),
         ("sk".into(), s(role_sk(role))),
         ("role".into(), s(json(role)?)),
     ]);
-    if let Some(f) = role_structure(role) {
-        item.insert("gsi1pk".into(), s(format!("MEMBERS#{f}")));
+    let listing = match (role_structure(role), Territory::of(role)) {
+        (Some(f), _) => Some(format!("MEMBERS#{f}")),
+        (None, Some(territory)) => Some(admins_pk(territory)),
+        (None, None) => None,
+    };
+    if let Some(pk) = listing {
+        item.insert("gsi1pk".into(), s(pk));
         item.insert("gsi1sk".into(), s(id.as_str()));
     }
     Ok(item)
@@ -324,6 +337,26 @@ impl AccountsTable {
                 .set_consistent_read(index.is_none().then_some(true)),
         )
         .await
+    }
+
+    /// The accounts whose role items a listing of the `gsi1` index names, with those roles.
+    async fn holders(&self, listing: String) -> Result<Vec<(Account, Role)>, StoreError> {
+        let role_items = self.query_all(Some("gsi1"), "gsi1pk", listing).await?;
+        let keys = role_items
+            .iter()
+            .map(|i| Ok((get_s(i, "pk")?.to_string(), "ACCOUNT")))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let accounts = batch_get(&self.client, &self.table, keys, None).await?;
+        let mut members = Vec::new();
+        for item in &role_items {
+            let role: Role = serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?;
+            let pk = get_s(item, "pk")?;
+            if let Some(account) = accounts.iter().find(|a| get_s(a, "pk").ok() == Some(pk)) {
+                members.push((account_of(account)?, role));
+            }
+        }
+        members.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        Ok(members)
     }
 }
 
@@ -622,24 +655,14 @@ impl AccountStore for AccountsTable {
     }
 
     async fn members(&self, structure: Finess) -> Result<Vec<(Account, Role)>, StoreError> {
-        let role_items = self
-            .query_all(Some("gsi1"), "gsi1pk", format!("MEMBERS#{structure}"))
-            .await?;
-        let keys = role_items
-            .iter()
-            .map(|i| Ok((get_s(i, "pk")?.to_string(), "ACCOUNT")))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let accounts = batch_get(&self.client, &self.table, keys, None).await?;
-        let mut members = Vec::new();
-        for item in &role_items {
-            let role: Role = serde_json::from_str(get_s(item, "role")?).map_err(corrupt)?;
-            let pk = get_s(item, "pk")?;
-            if let Some(account) = accounts.iter().find(|a| get_s(a, "pk").ok() == Some(pk)) {
-                members.push((account_of(account)?, role));
-            }
-        }
-        members.sort_by(|a, b| a.0.id.cmp(&b.0.id));
-        Ok(members)
+        self.holders(format!("MEMBERS#{structure}")).await
+    }
+
+    async fn administrators(
+        &self,
+        territory: Territory,
+    ) -> Result<Vec<(Account, Role)>, StoreError> {
+        self.holders(admins_pk(territory)).await
     }
 
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {

@@ -793,6 +793,41 @@ async fn account_store_contract(store: impl AccountStore) {
     assert_eq!(record.account, bob);
     assert_eq!(record.roles.len(), 2);
     assert!(record.roles.contains(&gestionnaire) && record.roles.contains(&lecteur_e3));
+    // Territorial administrators are listed by territory.
+    let rhone = Departement::from_code("69").unwrap();
+    let cd = account(40, "cd69@example.fr");
+    store
+        .create_account(&cd, &Role::DepartementalAdmin { departement: rhone })
+        .await
+        .unwrap();
+    let ars = account(41, "ars84@example.fr");
+    let ara = tdb_domain::Region::from_code(84).unwrap();
+    store
+        .create_account(&ars, &Role::RegionalAdmin { region: ara })
+        .await
+        .unwrap();
+    use tdb_domain::rights::Territory;
+    let ids = |list: Vec<(Account, Role)>| list.into_iter().map(|(a, _)| a.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .administrators(Territory::Departement(rhone))
+            .await
+            .unwrap()),
+        std::slice::from_ref(&cd.id)
+    );
+    assert_eq!(
+        ids(store.administrators(Territory::Region(ara)).await.unwrap()),
+        std::slice::from_ref(&ars.id)
+    );
+    assert!(
+        store
+            .administrators(Territory::Region(
+                tdb_domain::Region::from_code(11).unwrap()
+            ))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let members = store.members(e1.finess).await.unwrap();
     assert_eq!(
         members

@@ -570,6 +570,20 @@ impl AccountStore for MemoryAccountStore {
             .collect())
     }
 
+    async fn administrators(
+        &self,
+        territory: crate::rights::Territory,
+    ) -> Result<Vec<(Account, Role)>, StoreError> {
+        let inner = self.inner.lock().expect("lock");
+        let role = territory.role();
+        Ok(inner
+            .roles
+            .iter()
+            .filter(|(_, roles)| roles.contains(&role))
+            .filter_map(|(id, _)| Some((inner.accounts.get(id)?.clone(), role)))
+            .collect())
+    }
+
     async fn put_token(&self, token: &TokenRecord) -> Result<(), StoreError> {
         self.inner
             .lock()

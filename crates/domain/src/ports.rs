@@ -540,6 +540,12 @@ pub trait AccountStore: Send + Sync {
         structure: Finess,
     ) -> impl Future<Output = Result<Vec<(Account, Role)>, StoreError>> + Send;
 
+    /// The administrators of a region (ARS) or of a département (CD), by account id.
+    fn administrators(
+        &self,
+        territory: crate::rights::Territory,
+    ) -> impl Future<Output = Result<Vec<(Account, Role)>, StoreError>> + Send;
+
     fn put_token(&self, token: &TokenRecord)
     -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -75,6 +75,32 @@ pub enum Target {
     National,
 }
 
+/// A territory with its own administrators: a region (ARS) or a département (CD).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Territory {
+    Region(Region),
+    Departement(Departement),
+}
+
+impl Territory {
+    /// The administrator role of this territory.
+    pub fn role(self) -> Role {
+        match self {
+            Territory::Region(region) => Role::RegionalAdmin { region },
+            Territory::Departement(departement) => Role::DepartementalAdmin { departement },
+        }
+    }
+
+    /// The territory a role administers, if it is an ARS or CD role.
+    pub fn of(role: &Role) -> Option<Territory> {
+        match role {
+            Role::RegionalAdmin { region } => Some(Territory::Region(*region)),
+            Role::DepartementalAdmin { departement } => Some(Territory::Departement(*departement)),
+            _ => None,
+        }
+    }
+}
+
 /// Which part of a questionnaire an entry or validation touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

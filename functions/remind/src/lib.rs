@@ -22,9 +22,10 @@ use tdb_domain::ports::{
     AccountStore, Claim, Email, MailError, Mailer, ProgressEntry, QuestionnaireStore, SendKey,
     SendLog, SendOutcome, StoreError,
 };
+use tdb_domain::progress::Counts;
 use tdb_domain::questionnaire::CampaignDefinitions;
 use tdb_domain::reminders::{Occasion, occasions};
-use tdb_domain::rights::{Action, Profile, Role, Target};
+use tdb_domain::rights::{Action, Profile, Role, Target, Territory};
 use tdb_domain::{Departement, Finess};
 use time::Date;
 
@@ -274,15 +275,24 @@ pub struct Decision {
     pub structures: Vec<(ProgressEntry, Vec<Occasion>)>,
     /// Each OG's late ESMS (for its digest).
     pub late_by_og: BTreeMap<Finess, Vec<ProgressEntry>>,
+    /// The ARS's and CD's weekly digests are due.
+    pub territory_digest: bool,
 }
 
 /// Whose members get an e-mail, and how the send log names it.
 struct Recipients {
-    /// The structure whose APE and Gestionnaires receive it.
-    structure: Finess,
-    /// The send log's subject: the structure's FINESS, or `og-<FINESS>` for a digest.
+    /// Who receives it: a structure's (or OG's) APE and Gestionnaires, or a territory's
+    /// administrators.
+    who: Who,
+    /// The send log's subject: the structure's FINESS, `og-<FINESS>` for an OG's digest,
+    /// `region-<code>` or `dep-<code>` for a territory's.
     subject: String,
     occasion: String,
+}
+
+enum Who {
+    Members(Finess),
+    Administrators(Territory),
 }
 
 /// `dd/mm/yyyy`, as French readers write a date.
@@ -334,8 +344,11 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         for platform in tdb_domain::campaign::Platform::ALL {
             let definition = definitions.platform(platform);
             let mut today: Vec<Occasion> = occasions(definition, definition.reminders(), day);
-            // The territories' digest is not sent by this function yet.
-            today.retain(|o| *o != Occasion::TerritoryDigest);
+            // The territories' digest covers every platform: decided once below.
+            if today.contains(&Occasion::TerritoryDigest) {
+                decision.territory_digest = true;
+                today.retain(|o| *o != Occasion::TerritoryDigest);
+            }
             if !today.is_empty() {
                 decision.occasions.insert(
                     platform.key().to_string(),
@@ -343,6 +356,13 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 );
                 due.push((platform, today));
             }
+        }
+        if decision.territory_digest {
+            decision
+                .occasions
+                .entry("territories".into())
+                .or_default()
+                .push(Occasion::TerritoryDigest.key());
         }
         if due.is_empty() {
             return Ok(decision);
@@ -418,7 +438,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         let Ok((_, definitions)) = self.campaigns.year(year.value()) else {
             return Ok(summary);
         };
-        if decision.structures.is_empty() {
+        if decision.structures.is_empty() && !decision.territory_digest {
             return Ok(summary);
         }
         let interval = self.interval().await;
@@ -459,10 +479,89 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             )
             .await?;
         }
+        if decision.territory_digest {
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                summary.remaining += 1;
+            } else {
+                self.territory_digests(year, day, dry_run, interval, &mut summary)
+                    .await?;
+            }
+        }
         tracing::info!(day = %day, structures = summary.structures, sent = summary.sent,
             already_sent = summary.already_sent, in_flight = summary.in_flight,
             failed = summary.failed, unreachable = summary.unreachable.len(), dry_run, "reminders");
         Ok(summary)
+    }
+
+    /// Each region's and département's weekly digest to its administrators: the
+    /// progress counters by category (and by département for a region), and the
+    /// structures without an APE, whom nobody can be reminded at.
+    async fn territory_digests(
+        &self,
+        year: CampaignYear,
+        day: Date,
+        dry_run: bool,
+        interval: Duration,
+        summary: &mut RunSummary,
+    ) -> Result<(), StoreError> {
+        let counters = self.questionnaires.progress(year).await?;
+        let mut territories: BTreeMap<Territory, Vec<(tdb_domain::progress::ProgressKey, Counts)>> =
+            BTreeMap::new();
+        for (key, counts) in counters {
+            territories
+                .entry(Territory::Departement(key.departement))
+                .or_default()
+                .push((key, counts));
+            if let Some(region) = key.departement.region() {
+                territories
+                    .entry(Territory::Region(region))
+                    .or_default()
+                    .push((key, counts));
+            }
+        }
+        for (territory, counts) in territories {
+            let departements: Vec<Departement> = match territory {
+                Territory::Region(r) => Departement::all()
+                    .filter(|d| d.region() == Some(r))
+                    .collect(),
+                Territory::Departement(d) => vec![d],
+            };
+            let mut unreachable = Vec::new();
+            for d in departements {
+                unreachable.extend(
+                    self.accounts
+                        .structures_of_departement(d)
+                        .await?
+                        .into_iter()
+                        .filter(|s| s.principal.is_none() && s.ape.is_none())
+                        .map(|s| format!("{} (FINESS {})", s.name, s.finess.display())),
+                );
+            }
+            let digest = mail::TerritoryDigest::of(territory, year.value(), &counts, &unreachable);
+            let render = |account: &Account| {
+                mail::territory_digest(&account.email, &account.person, &digest)
+            };
+            let (subject, name) = match territory {
+                Territory::Region(r) => (format!("region-{}", r.code()), r.code().to_string()),
+                Territory::Departement(d) => (format!("dep-{d}"), d.to_string()),
+            };
+            let to = Recipients {
+                who: Who::Administrators(territory),
+                subject,
+                occasion: Occasion::TerritoryDigest.key(),
+            };
+            // A territory without an administrator account has nobody to tell.
+            if !self
+                .send_to_members(year, day, &to, &render, dry_run, interval, summary)
+                .await?
+            {
+                tracing::debug!(
+                    territory = name,
+                    "no administrator for the territory digest"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// Sends at the run's pace, trying a refused message twice more after a growing pause
@@ -541,7 +640,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             let render =
                 |account: &Account| mail::structure(&account.email, &account.person, &reminder);
             let to = Recipients {
-                structure: entry.finess,
+                who: Who::Members(entry.finess),
                 subject: entry.finess.to_string(),
                 occasion: occasion.key(),
             };
@@ -610,7 +709,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             )
         };
         let to = Recipients {
-            structure: og,
+            who: Who::Members(og),
             subject: format!("og-{og}"),
             occasion: "og-digest".into(),
         };
@@ -623,8 +722,9 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         Ok(())
     }
 
-    /// Sends `render`'s e-mail once to each active APE and Gestionnaire of a structure,
-    /// claiming each in the send log first; `false` if there is nobody to write to.
+    /// Sends `render`'s e-mail once to each active recipient (a structure's APE and
+    /// Gestionnaires, or a territory's administrators), claiming each in the send log
+    /// first; `false` if there is nobody to write to.
     #[allow(clippy::too_many_arguments)]
     async fn send_to_members(
         &self,
@@ -636,10 +736,11 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         interval: Duration,
         summary: &mut RunSummary,
     ) -> Result<bool, StoreError> {
-        let recipients: Vec<Account> = self
-            .accounts
-            .members(to.structure)
-            .await?
+        let holders = match to.who {
+            Who::Members(structure) => self.accounts.members(structure).await?,
+            Who::Administrators(territory) => self.accounts.administrators(territory).await?,
+        };
+        let recipients: Vec<Account> = holders
             .into_iter()
             .filter(|(account, role)| {
                 account.is_active()
@@ -650,6 +751,8 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                                 profile: Profile::Gestionnaire,
                                 ..
                             }
+                            | Role::RegionalAdmin { .. }
+                            | Role::DepartementalAdmin { .. }
                     )
             })
             .map(|(account, _)| account)
@@ -667,7 +770,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 // A template that does not render is a bug: counted, logged, the run goes on.
                 Err(e) => {
                     summary.failed += 1;
-                    tracing::error!(error = %e, finess = %to.structure, "a reminder did not render");
+                    tracing::error!(error = %e, subject = %to.subject, "a reminder did not render");
                     continue;
                 }
             };
@@ -677,7 +780,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     continue;
                 }
                 summary.planned.push(PlannedEmail {
-                    finess: to.structure.to_string(),
+                    finess: to.subject.clone(),
                     occasion: to.occasion.clone(),
                     to: account.email.as_str().to_string(),
                     subject: email.subject,
@@ -711,13 +814,13 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 // Certainly not sent: the next run claims it again.
                 Err(MailError::Rejected(reason)) => {
                     summary.failed += 1;
-                    tracing::warn!(finess = %to.structure, "reminder refused: {reason}");
+                    tracing::warn!(subject = %to.subject, "reminder refused: {reason}");
                     SendOutcome::Failed { reason }
                 }
                 // Perhaps sent: left claimed, never sent again.
                 Err(e @ MailError::Backend(_)) => {
                     summary.in_flight += 1;
-                    tracing::error!(error = %e, finess = %to.structure, "reminder perhaps sent: left as sending");
+                    tracing::error!(error = %e, subject = %to.subject, "reminder perhaps sent: left as sending");
                     continue;
                 }
             };
@@ -728,7 +831,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                 .settle(&key, &outcome, (self.clock)())
                 .await
             {
-                tracing::error!(error = %e, finess = %to.structure, "send not recorded: left as sending");
+                tracing::error!(error = %e, subject = %to.subject, "send not recorded: left as sending");
             }
         }
         Ok(true)

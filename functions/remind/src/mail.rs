@@ -3,11 +3,14 @@
 //! referential, never trusted as markup).
 
 use minijinja::{Environment, context};
+use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use tdb_domain::accounts::{Person, StructureRecord};
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::Email;
+use tdb_domain::progress::{Counts, ProgressKey};
 use tdb_domain::reminders::Occasion;
+use tdb_domain::rights::Territory;
 
 fn templates() -> &'static Environment<'static> {
     static TEMPLATES: OnceLock<Environment<'static>> = OnceLock::new();
@@ -30,6 +33,15 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("og.txt", include_str!("../templates/og.txt")),
             ("og.html", include_str!("../templates/og.html")),
+            (
+                "territory.subject.txt",
+                include_str!("../templates/territory.subject.txt"),
+            ),
+            ("territory.txt", include_str!("../templates/territory.txt")),
+            (
+                "territory.html",
+                include_str!("../templates/territory.html"),
+            ),
         ] {
             env.add_template(name, source)
                 .expect("the shipped templates parse");
@@ -125,6 +137,120 @@ pub fn og_digest(
         subject: render("og.subject.txt")?.trim().to_string(),
         text: render("og.txt")?,
         html: Some(render("og.html")?),
+    })
+}
+
+/// One line of a territory's digest.
+#[derive(serde::Serialize)]
+pub struct DigestRow {
+    pub group: String,
+    pub expected: i64,
+    pub started: i64,
+    pub started_pct: i64,
+    pub validated: i64,
+    pub validated_pct: i64,
+    pub on_time: i64,
+    pub fill_pct: i64,
+}
+
+impl DigestRow {
+    fn of(group: String, c: &Counts) -> DigestRow {
+        let pct = |n: i64| {
+            if c.expected == 0 {
+                0
+            } else {
+                (100.0 * n as f64 / c.expected as f64).round() as i64
+            }
+        };
+        DigestRow {
+            group,
+            expected: c.expected,
+            started: c.started(),
+            started_pct: pct(c.started()),
+            validated: c.all_validated(),
+            validated_pct: pct(c.all_validated()),
+            on_time: c.on_time,
+            fill_pct: (c.mean_fill_rate() * 100.0).round() as i64,
+        }
+    }
+}
+
+/// What a territory's weekly digest says.
+pub struct TerritoryDigest {
+    pub territory: String,
+    pub campaign: u16,
+    pub total: DigestRow,
+    pub categories: Vec<DigestRow>,
+    pub departements: Vec<DigestRow>,
+    /// The first 30 structures without an APE, and how many there are.
+    pub unreachable: Vec<String>,
+    pub unreachable_total: usize,
+}
+
+impl TerritoryDigest {
+    pub fn of(
+        territory: Territory,
+        campaign: u16,
+        counts: &[(ProgressKey, Counts)],
+        unreachable: &[String],
+    ) -> TerritoryDigest {
+        let mut total = Counts::default();
+        let mut categories: BTreeMap<&'static str, Counts> = BTreeMap::new();
+        let mut departements: BTreeMap<&'static str, Counts> = BTreeMap::new();
+        for (key, c) in counts {
+            total.add(*c);
+            categories.entry(key.kind.key()).or_default().add(*c);
+            departements
+                .entry(key.departement.insee_code())
+                .or_default()
+                .add(*c);
+        }
+        let rows = |m: BTreeMap<&'static str, Counts>| {
+            m.iter()
+                .map(|(g, c)| DigestRow::of(g.to_string(), c))
+                .collect::<Vec<_>>()
+        };
+        TerritoryDigest {
+            territory: match territory {
+                Territory::Region(r) => format!("région {}", r.name()),
+                Territory::Departement(d) => format!("département {} {}", d.insee_code(), d.name()),
+            },
+            campaign,
+            total: DigestRow::of("total".into(), &total),
+            categories: rows(categories),
+            departements: match territory {
+                Territory::Region(_) => rows(departements),
+                Territory::Departement(_) => vec![],
+            },
+            unreachable: unreachable.iter().take(30).cloned().collect(),
+            unreachable_total: unreachable.len(),
+        }
+    }
+}
+
+/// The weekly digest to one administrator of a territory.
+pub fn territory_digest(
+    to: &EmailAddress,
+    person: &Person,
+    digest: &TerritoryDigest,
+) -> Result<Email, minijinja::Error> {
+    let values = context! {
+        first_name => person.first_name,
+        last_name => person.last_name,
+        territory => digest.territory,
+        campaign => digest.campaign,
+        total => digest.total,
+        categories => digest.categories,
+        departements => digest.departements,
+        unreachable => digest.unreachable,
+        unreachable_total => digest.unreachable_total,
+    };
+    let render = |name: &str| templates().get_template(name)?.render(&values);
+    Ok(Email {
+        to: to.clone(),
+        subject: render("territory.subject.txt")?.trim().to_string(),
+        text: render("territory.txt")?,
+        html: Some(render("territory.html")?),
     })
 }
 

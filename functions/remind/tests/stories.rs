@@ -371,6 +371,31 @@ async fn a_window_walked_day_by_day_reminds_exactly_the_late_and_stops_at_valida
         "{text}"
     );
     assert!(text.contains("rempli à 0 %"), "{text}");
+    // The ARS gets its region's digest every Monday of collection and fiabilisation.
+    let weekly = w.inbox("ars").await;
+    assert_eq!(weekly.len(), 17, "{weekly:?}");
+    assert!(
+        weekly
+            .iter()
+            .all(|s| s.contains("avancement de la campagne 2025"))
+    );
+    let digest = tdb_testkit::messages_to(&w.email("ars"))
+        .await
+        .pop()
+        .unwrap();
+    let text = digest["Body"]["text_part"].as_str().unwrap();
+    assert!(
+        text.contains("Par catégorie") && text.contains("EHPAD"),
+        "{text}"
+    );
+    assert!(
+        text.contains("EHPAD Sans Contact"),
+        "a structure without an APE: {text}"
+    );
+    assert!(
+        !text.contains("EHPAD Parisien"),
+        "outside the region: {text}"
+    );
     // C has nobody to write to, every reminder day.
     assert_eq!(unreachable.get(&c().to_string()), Some(&12));
     // The e-mail says what to do, where.
@@ -400,16 +425,17 @@ async fn a_run_that_fails_halfway_is_finished_by_the_next_without_a_duplicate() 
     // The third send and those after fail (two go out).
     w.failing.store(3, Ordering::SeqCst);
     let first = w.run(day).await;
-    assert_eq!((first.sent, first.failed), (2, 3), "{first:?}");
+    // 5 May 2025 is also a Monday: the ARS's digest goes with the reminders.
+    assert_eq!((first.sent, first.failed), (2, 4), "{first:?}");
     w.failing.store(0, Ordering::SeqCst);
     let second = w.run(day).await;
     assert_eq!(
         (second.sent, second.already_sent, second.failed),
-        (3, 2, 0),
+        (4, 2, 0),
         "{second:?}"
     );
     let third = w.run(day).await;
-    assert_eq!((third.sent, third.already_sent), (0, 5));
+    assert_eq!((third.sent, third.already_sent), (0, 6));
     for who in ["gest-a", "ape-a", "gest-b", "gest-d", "gest-og"] {
         assert_eq!(w.inbox(who).await.len(), 1, "{who}: once");
     }
@@ -443,6 +469,7 @@ async fn two_runs_at_once_send_each_email_once() {
         to,
         [
             w.email("ape-a"),
+            w.email("ars"),
             w.email("gest-a"),
             w.email("gest-b"),
             w.email("gest-d"),
@@ -453,7 +480,9 @@ async fn two_runs_at_once_send_each_email_once() {
     assert!(
         dry.planned
             .iter()
-            .all(|p| p.subject.contains("plus que 7 jours") || p.occasion == "og-digest")
+            .all(|p| p.subject.contains("plus que 7 jours")
+                || p.occasion == "og-digest"
+                || p.occasion == "territory-digest")
     );
     assert_eq!(
         w.inbox("gest-a").await.len(),
