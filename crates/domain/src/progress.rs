@@ -157,12 +157,60 @@ impl Counts {
         self.validated + self.checked
     }
 
+    /// `n` as a share of the expected questionnaires (0 when none is expected).
+    pub fn share(&self, n: i64) -> f64 {
+        if self.expected == 0 {
+            0.0
+        } else {
+            n as f64 / self.expected as f64
+        }
+    }
+
     pub fn mean_fill_rate(&self) -> f64 {
         if self.expected == 0 {
             0.0
         } else {
             self.fill_sum as f64 / 10_000.0 / self.expected as f64
         }
+    }
+}
+
+/// Counters summed by the groups progress views show.
+#[derive(Debug, Default)]
+pub struct Summary {
+    pub total: Counts,
+    /// By kind of respondent (`EHPAD`, `OG`...).
+    pub by_kind: BTreeMap<&'static str, Counts>,
+    /// By département code.
+    pub by_departement: BTreeMap<&'static str, Counts>,
+    /// By region code.
+    pub by_region: BTreeMap<u8, Counts>,
+}
+
+impl Summary {
+    pub fn of<'a>(counters: impl IntoIterator<Item = &'a (ProgressKey, Counts)>) -> Summary {
+        let mut summary = Summary::default();
+        for (key, counts) in counters {
+            summary.total.add(*counts);
+            summary
+                .by_kind
+                .entry(key.kind.key())
+                .or_default()
+                .add(*counts);
+            summary
+                .by_departement
+                .entry(key.departement.insee_code())
+                .or_default()
+                .add(*counts);
+            if let Some(region) = key.departement.region() {
+                summary
+                    .by_region
+                    .entry(region.code())
+                    .or_default()
+                    .add(*counts);
+            }
+        }
+        summary
     }
 }
 

@@ -133,15 +133,13 @@ impl Workflow {
     /// Applies `transition` to `part`; the records are the caller's to set.
     pub fn apply(&mut self, part: &str, transition: Transition) -> Result<(), TransitionRefused> {
         let status = next(self.part_status(part), transition)?;
-        self.parts
-            .entry(part.to_string())
-            .or_insert(PartState {
-                status,
-                validation: None,
-                reopening: None,
-                check: None,
-            })
-            .status = status;
+        let state = self.parts.entry(part.to_string()).or_insert(PartState {
+            status,
+            validation: None,
+            reopening: None,
+            check: None,
+        });
+        state.status = status;
         Ok(())
     }
 

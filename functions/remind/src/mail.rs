@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use tdb_domain::accounts::{Person, StructureRecord};
 use tdb_domain::email::EmailAddress;
 use tdb_domain::ports::Email;
-use tdb_domain::progress::{Counts, ProgressKey};
+use tdb_domain::progress::{Counts, ProgressKey, Summary};
 use tdb_domain::reminders::Occasion;
 use tdb_domain::rights::Territory;
 
@@ -155,13 +155,7 @@ pub struct DigestRow {
 
 impl DigestRow {
     fn of(group: String, c: &Counts) -> DigestRow {
-        let pct = |n: i64| {
-            if c.expected == 0 {
-                0
-            } else {
-                (100.0 * n as f64 / c.expected as f64).round() as i64
-            }
-        };
+        let pct = |n: i64| (100.0 * c.share(n)).round() as i64;
         DigestRow {
             group,
             expected: c.expected,
@@ -194,18 +188,8 @@ impl TerritoryDigest {
         counts: &[(ProgressKey, Counts)],
         unreachable: &[String],
     ) -> TerritoryDigest {
-        let mut total = Counts::default();
-        let mut categories: BTreeMap<&'static str, Counts> = BTreeMap::new();
-        let mut departements: BTreeMap<&'static str, Counts> = BTreeMap::new();
-        for (key, c) in counts {
-            total.add(*c);
-            categories.entry(key.kind.key()).or_default().add(*c);
-            departements
-                .entry(key.departement.insee_code())
-                .or_default()
-                .add(*c);
-        }
-        let rows = |m: BTreeMap<&'static str, Counts>| {
+        let summary = Summary::of(counts);
+        let rows = |m: &BTreeMap<&'static str, Counts>| {
             m.iter()
                 .map(|(g, c)| DigestRow::of(g.to_string(), c))
                 .collect::<Vec<_>>()
@@ -216,10 +200,10 @@ impl TerritoryDigest {
                 Territory::Departement(d) => format!("département {} {}", d.insee_code(), d.name()),
             },
             campaign,
-            total: DigestRow::of("total".into(), &total),
-            categories: rows(categories),
+            total: DigestRow::of("total".into(), &summary.total),
+            categories: rows(&summary.by_kind),
             departements: match territory {
-                Territory::Region(_) => rows(departements),
+                Territory::Region(_) => rows(&summary.by_departement),
                 Territory::Departement(_) => vec![],
             },
             unreachable: unreachable.iter().take(30).cloned().collect(),

@@ -12,7 +12,7 @@ use tdb_domain::campaign::QuestionnaireStatus;
 use tdb_domain::ports::{
     AccountStore, Lake, Mailer, Page, ProgressEntry, QuestionnaireStore, StoredQuestionnaire,
 };
-use tdb_domain::progress::{Counts, ProgressKey};
+use tdb_domain::progress::{Counts, ProgressKey, Summary};
 use tdb_domain::rights::{Action, Target};
 use tdb_domain::{Departement, Finess, Region, RespondentKind};
 
@@ -79,22 +79,15 @@ pub struct ProgressRow {
 
 impl ProgressRow {
     fn of(group: String, c: &Counts) -> ProgressRow {
-        let rate = |n: i64| {
-            if c.expected == 0 {
-                0.0
-            } else {
-                n as f64 / c.expected as f64
-            }
-        };
         ProgressRow {
             group,
             expected: c.expected,
             started: c.started(),
             validated: c.all_validated(),
             validated_on_time: c.on_time,
-            started_rate: rate(c.started()),
-            validated_rate: rate(c.all_validated()),
-            on_time_rate: rate(c.on_time),
+            started_rate: c.share(c.started()),
+            validated_rate: c.share(c.all_validated()),
+            on_time_rate: c.share(c.on_time),
             mean_fill_rate: c.mean_fill_rate(),
         }
     }
@@ -274,52 +267,27 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             .into_iter()
             .filter(|(key, _)| territory.departements.contains(&key.departement))
             .collect();
-        let mut total = Counts::default();
-        let mut by_category: BTreeMap<&'static str, Counts> = BTreeMap::new();
-        let mut by_departement: BTreeMap<&'static str, Counts> = BTreeMap::new();
-        let mut by_region: BTreeMap<u8, Counts> = BTreeMap::new();
-        for (key, counts) in &inside {
-            total.add(*counts);
-            by_category.entry(key.kind.key()).or_default().add(*counts);
-            by_departement
-                .entry(key.departement.insee_code())
-                .or_default()
-                .add(*counts);
-            if let Some(region) = key.departement.region() {
-                by_region.entry(region.code()).or_default().add(*counts);
-            }
-        }
-        let rows = |m: BTreeMap<String, Counts>| {
+        let summary = Summary::of(&inside);
+        let rows = |m: &BTreeMap<&'static str, Counts>| -> Vec<ProgressRow> {
             m.iter()
-                .map(|(group, c)| ProgressRow::of(group.clone(), c))
-                .collect::<Vec<_>>()
+                .map(|(group, c)| ProgressRow::of(group.to_string(), c))
+                .collect()
         };
         Ok(TerritoryProgress {
             territory: territory.name,
-            total: ProgressRow::of("total".into(), &total),
-            by_category: rows(
-                by_category
-                    .into_iter()
-                    .map(|(k, c)| (k.to_string(), c))
-                    .collect(),
-            ),
+            total: ProgressRow::of("total".into(), &summary.total),
+            by_category: rows(&summary.by_kind),
             by_departement: if territory.national {
                 vec![]
             } else {
-                rows(
-                    by_departement
-                        .into_iter()
-                        .map(|(k, c)| (k.to_string(), c))
-                        .collect(),
-                )
+                rows(&summary.by_departement)
             },
             by_region: if territory.national {
-                rows(
-                    by_region
-                        .into_iter()
-                        .map(|(k, c)| (format!("{k:02}"), c))
-                        .collect(),
-                )
+                summary
+                    .by_region
+                    .iter()
+                    .map(|(code, c)| ProgressRow::of(format!("{code:02}"), c))
+                    .collect()
             } else {
                 vec![]
             },
