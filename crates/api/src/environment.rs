@@ -39,6 +39,11 @@ impl<F: Fn(&str) -> Option<String>> Environment<F> {
         })
     }
 
+    /// A variable that may be absent.
+    pub fn optional(&mut self, name: &'static str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.is_empty())
+    }
+
     /// The names of the missing variables, if any.
     pub fn finish(self) -> Result<(), Vec<&'static str>> {
         if self.missing.is_empty() {

@@ -23,6 +23,7 @@ mod extract;
 mod lookup;
 mod openapi;
 mod schema;
+mod scope;
 mod token;
 pub mod views;
 
@@ -35,6 +36,7 @@ pub use openapi::{
     DryRunQuery, add_bearer, add_common_errors, operation, serve_description, with_file_limit,
 };
 pub use schema::{FinessSchema, RoleSchema};
+pub use scope::Scope;
 pub use token::{Caller, Claims, HasVerifier, TokenError, TokenVerifier};
 
 use axum::Router;

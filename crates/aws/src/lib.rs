@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod dynamo;
 pub mod item;
 pub mod provision;
+pub mod relay;
 pub mod s3;
 pub mod secrets;
 pub mod ses;

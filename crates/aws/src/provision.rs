@@ -1,5 +1,5 @@
 //! Creates the stateful resources of `infra/template.yaml` (DynamoDB tables, S3 buckets, SES
-//! identities) from the template's own definitions, so that local runs and tests use exactly
+//! identities and configuration sets, SNS topics) from the template's own definitions, so that local runs and tests use exactly
 //! what is deployed. The functions' environment variables are read from the template's
 //! `Globals` too.
 
@@ -38,9 +38,10 @@ pub struct StackContext {
 pub struct Provisioned {
     pub names: BTreeMap<String, String>,
     pub environment: BTreeMap<String, String>,
-    /// For each function that S3 invokes (an `S3` event in the template), the SQS queue
-    /// where the local stack delivers those notifications instead: the local gateway reads
-    /// it and calls the function (LocalStack runs no Lambda here).
+    /// For each function that S3 or SNS invokes (an `S3` or `SNS` event in the template),
+    /// the SQS queue where the local stack delivers those notifications instead (an SNS
+    /// message's body as is): the local gateway reads it and calls the function (LocalStack
+    /// runs no Lambda here).
     pub event_queues: BTreeMap<String, String>,
 }
 
@@ -59,8 +60,13 @@ pub struct Resources {
     tables: Vec<(String, Value)>,
     buckets: Vec<(String, Value)>,
     identities: Vec<(String, Value)>,
+    topics: Vec<(String, Value)>,
+    configuration_sets: Vec<(String, Value)>,
+    event_destinations: Vec<(String, Value)>,
     environment: Vec<(String, Value)>,
     s3_triggers: Vec<S3Trigger>,
+    /// Functions an SNS topic invokes, with the topic's logical id.
+    sns_triggers: Vec<(String, String)>,
     context: StackContext,
 }
 
@@ -80,6 +86,30 @@ fn aws_error<E: std::error::Error + Send + Sync + 'static>(
     }
 }
 
+/// The logical id a `!Ref` names.
+fn reference(value: Option<&Value>) -> Option<String> {
+    match value {
+        Some(Value::Tagged(t)) if t.tag == "!Ref" => t.value.as_str().map(str::to_string),
+        _ => None,
+    }
+}
+
+/// The topics (each a `!Ref`) whose `SNS` events invoke a function.
+fn sns_triggers(function: &str, props: &Value) -> Result<Vec<(String, String)>, ProvisionError> {
+    let Some(events) = props.get("Events").and_then(Value::as_mapping) else {
+        return Ok(vec![]);
+    };
+    events
+        .values()
+        .filter(|e| e.get("Type").and_then(Value::as_str) == Some("SNS"))
+        .map(|e| {
+            reference(e.get("Properties").and_then(|p| p.get("Topic")))
+                .map(|topic| (function.to_string(), topic))
+                .ok_or_else(|| template_error(function, "an SNS event's Topic must be a !Ref"))
+        })
+        .collect()
+}
+
 /// The `S3` events of a function: bucket (a `!Ref`), event names and key prefix.
 fn s3_triggers(function: &str, props: &Value) -> Result<Vec<S3Trigger>, ProvisionError> {
     let Some(events) = props.get("Events").and_then(Value::as_mapping) else {
@@ -91,11 +121,8 @@ fn s3_triggers(function: &str, props: &Value) -> Result<Vec<S3Trigger>, Provisio
             continue;
         }
         let p = event.get("Properties").cloned().unwrap_or(Value::Null);
-        let bucket = match p.get("Bucket") {
-            Some(Value::Tagged(t)) if t.tag == "!Ref" => t.value.as_str().map(str::to_string),
-            _ => None,
-        }
-        .ok_or_else(|| template_error(function, "an S3 event's Bucket must be a !Ref"))?;
+        let bucket = reference(p.get("Bucket"))
+            .ok_or_else(|| template_error(function, "an S3 event's Bucket must be a !Ref"))?;
         let events = match p.get("Events") {
             Some(Value::String(one)) => vec![one.clone()],
             Some(Value::Sequence(many)) => many
@@ -134,8 +161,12 @@ impl Resources {
             tables: vec![],
             buckets: vec![],
             identities: vec![],
+            topics: vec![],
+            configuration_sets: vec![],
+            event_destinations: vec![],
             environment: vec![],
             s3_triggers: vec![],
+            sns_triggers: vec![],
             context,
         };
         let resources = template
@@ -149,8 +180,14 @@ impl Resources {
                 Some("AWS::DynamoDB::Table") => r.tables.push((id, props)),
                 Some("AWS::S3::Bucket") => r.buckets.push((id, props)),
                 Some("AWS::SES::EmailIdentity") => r.identities.push((id, props)),
+                Some("AWS::SES::ConfigurationSet") => r.configuration_sets.push((id, props)),
+                Some("AWS::SES::ConfigurationSetEventDestination") => {
+                    r.event_destinations.push((id, props))
+                }
+                Some("AWS::SNS::Topic") => r.topics.push((id, props)),
                 Some("AWS::Serverless::Function") => {
-                    r.s3_triggers.extend(s3_triggers(&id, &props)?)
+                    r.s3_triggers.extend(s3_triggers(&id, &props)?);
+                    r.sns_triggers.extend(sns_triggers(&id, &props)?);
                 }
                 _ => {}
             }
@@ -235,6 +272,33 @@ impl Resources {
                 )?,
             );
         }
+        for (id, props) in &self.configuration_sets {
+            names.insert(
+                id.clone(),
+                self.resolve(
+                    id,
+                    props
+                        .get("Name")
+                        .ok_or_else(|| template_error(id, "Name is required"))?,
+                    &BTreeMap::new(),
+                )?,
+            );
+        }
+        // A topic's `!Ref` is its ARN.
+        for (id, props) in &self.topics {
+            let name = self.resolve(
+                id,
+                props
+                    .get("TopicName")
+                    .ok_or_else(|| template_error(id, "TopicName is required"))?,
+                &BTreeMap::new(),
+            )?;
+            let c = &self.context;
+            names.insert(
+                id.clone(),
+                format!("arn:aws:sns:{}:{}:{name}", c.region, c.account_id),
+            );
+        }
         for (id, props) in &self.identities {
             names.insert(
                 id.clone(),
@@ -295,7 +359,17 @@ impl Resources {
                     .map_err(aws_error(id))?;
             }
         }
-        let event_queues = self.relay_s3_events(config, &s3, &names).await?;
+        let mut event_queues = self.relay_s3_events(config, &s3, &names).await?;
+        let sns = aws_sdk_sns::Client::new(config);
+        for (id, _) in &self.topics {
+            let name = names[id].rsplit(':').next().unwrap_or_default();
+            sns.create_topic()
+                .name(name)
+                .send()
+                .await
+                .map_err(aws_error(id))?;
+        }
+        event_queues.extend(self.relay_sns_events(config, &sns, &names).await?);
         let ses = aws_sdk_ses::Client::new(config);
         for (id, _) in &self.identities {
             ses.verify_email_identity()
@@ -303,6 +377,28 @@ impl Resources {
                 .send()
                 .await
                 .map_err(aws_error(id))?;
+        }
+        for (id, _) in &self.configuration_sets {
+            let set = aws_sdk_ses::types::ConfigurationSet::builder()
+                .name(&names[id])
+                .build()
+                .map_err(aws_error(id))?;
+            let created = ses
+                .create_configuration_set()
+                .configuration_set(set)
+                .send()
+                .await;
+            if let Err(e) = created
+                && !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_configuration_set_already_exists_exception())
+            {
+                return Err(aws_error(id)(e));
+            }
+        }
+        for (id, props) in &self.event_destinations {
+            self.create_event_destination(&ses, id, props, &names)
+                .await?;
         }
         let mut environment = BTreeMap::new();
         for (key, value) in &self.environment {
@@ -337,24 +433,7 @@ impl Resources {
             let bucket = names
                 .get(&trigger.bucket)
                 .ok_or_else(|| template_error(id, format!("no bucket {}", trigger.bucket)))?;
-            let queue = sqs
-                .create_queue()
-                .queue_name(format!("{}-{id}", self.context.stack_name))
-                .send()
-                .await
-                .map_err(aws_error(id))?;
-            let url = queue.queue_url().unwrap_or_default().to_string();
-            let arn = sqs
-                .get_queue_attributes()
-                .queue_url(&url)
-                .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .send()
-                .await
-                .map_err(aws_error(id))?
-                .attributes()
-                .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
-                .cloned()
-                .ok_or_else(|| template_error(id, "the queue has no ARN"))?;
+            let (url, arn) = self.function_queue(&sqs, id).await?;
             let mut configuration = QueueConfiguration::builder()
                 .queue_arn(arn)
                 .set_events(Some(
@@ -395,6 +474,128 @@ impl Resources {
                 .map_err(aws_error(&bucket))?;
         }
         Ok(queues)
+    }
+
+    /// Subscribes an SQS queue of its own to each topic invoking a function, with raw
+    /// delivery: a message's body is what SNS hands a Lambda as `Sns.Message`.
+    async fn relay_sns_events(
+        &self,
+        config: &aws_config::SdkConfig,
+        sns: &aws_sdk_sns::Client,
+        names: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, ProvisionError> {
+        let sqs = aws_sdk_sqs::Client::new(config);
+        let mut queues = BTreeMap::new();
+        for (function, topic) in &self.sns_triggers {
+            let topic_arn = names
+                .get(topic)
+                .ok_or_else(|| template_error(function, format!("no topic {topic}")))?;
+            let (url, arn) = self.function_queue(&sqs, function).await?;
+            sns.subscribe()
+                .topic_arn(topic_arn)
+                .protocol("sqs")
+                .endpoint(arn)
+                .attributes("RawMessageDelivery", "true")
+                .send()
+                .await
+                .map_err(aws_error(function))?;
+            queues.insert(function.clone(), url);
+        }
+        Ok(queues)
+    }
+
+    /// The queue standing in for a function's asynchronous invocations: its URL and ARN.
+    async fn function_queue(
+        &self,
+        sqs: &aws_sdk_sqs::Client,
+        function: &str,
+    ) -> Result<(String, String), ProvisionError> {
+        let queue = sqs
+            .create_queue()
+            .queue_name(format!("{}-{function}", self.context.stack_name))
+            .send()
+            .await
+            .map_err(aws_error(function))?;
+        let url = queue.queue_url().unwrap_or_default().to_string();
+        let arn = sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(aws_error(function))?
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .cloned()
+            .ok_or_else(|| template_error(function, "the queue has no ARN"))?;
+        Ok((url, arn))
+    }
+
+    /// A configuration set's event destination publishing to an SNS topic.
+    async fn create_event_destination(
+        &self,
+        ses: &aws_sdk_ses::Client,
+        id: &str,
+        props: &Value,
+        names: &BTreeMap<String, String>,
+    ) -> Result<(), ProvisionError> {
+        use aws_sdk_ses::types::{EventDestination, EventType, SnsDestination};
+        let set = self.resolve(
+            id,
+            props
+                .get("ConfigurationSetName")
+                .ok_or_else(|| template_error(id, "ConfigurationSetName is required"))?,
+            names,
+        )?;
+        let destination = props
+            .get("EventDestination")
+            .ok_or_else(|| template_error(id, "EventDestination is required"))?;
+        let topic = destination
+            .get("SnsDestination")
+            .and_then(|d| d.get("TopicARN"))
+            .ok_or_else(|| template_error(id, "only SNS destinations are supported here"))?;
+        let topic = self.resolve(id, topic, names)?;
+        let types: Vec<EventType> = destination
+            .get("MatchingEventTypes")
+            .and_then(Value::as_sequence)
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(EventType::from)
+            .collect();
+        let built = EventDestination::builder()
+            .name(
+                destination
+                    .get("Name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(id),
+            )
+            .enabled(true)
+            .set_matching_event_types(Some(types))
+            .sns_destination(
+                SnsDestination::builder()
+                    .topic_arn(topic)
+                    .build()
+                    .map_err(aws_error(id))?,
+            )
+            .build()
+            .map_err(aws_error(id))?;
+        let created = ses
+            .create_configuration_set_event_destination()
+            .configuration_set_name(set)
+            .event_destination(built)
+            .send()
+            .await;
+        match created {
+            Err(e)
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_event_destination_already_exists_exception()) =>
+            {
+                Err(aws_error(id)(e))
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn create_table(

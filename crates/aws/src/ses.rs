@@ -9,6 +9,9 @@ use tdb_domain::ports::{Email, MailError, Mailer};
 pub struct SesMailer {
     client: Client,
     sender: String,
+    /// The configuration set whose event destination publishes bounces and complaints to
+    /// the feedback topic (`SES_CONFIGURATION_SET`); without one, SES reports nothing back.
+    configuration_set: Option<String>,
 }
 
 impl SesMailer {
@@ -16,6 +19,15 @@ impl SesMailer {
         SesMailer {
             client,
             sender: sender.into(),
+            configuration_set: None,
+        }
+    }
+
+    /// Sends through `configuration_set`, whose bounces and complaints come back.
+    pub fn reporting_to(self, configuration_set: Option<String>) -> SesMailer {
+        SesMailer {
+            configuration_set,
+            ..self
         }
     }
 }
@@ -48,6 +60,7 @@ impl Mailer for SesMailer {
                     .build(),
             )
             .message(message)
+            .set_configuration_set_name(self.configuration_set.clone())
             .send()
             .await;
         use aws_sdk_ses::error::SdkError;

@@ -297,7 +297,8 @@ async fn remind(
     let reminders = remind::Config::reminders(
         &aws,
         (&var("CAMPAIGN_TABLE")?, &var("ACCOUNTS_TABLE")?),
-        &var("SENDER_EMAIL")?,
+        tdb_aws::ses::SesMailer::new(aws_sdk_ses::Client::new(&aws), var("SENDER_EMAIL")?)
+            .reporting_to(std::env::var("SES_CONFIGURATION_SET").ok()),
         &var("PUBLIC_URL")?,
         rate,
     )?;

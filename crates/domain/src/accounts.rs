@@ -99,6 +99,37 @@ pub struct Account {
     /// requests send one e-mail.
     #[serde(default)]
     pub link_sent_at: Option<i64>,
+    /// Set when SES reported that mail to the address bounced for good or that its owner
+    /// complained: reminders stop going to it, and the structures left without a reachable
+    /// address show in their ARS's view. Cleared when a link e-mailed to it is used.
+    #[serde(default)]
+    pub undeliverable: Option<Undeliverable>,
+}
+
+/// Why mail to an address stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Undeliverable {
+    pub reason: UndeliverableReason,
+    /// Unix seconds of SES's notification.
+    pub at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UndeliverableReason {
+    /// A permanent bounce: the address does not exist or refuses mail.
+    Bounce,
+    /// The recipient marked a message as spam.
+    Complaint,
+}
+
+impl UndeliverableReason {
+    pub fn key(self) -> &'static str {
+        match self {
+            UndeliverableReason::Bounce => "bounce",
+            UndeliverableReason::Complaint => "complaint",
+        }
+    }
 }
 
 impl Account {
@@ -115,12 +146,19 @@ impl Account {
             version: 1,
             sessions_epoch: 0,
             link_sent_at: None,
+            undeliverable: None,
         }
     }
 
     /// Whether the person chose a password (through the activation link).
     pub fn is_active(&self) -> bool {
         self.password_hash.is_some()
+    }
+
+    /// Whether reminders go to this person: an active account whose address SES has not
+    /// reported as bouncing or complaining.
+    pub fn receives_reminders(&self) -> bool {
+        self.is_active() && self.undeliverable.is_none()
     }
 }
 

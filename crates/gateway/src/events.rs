@@ -1,18 +1,19 @@
-//! What S3 would invoke in a deployment, relayed locally: LocalStack delivers the bucket's
-//! notifications to an SQS queue per function (see `tdb_aws::provision`), and the gateway
-//! reads each queue and calls the function's handler with the same event document.
+//! What S3 and SNS would invoke in a deployment, relayed locally: LocalStack delivers a
+//! bucket's notifications and a topic's messages to an SQS queue per function (see
+//! `tdb_aws::provision`), and the gateway reads each queue and calls the function's handler
+//! with the same event document.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use tdb_aws::relay::relay;
 use tokio::task::JoinHandle;
 
-/// Starts a relay for every function S3 invokes in the template. `lookup` gives the
+/// Starts a relay for every function S3 or SNS invokes in the template. `lookup` gives the
 /// functions' environment, as for their routers.
 pub fn spawn_event_relays(
     aws: &aws_config::SdkConfig,
     queues: &BTreeMap<String, String>,
     lookup: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<JoinHandle<()>>, accounts::ConfigError> {
+) -> Result<Vec<JoinHandle<()>>, Box<dyn std::error::Error + Send + Sync>> {
     let sqs = aws_sdk_sqs::Client::new(aws);
     let mut relays = Vec::new();
     for (function, queue) in queues {
@@ -36,59 +37,29 @@ pub fn spawn_event_relays(
                     },
                 )));
             }
-            other => tracing::warn!("{other}: S3 invokes it, but it is not built yet"),
+            "RemindFeedbackFunction" => {
+                let table = lookup("ACCOUNTS_TABLE").ok_or("ACCOUNTS_TABLE is not set")?;
+                let accounts = tdb_aws::accounts::AccountsTable::new(
+                    aws_sdk_dynamodb::Client::new(aws),
+                    table,
+                );
+                relays.push(tokio::spawn(relay(
+                    sqs.clone(),
+                    queue.clone(),
+                    move |message| {
+                        let accounts = accounts.clone();
+                        async move {
+                            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                            remind::feedback::receive(&accounts, &message, now)
+                                .await
+                                .map(|_| ())
+                                .map_err(|e| e.to_string())
+                        }
+                    },
+                )));
+            }
+            other => tracing::warn!("{other}: an event invokes it, but it is not built yet"),
         }
     }
     Ok(relays)
-}
-
-/// Reads the queue for ever and hands each message's body to `handle`: a handled message
-/// is deleted; a failed one comes back after its visibility timeout, as a failed
-/// asynchronous invocation is retried.
-pub async fn relay<F, Fut>(sqs: aws_sdk_sqs::Client, queue: String, handle: F)
-where
-    F: Fn(String) -> Fut,
-    Fut: std::future::Future<Output = Result<(), String>>,
-{
-    loop {
-        let received = sqs
-            .receive_message()
-            .queue_url(&queue)
-            .max_number_of_messages(10)
-            .wait_time_seconds(5)
-            // A national import may run for minutes: not delivered twice meanwhile.
-            .visibility_timeout(900)
-            .send()
-            .await;
-        let messages = match received {
-            Ok(out) => out.messages.unwrap_or_default(),
-            Err(e) => {
-                tracing::warn!(error = %e, "reading the S3 event queue failed; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
-            }
-        };
-        for message in messages {
-            let body = message.body.unwrap_or_default();
-            match handle(body).await {
-                Ok(()) => {
-                    let Some(receipt) = message.receipt_handle else {
-                        continue;
-                    };
-                    let deleted = sqs
-                        .delete_message()
-                        .queue_url(&queue)
-                        .receipt_handle(receipt)
-                        .send()
-                        .await;
-                    if let Err(e) = deleted {
-                        tracing::warn!(error = %e, "deleting a handled S3 event failed");
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "an S3 event's handler failed; it will be retried")
-                }
-            }
-        }
-    }
 }

@@ -82,7 +82,9 @@ async fn main() -> anyhow::Result<()> {
             .cloned()
             .or_else(|| provisioned.environment.get(name).cloned())
     };
-    let _relays = tdb_gateway::events::spawn_event_relays(&aws, &provisioned.event_queues, lookup)?;
+    let _relays = tdb_gateway::events::spawn_event_relays(&aws, &provisioned.event_queues, lookup)
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("the event relays")?;
     let mut functions = BTreeMap::new();
     functions.insert(
         "accounts".to_string(),

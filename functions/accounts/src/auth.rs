@@ -440,6 +440,8 @@ impl<S: AccountStore, M: Mailer, L: Lake> App<S, M, L> {
                     locked_until: None,
                     // Every session begun before this password is over.
                     sessions_epoch: account.sessions_epoch + 1,
+                    // The link arrived: the address takes mail again.
+                    undeliverable: None,
                     ..account.clone()
                 }))
             })

@@ -17,6 +17,8 @@ pub struct Config {
     /// lives there.
     pub lake_bucket: String,
     pub sender_email: String,
+    /// SES configuration set publishing bounces and complaints (optional).
+    pub configuration_set: Option<String>,
     /// The name of the Secrets Manager secret holding the RSA private key (PKCS#8 PEM) that
     /// signs access tokens. The key itself is read at cold start, never configured.
     pub signing_key_secret: String,
@@ -48,6 +50,7 @@ impl Config {
             accounts_table: env.var("ACCOUNTS_TABLE"),
             lake_bucket: env.var("LAKE_BUCKET"),
             sender_email: env.var("SENDER_EMAIL"),
+            configuration_set: env.optional("SES_CONFIGURATION_SET"),
             signing_key_secret: env.var("JWT_SIGNING_KEY_SECRET"),
             issuer: env.var("JWT_ISSUER"),
             audience: env.var("JWT_AUDIENCE"),
@@ -73,7 +76,8 @@ impl Config {
         let verifier = TokenVerifier::from_jwks(&signer.jwks_json(), &self.issuer, &self.audience)?;
         Ok(App::new(
             AccountsTable::new(aws_sdk_dynamodb::Client::new(aws), self.accounts_table),
-            SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email),
+            SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email)
+                .reporting_to(self.configuration_set),
             S3Lake::new(aws, self.lake_bucket),
             signer,
             verifier,

@@ -502,6 +502,20 @@ async fn ape_contacts_create_accounts_whose_activation_link_works_once() {
 
     // The activation e-mail, read back from LocalStack: a link, never a password.
     let token = w.last_link_to(&ape_a).await.expect("activation e-mail");
+    // Say SES had reported a bounce of this address: the link arriving proves it takes mail.
+    let address = tdb_domain::email::EmailAddress::parse(&ape_a).unwrap();
+    let record = w.store.account_by_email(&address).await.unwrap().unwrap();
+    w.store
+        .save_account(&Account {
+            undeliverable: Some(tdb_domain::accounts::Undeliverable {
+                reason: tdb_domain::accounts::UndeliverableReason::Bounce,
+                at: 0,
+            }),
+            version: record.account.version + 1,
+            ..record.account
+        })
+        .await
+        .unwrap();
     let (status, e) = w
         .send(
             Method::POST,
@@ -523,6 +537,11 @@ async fn ape_contacts_create_accounts_whose_activation_link_works_once() {
         )
         .await;
     assert_eq!(status, 204, "a refused password leaves the link usable");
+    let record = w.store.account_by_email(&address).await.unwrap().unwrap();
+    assert_eq!(
+        record.account.undeliverable, None,
+        "a used link lifts the bounce"
+    );
     let (status, _) = w
         .send(
             Method::POST,

@@ -13,6 +13,8 @@ pub struct Config {
     pub campaign_table: String,
     pub accounts_table: String,
     pub sender_email: String,
+    /// SES configuration set publishing bounces and complaints (optional).
+    pub configuration_set: Option<String>,
     pub issuer: String,
     pub audience: String,
     /// The JWKS of the accounts function's signing key (public).
@@ -30,6 +32,7 @@ impl Config {
             campaign_table: env.var("CAMPAIGN_TABLE"),
             accounts_table: env.var("ACCOUNTS_TABLE"),
             sender_email: env.var("SENDER_EMAIL"),
+            configuration_set: env.optional("SES_CONFIGURATION_SET"),
             issuer: env.var("JWT_ISSUER"),
             audience: env.var("JWT_AUDIENCE"),
             public_keys: env.var("JWT_PUBLIC_KEYS"),
@@ -47,7 +50,7 @@ impl Config {
     pub fn reminders(
         aws: &aws_config::SdkConfig,
         tables: (&str, &str),
-        sender_email: &str,
+        mailer: SesMailer,
         public_url: &str,
         rate: SendRate,
     ) -> Result<Reminders<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
@@ -56,7 +59,7 @@ impl Config {
         Ok(Reminders::new(
             CampaignTable::new(dynamo.clone(), tables.0),
             AccountsTable::new(dynamo, tables.1),
-            SesMailer::new(aws_sdk_ses::Client::new(aws), sender_email),
+            mailer,
             campaigns,
             system_clock(),
             rate,
@@ -74,7 +77,8 @@ impl Config {
         let reminders = Config::reminders(
             aws,
             (&self.campaign_table, &self.accounts_table),
-            &self.sender_email,
+            SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email)
+                .reporting_to(self.configuration_set),
             &self.public_url,
             rate,
         )?;

@@ -1,10 +1,10 @@
 //! The remind API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods.
 
-use crate::{App, OnDemandRequest, OnDemandSummary, RunSummary};
+use crate::{App, OnDemandRequest, OnDemandSummary, RunSummary, UnreachableStructure};
 use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tdb_api::{ApiError, Caller, DryRunQuery, JsonBody, PathParams, QueryParams, edge, operation};
 use tdb_domain::ports::{AccountStore, Mailer, QuestionnaireStore, SendLog};
@@ -27,6 +27,9 @@ where
         .routes(operation::<__path_run, _, _, _>(run::<Q, S, M>))
         .routes(operation::<__path_remind_now, _, _, _>(
             remind_now::<Q, S, M>,
+        ))
+        .routes(operation::<__path_unreachable, _, _, _>(
+            unreachable::<Q, S, M>,
         ))
         .split_for_parts();
     api.info.title = "TDB-ESMS remind".into();
@@ -79,4 +82,43 @@ async fn remind_now<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer>
 ) -> Result<Response, ApiError> {
     let summary = app.remind_now(&caller, path.campaign, request).await?;
     Ok(tdb_api::json(200, &summary))
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+struct ScopeQuery {
+    /// A region's code (`84`); with neither, the country.
+    region: Option<u8>,
+    /// A département's code (`69`, `2A`).
+    departement: Option<String>,
+}
+
+/// A territory's structures nobody can be reminded at.
+#[derive(Serialize, utoipa::ToSchema)]
+struct UnreachableList {
+    /// `region:84`, `departement:69` or `national`.
+    territory: String,
+    structures: Vec<UnreachableStructure>,
+}
+
+/// The structures of a territory that reminders cannot reach: without an APE, without an
+/// activated account, or whose every address bounced or complained (SES's notifications).
+/// For its ARS, its CD, or the national administrator; they are to be reached otherwise.
+#[utoipa::path(get, path = "/reminders/unreachable", tag = "reminders",
+    params(ScopeQuery), responses((status = 200, body = UnreachableList)))]
+async fn unreachable<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer>(
+    caller: Caller,
+    State(app): Shared<Q, S, M>,
+    QueryParams(query): QueryParams<ScopeQuery>,
+) -> Result<Response, ApiError> {
+    let scope = tdb_api::Scope::of(query.region, query.departement.as_deref())?;
+    let structures = app.unreachable_in(&caller, &scope).await?;
+    Ok(tdb_api::json(
+        200,
+        &UnreachableList {
+            territory: scope.name,
+            structures,
+        },
+    ))
 }

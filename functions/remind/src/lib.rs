@@ -9,6 +9,7 @@
 //! may have left (a run stopped between SES and the log), never.
 
 mod config;
+pub mod feedback;
 mod http;
 pub mod mail;
 
@@ -16,7 +17,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier};
-use tdb_domain::accounts::{Account, StructureRecord};
+use tdb_domain::accounts::{Account, AccountId, StructureRecord};
 use tdb_domain::campaign::CampaignYear;
 use tdb_domain::ports::{
     AccountStore, Claim, Email, MailError, Mailer, ProgressEntry, QuestionnaireStore, SendKey,
@@ -53,6 +54,9 @@ pub struct Reminders<Q, S, M> {
     rate: SendRate,
     /// The web application's address: links point at `<public_url>/questionnaires/...`.
     public_url: String,
+    /// When the next e-mail may leave: sends start at the rate's interval, the time SES
+    /// takes to answer included (a run's and the on-demand requests' of this instance).
+    next_send: std::sync::Mutex<tokio::time::Instant>,
 }
 
 /// The engine behind the API, which checks tokens.
@@ -181,6 +185,27 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
         Ok(OnDemandSummary { structures: lines })
     }
 
+    /// The structures of a territory nobody can be reminded at (its ARS, its CD, or the
+    /// national administrator).
+    pub(crate) async fn unreachable_in(
+        &self,
+        caller: &Caller,
+        scope: &tdb_api::Scope,
+    ) -> Result<Vec<UnreachableStructure>, ApiError> {
+        let r = &self.reminders;
+        let caller = caller.clone().current(&r.accounts).await?;
+        caller.authorize(Action::FollowProgress, &scope.target)?;
+        let mut structures = Vec::new();
+        for &departement in &scope.departements {
+            structures.extend(
+                r.unreachable(departement)
+                    .await
+                    .map_err(ApiError::from_store)?,
+            );
+        }
+        Ok(structures)
+    }
+
     /// A run asked through the API (national administrator), for today.
     pub(crate) async fn run_requested(
         &self,
@@ -266,6 +291,32 @@ pub struct OnDemandSummary {
     pub structures: Vec<OnDemandLine>,
 }
 
+/// A structure nobody can be reminded at, as its ARS and CD see it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct UnreachableStructure {
+    pub finess: String,
+    pub name: String,
+    pub departement: String,
+    /// `no_ape`: nobody holds its APE role; `no_active_account`: none of its APE and
+    /// Gestionnaires activated an account; `addresses_rejected`: mail to each of its active
+    /// APE and Gestionnaires bounced for good or was reported as spam.
+    pub reason: &'static str,
+    /// Unix seconds of the latest bounce or complaint (`addresses_rejected`).
+    pub since: Option<i64>,
+}
+
+impl UnreachableStructure {
+    /// The line of a territory's digest.
+    fn french(&self) -> String {
+        let why = match self.reason {
+            "no_ape" => "aucun APE enregistré",
+            "addresses_rejected" => "adresses électroniques en erreur",
+            _ => "aucun compte activé",
+        };
+        format!("{} (FINESS {}) : {why}", self.name, self.finess)
+    }
+}
+
 /// What a day calls for.
 #[derive(Debug, Default)]
 pub struct Decision {
@@ -290,6 +341,7 @@ struct Recipients {
     occasion: String,
 }
 
+#[derive(Clone, Copy)]
 enum Who {
     Members(Finess),
     Administrators(Territory),
@@ -324,7 +376,67 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             clock,
             rate,
             public_url: public_url.into(),
+            next_send: std::sync::Mutex::new(tokio::time::Instant::now()),
         }
+    }
+
+    /// The structures of `departement` nobody can be reminded at: none of their APE and
+    /// Gestionnaires has an active account whose address takes mail. Reads the département's
+    /// structures, their APE's accounts, and the members of those whose APE cannot be written
+    /// to (or who have none).
+    pub async fn unreachable(
+        &self,
+        departement: Departement,
+    ) -> Result<Vec<UnreachableStructure>, StoreError> {
+        // A secondary establishment's data go into its principal's questionnaire.
+        let structures: Vec<StructureRecord> = self
+            .accounts
+            .structures_of_departement(departement)
+            .await?
+            .into_iter()
+            .filter(|s| s.principal.is_none())
+            .collect();
+        let apes: Vec<AccountId> = structures.iter().filter_map(|s| s.ape.clone()).collect();
+        let reached: std::collections::BTreeSet<AccountId> = self
+            .accounts
+            .accounts(&apes)
+            .await?
+            .into_iter()
+            .filter(Account::receives_reminders)
+            .map(|a| a.id)
+            .collect();
+        let mut unreachable = Vec::new();
+        for structure in structures {
+            if structure
+                .ape
+                .as_ref()
+                .is_some_and(|ape| reached.contains(ape))
+            {
+                continue;
+            }
+            // Without a reachable APE: perhaps a Gestionnaire.
+            let recipients = self.recipients(Who::Members(structure.finess)).await?;
+            if recipients.iter().any(Account::receives_reminders) {
+                continue;
+            }
+            let since = recipients
+                .iter()
+                .filter_map(|a| a.undeliverable.map(|u| u.at))
+                .max();
+            let reason = match (since, &structure.ape) {
+                (Some(_), _) => "addresses_rejected",
+                (None, None) => "no_ape",
+                (None, Some(_)) => "no_active_account",
+            };
+            unreachable.push(UnreachableStructure {
+                finess: structure.finess.display().to_string(),
+                name: structure.name,
+                departement: departement.to_string(),
+                reason,
+                since,
+            });
+        }
+        Ok(unreachable)
     }
 
     /// Today, in Paris.
@@ -519,6 +631,8 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     .push((key, counts));
             }
         }
+        // A département's unreachable structures go into its CD's digest and its region's.
+        let mut by_departement: BTreeMap<Departement, Vec<UnreachableStructure>> = BTreeMap::new();
         for (territory, counts) in territories {
             let departements: Vec<Departement> = match territory {
                 Territory::Region(r) => Departement::all()
@@ -528,14 +642,13 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             };
             let mut unreachable = Vec::new();
             for d in departements {
-                unreachable.extend(
-                    self.accounts
-                        .structures_of_departement(d)
-                        .await?
-                        .into_iter()
-                        .filter(|s| s.principal.is_none() && s.ape.is_none())
-                        .map(|s| format!("{} (FINESS {})", s.name, s.finess.display())),
-                );
+                let listed = match by_departement.entry(d) {
+                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(e) => {
+                        e.insert(self.unreachable(d).await?)
+                    }
+                };
+                unreachable.extend(listed.iter().map(UnreachableStructure::french));
             }
             let digest = mail::TerritoryDigest::of(territory, year.value(), &counts, &unreachable);
             let render = |account: &Account| {
@@ -564,7 +677,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         Ok(())
     }
 
-    /// Sends at the run's pace, trying a refused message twice more after a growing pause
+    /// Sends at the rate's pace, trying a refused message twice more after a growing pause
     /// (SES throttles in bursts; a bad address is refused three times).
     async fn send_with_retries(
         &self,
@@ -573,7 +686,13 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
     ) -> Result<String, MailError> {
         let mut attempt = 0;
         loop {
-            tokio::time::sleep(interval).await;
+            let slot = {
+                let mut next = self.next_send.lock().unwrap_or_else(|e| e.into_inner());
+                let slot = (*next).max(tokio::time::Instant::now());
+                *next = slot + interval;
+                slot
+            };
+            tokio::time::sleep_until(slot).await;
             match self.mailer.send(email).await {
                 Err(MailError::Rejected(_)) if attempt < 2 => {
                     attempt += 1;
@@ -722,6 +841,35 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         Ok(())
     }
 
+    /// Whom reminders of `who` are for, each once, whether or not they can receive them
+    /// now: a structure's APE and Gestionnaires, or a territory's administrators.
+    async fn recipients(&self, who: Who) -> Result<Vec<Account>, StoreError> {
+        let holders = match who {
+            Who::Members(structure) => self.accounts.members(structure).await?,
+            Who::Administrators(territory) => self.accounts.administrators(territory).await?,
+        };
+        let mut recipients: Vec<Account> = holders
+            .into_iter()
+            .filter(|(_, role)| {
+                matches!(
+                    role,
+                    Role::Ape { .. }
+                        | Role::Member {
+                            profile: Profile::Gestionnaire,
+                            ..
+                        }
+                        | Role::RegionalAdmin { .. }
+                        | Role::DepartementalAdmin { .. }
+                )
+            })
+            .map(|(account, _)| account)
+            .collect();
+        // An account holding two roles on the structure gets one e-mail.
+        recipients.sort_by(|a, b| a.id.cmp(&b.id));
+        recipients.dedup_by(|a, b| a.id == b.id);
+        Ok(recipients)
+    }
+
     /// Sends `render`'s e-mail once to each active recipient (a structure's APE and
     /// Gestionnaires, or a territory's administrators), claiming each in the send log
     /// first; `false` if there is nobody to write to.
@@ -736,31 +884,12 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         interval: Duration,
         summary: &mut RunSummary,
     ) -> Result<bool, StoreError> {
-        let holders = match to.who {
-            Who::Members(structure) => self.accounts.members(structure).await?,
-            Who::Administrators(territory) => self.accounts.administrators(territory).await?,
-        };
-        let recipients: Vec<Account> = holders
+        let recipients: Vec<Account> = self
+            .recipients(to.who)
+            .await?
             .into_iter()
-            .filter(|(account, role)| {
-                account.is_active()
-                    && matches!(
-                        role,
-                        Role::Ape { .. }
-                            | Role::Member {
-                                profile: Profile::Gestionnaire,
-                                ..
-                            }
-                            | Role::RegionalAdmin { .. }
-                            | Role::DepartementalAdmin { .. }
-                    )
-            })
-            .map(|(account, _)| account)
+            .filter(Account::receives_reminders)
             .collect();
-        // An account holding two roles on the structure gets one e-mail.
-        let mut recipients = recipients;
-        recipients.sort_by_key(|a| a.id.to_string());
-        recipients.dedup_by(|a, b| a.id == b.id);
         if recipients.is_empty() {
             return Ok(false);
         }

@@ -95,6 +95,9 @@ struct World {
     failing: Arc<AtomicUsize>,
     now: Arc<AtomicI64>,
     tag: String,
+    accounts: AccountsTable,
+    aws: aws_config::SdkConfig,
+    provisioned: tdb_aws::provision::Provisioned,
 }
 
 impl World {
@@ -128,6 +131,12 @@ async fn world() -> World {
     let dynamo = aws_sdk_dynamodb::Client::new(&config);
     let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
     let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
+    // Sent through the template's configuration set, whose bounces and complaints come back.
+    let ses = || {
+        SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER).reporting_to(Some(
+            provisioned.environment["SES_CONFIGURATION_SET"].clone(),
+        ))
+    };
     let structure = |finess: Finess, name: &str, managed: bool| StructureRecord {
         finess,
         kind: RespondentKind::Esms(Category::Ehpad),
@@ -246,7 +255,7 @@ async fn world() -> World {
     let api = Reminders::new(
         campaign.clone(),
         accounts.clone(),
-        SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
+        ses(),
         tdb_api::shipped_campaigns().unwrap(),
         clock.clone(),
         SendRate::Fixed(1000.0),
@@ -256,9 +265,9 @@ async fn world() -> World {
     let router = remind::router(remind::App::new(api, verifier));
     let app = Reminders::new(
         campaign.clone(),
-        accounts,
+        accounts.clone(),
         Flaky {
-            ses: SesMailer::new(aws_sdk_ses::Client::new(&config), SENDER),
+            ses: ses(),
             failing: failing.clone(),
         },
         tdb_api::shipped_campaigns().unwrap(),
@@ -273,6 +282,9 @@ async fn world() -> World {
         failing,
         now,
         tag,
+        accounts,
+        aws: config,
+        provisioned,
     }
 }
 
@@ -513,6 +525,50 @@ impl World {
         signer().sign(&AccountId::from_random([n; 16]), vec![role], None, wall)
     }
 
+    async fn get(&self, token: &str, uri: &str) -> (u16, serde_json::Value) {
+        use tower::ServiceExt;
+        let response = self
+            .router
+            .clone()
+            .oneshot(
+                axum::http::Request::get(uri)
+                    .header("authorization", format!("Bearer {token}"))
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// Publishes what SES would on the feedback topic of the template.
+    async fn ses_reports(&self, event: serde_json::Value) {
+        aws_sdk_sns::Client::new(&self.aws)
+            .publish()
+            .topic_arn(&self.provisioned.names["MailFeedbackTopic"])
+            .message(event.to_string())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    /// Waits until `who`'s account is marked undeliverable (the relay is asynchronous).
+    async fn marked(&self, who: &str) -> Option<tdb_domain::accounts::Undeliverable> {
+        let address = EmailAddress::parse(&self.email(who)).unwrap();
+        for _ in 0..100 {
+            let account = self.accounts.account_by_email(&address).await.unwrap();
+            if let Some(marked) = account.unwrap().account.undeliverable {
+                return Some(marked);
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        None
+    }
+
     /// Asks reminders now for `finess` and a malformed FINESS.
     async fn remind_now(&self, token: &str, finess: &[Finess]) -> (u16, serde_json::Value) {
         use tower::ServiceExt;
@@ -597,4 +653,200 @@ async fn an_ars_reminds_its_territory_now_once_a_day() {
     );
     let (_, refused) = w.remind_now(&gestionnaire, &[a()]).await;
     assert_eq!(refused["structures"][0]["outcome"], "forbidden");
+}
+
+/// SES's event for a message to `to` (its event publishing format).
+fn ses_event(kind: &str, to: &str) -> serde_json::Value {
+    let mail = serde_json::json!({"messageId": "0100-test", "source": SENDER, "destination": [to]});
+    match kind {
+        "Complaint" => serde_json::json!({
+            "eventType": "Complaint", "mail": mail,
+            "complaint": {"complainedRecipients": [{"emailAddress": to}], "complaintFeedbackType": "abuse"},
+        }),
+        bounce_type => serde_json::json!({
+            "eventType": "Bounce", "mail": mail,
+            "bounce": {"bounceType": bounce_type, "bounceSubType": "General",
+                "bouncedRecipients": [{"emailAddress": to, "status": "5.1.1"}]},
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_bounce_marks_the_address_and_the_ars_sees_the_structure_it_leaves_unreachable() {
+    let w = world().await;
+    // What the gateway does locally for the Lambda the topic invokes.
+    let relay = {
+        let accounts = w.accounts.clone();
+        tokio::spawn(tdb_aws::relay::relay(
+            aws_sdk_sqs::Client::new(&w.aws),
+            w.provisioned.event_queues["RemindFeedbackFunction"].clone(),
+            move |message| {
+                let accounts = accounts.clone();
+                async move {
+                    remind::feedback::receive(&accounts, &message, 1_750_000_000)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            },
+        ))
+    };
+    let opening = w.run(date!(2025 - 05 - 05)).await;
+    assert!(opening.sent > 0);
+    assert_eq!(w.inbox("gest-a").await.len(), 1);
+
+    // A's Gestionnaire's address bounces for good; its APE's mailbox is only full.
+    w.ses_reports(ses_event("Permanent", &w.email("gest-a")))
+        .await;
+    w.ses_reports(ses_event("Transient", &w.email("ape-a")))
+        .await;
+    let marked = w
+        .marked("gest-a")
+        .await
+        .expect("the bounce marks the address");
+    assert_eq!(
+        marked.reason,
+        tdb_domain::accounts::UndeliverableReason::Bounce
+    );
+    let ars = w.token(
+        7,
+        Role::RegionalAdmin {
+            region: tdb_domain::Region::from_code(84).unwrap(),
+        },
+    );
+    let listed = |answer: &serde_json::Value| -> Vec<(String, String)> {
+        answer["structures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["finess"].as_str().unwrap().to_string(),
+                    s["reason"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    let (status, answer) = w.get(&ars, "/reminders/unreachable?region=84").await;
+    assert_eq!(status, 200, "{answer}");
+    // A's APE still takes mail: A is reachable. C has nobody.
+    assert_eq!(
+        listed(&answer),
+        [(c().display().to_string(), "no_ape".to_string())]
+    );
+
+    // Then its APE complains: nobody at A takes reminders any more.
+    w.ses_reports(ses_event("Complaint", &w.email("ape-a")))
+        .await;
+    assert!(w.marked("ape-a").await.is_some());
+    let (_, answer) = w.get(&ars, "/reminders/unreachable?region=84").await;
+    assert_eq!(
+        listed(&answer),
+        [
+            (c().display().to_string(), "no_ape".to_string()),
+            (a().display().to_string(), "addresses_rejected".to_string()),
+        ]
+    );
+    assert_eq!(answer["structures"][1]["name"], "EHPAD Les Tilleuls");
+    assert!(answer["structures"][1]["since"].as_i64().is_some());
+    // Only its territory's administrators see it.
+    let (status, _) = w.get(&ars, "/reminders/unreachable?region=11").await;
+    assert_eq!(status, 403);
+    let gestionnaire = w.token(
+        1,
+        Role::Member {
+            structure: a(),
+            profile: Profile::Gestionnaire,
+        },
+    );
+    let (status, _) = w
+        .get(&gestionnaire, "/reminders/unreachable?departement=69")
+        .await;
+    assert_eq!(status, 403);
+    let (status, answer) = w.get(&ars, "/reminders/unreachable?region=xx").await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (400, Some("region"))
+    );
+
+    // The next reminders skip both addresses, and say A is unreachable.
+    let chase = w.run(date!(2025 - 06 - 15)).await;
+    assert!(chase.unreachable.contains(&a().to_string()), "{chase:?}");
+    assert_eq!(w.inbox("gest-a").await.len(), 1);
+    assert_eq!(w.inbox("ape-a").await.len(), 1);
+    assert_eq!(w.inbox("gest-b").await.len(), 2, "B is chased as before");
+    // The ARS's Monday digest names it.
+    w.run(date!(2025 - 06 - 16)).await;
+    let digest = tdb_testkit::messages_to(&w.email("ars"))
+        .await
+        .pop()
+        .unwrap();
+    let text = digest["Body"]["text_part"].as_str().unwrap();
+    assert!(
+        text.contains("EHPAD Les Tilleuls") && text.contains("adresses électroniques en erreur"),
+        "{text}"
+    );
+    relay.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_bounce_delivered_many_times_at_once_marks_once_and_loses_no_login() {
+    let w = world().await;
+    let address = EmailAddress::parse(&w.email("gest-b")).unwrap();
+    let message = ses_event("Permanent", address.as_str()).to_string();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (accounts, message) = (w.accounts.clone(), message.clone());
+        tasks.push(tokio::spawn(async move {
+            remind::feedback::receive(&accounts, &message, 1_750_000_000)
+                .await
+                .unwrap()
+        }));
+    }
+    // Meanwhile failed logins count on the same account (as the accounts function saves
+    // them: conditional on the version, read again on a conflict).
+    let logins = {
+        let accounts = w.accounts.clone();
+        let address = address.clone();
+        tokio::spawn(async move {
+            for _ in 0..5 {
+                loop {
+                    let account = accounts
+                        .account_by_email(&address)
+                        .await
+                        .unwrap()
+                        .unwrap()
+                        .account;
+                    let next = Account {
+                        failed_logins: account.failed_logins + 1,
+                        version: account.version + 1,
+                        ..account
+                    };
+                    match accounts.save_account(&next).await {
+                        Ok(()) => break,
+                        Err(tdb_domain::ports::StoreError::Conflict { .. }) => continue,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+            }
+        })
+    };
+    let mut marked = 0;
+    let mut already = 0;
+    for task in tasks {
+        let outcome = task.await.unwrap();
+        marked += outcome.marked;
+        already += outcome.already;
+    }
+    logins.await.unwrap();
+    assert_eq!((marked, already), (1, 7));
+    let account = w
+        .accounts
+        .account_by_email(&address)
+        .await
+        .unwrap()
+        .unwrap()
+        .account;
+    assert!(account.undeliverable.is_some());
+    assert_eq!(account.failed_logins, 5, "no login count lost");
 }

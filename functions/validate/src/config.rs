@@ -15,6 +15,8 @@ pub struct Config {
     pub accounts_table: String,
     pub lake_bucket: String,
     pub sender_email: String,
+    /// SES configuration set publishing bounces and complaints (optional).
+    pub configuration_set: Option<String>,
     pub issuer: String,
     pub audience: String,
     /// The JWKS of the accounts function's signing key (public).
@@ -31,6 +33,7 @@ impl Config {
             accounts_table: env.var("ACCOUNTS_TABLE"),
             lake_bucket: env.var("LAKE_BUCKET"),
             sender_email: env.var("SENDER_EMAIL"),
+            configuration_set: env.optional("SES_CONFIGURATION_SET"),
             issuer: env.var("JWT_ISSUER"),
             audience: env.var("JWT_AUDIENCE"),
             public_keys: env.var("JWT_PUBLIC_KEYS"),
@@ -57,7 +60,8 @@ impl Config {
         Ok(App::new(
             campaign,
             AccountsTable::new(dynamo, self.accounts_table),
-            SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email),
+            SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email)
+                .reporting_to(self.configuration_set),
             S3Lake::new(aws, self.lake_bucket),
             campaigns,
             verifier,

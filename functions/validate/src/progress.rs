@@ -14,7 +14,7 @@ use tdb_domain::ports::{
 };
 use tdb_domain::progress::{Counts, ProgressKey, Summary};
 use tdb_domain::rights::{Action, Target};
-use tdb_domain::{Departement, Finess, Region, RespondentKind};
+use tdb_domain::{Finess, RespondentKind};
 
 /// Lines of a JSON page of structures.
 pub const PAGE: u32 = 100;
@@ -125,53 +125,6 @@ pub struct TerritoryQuery {
     pub page: Option<String>,
 }
 
-/// A territory and its départements.
-pub(crate) struct Territory {
-    pub name: String,
-    pub target: Target,
-    pub departements: Vec<Departement>,
-    pub national: bool,
-}
-
-impl Territory {
-    pub(crate) fn of(query: &TerritoryQuery) -> Result<Territory, ApiError> {
-        match (query.region, query.departement.as_deref()) {
-            (Some(_), Some(_)) => Err(ApiError::invalid(
-                "departement",
-                "ask for a region or a département, not both",
-            )),
-            (Some(code), None) => {
-                let region = Region::from_code(code)
-                    .ok_or_else(|| ApiError::invalid("region", "not a region code"))?;
-                Ok(Territory {
-                    name: format!("region:{code}"),
-                    target: Target::Region { region },
-                    departements: Departement::all()
-                        .filter(|d| d.region() == Some(region))
-                        .collect(),
-                    national: false,
-                })
-            }
-            (None, Some(code)) => {
-                let departement = Departement::from_code(code)
-                    .ok_or_else(|| ApiError::invalid("departement", "not a département code"))?;
-                Ok(Territory {
-                    name: format!("departement:{}", departement.insee_code()),
-                    target: Target::Departement { departement },
-                    departements: vec![departement],
-                    national: false,
-                })
-            }
-            (None, None) => Ok(Territory {
-                name: "national".into(),
-                target: Target::National,
-                departements: Departement::all().collect(),
-                national: true,
-            }),
-        }
-    }
-}
-
 fn status_of(s: &str) -> Result<QuestionnaireStatus, ApiError> {
     serde_json::from_value(serde_json::Value::String(s.to_string())).map_err(|_| {
         ApiError::invalid(
@@ -256,7 +209,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         query: &TerritoryQuery,
     ) -> Result<TerritoryProgress, ApiError> {
         let (year, _) = self.campaigns.year(year)?;
-        let territory = Territory::of(query)?;
+        let territory = tdb_api::Scope::of(query.region, query.departement.as_deref())?;
         caller.authorize(Action::FollowProgress, &territory.target)?;
         let counters = self
             .questionnaires
@@ -303,7 +256,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
         all: bool,
     ) -> Result<Page<StructureLine>, ApiError> {
         let (year, _) = self.campaigns.year(year)?;
-        let territory = Territory::of(query)?;
+        let territory = tdb_api::Scope::of(query.region, query.departement.as_deref())?;
         caller.authorize(Action::FollowProgress, &territory.target)?;
         let status = query.status.as_deref().map(status_of).transpose()?;
         let review = query.review.unwrap_or(false);
