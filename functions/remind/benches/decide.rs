@@ -1,6 +1,9 @@
 //! Deciding a day's reminders for a generated campaign of `establishments` against the
 //! local stack (DynamoDB Local), against the raw paged listing the decision reads (the
 //! same queries, nothing decided), and what sending them would take at a given rate.
+//! Then sending, measured: a smaller campaign whose every structure has an active APE,
+//! reminded through LocalStack's SES, unpaced against as many raw `SendEmail` calls, and
+//! paced at a chosen rate against that rate.
 //!
 //! `cargo bench -p remind --bench decide` (30,000 establishments; the local stack must be
 //! started). Under `cargo test` it runs small, to prove it still works.
@@ -109,5 +112,113 @@ fn main() {
                 }
             );
         }
+        sending(&config).await;
     });
+}
+
+/// A run's sending, measured on `STRUCTURES` structures with one active APE each.
+async fn sending(config: &aws_config::SdkConfig) {
+    use tdb_domain::accounts::{Account, AccountId, Person};
+    use tdb_domain::rights::Role;
+    const STRUCTURES: usize = 300;
+    let stack = tdb_testkit::unique_name("rsend");
+    let sender = "bench@tdb-esms.test";
+    let provisioned = tdb_aws::provision::provision_stack(config, &stack, sender)
+        .await
+        .unwrap();
+    let dynamo = aws_sdk_dynamodb::Client::new(config);
+    let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
+    let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
+    let referential = generate_referential(&GeneratorConfig {
+        establishments: STRUCTURES,
+        seed: 7,
+        ..Default::default()
+    });
+    let records = StructureRecord::from_referential(&referential);
+    accounts.create_structures(&records).await.unwrap();
+    for (n, record) in records.iter().enumerate() {
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&(n as u64 + 1).to_be_bytes());
+        let mut account = Account::new(
+            AccountId::from_random(id),
+            tdb_domain::email::EmailAddress::parse(&format!("ape{n}.{stack}@exemple.fr")).unwrap(),
+            Person {
+                last_name: "Banc".into(),
+                first_name: "Essai".into(),
+                phone: None,
+            },
+            0,
+        );
+        account.password_hash = Some("hash".into());
+        accounts
+            .create_account(
+                &account,
+                &Role::Ape {
+                    structure: record.finess,
+                },
+            )
+            .await
+            .unwrap();
+    }
+    let year = CampaignYear::new(2025).unwrap();
+    collect::open_campaign(&campaign, &accounts, year, 0, "bench")
+        .await
+        .unwrap()
+        .unwrap();
+    let ses = || {
+        tdb_aws::ses::SesMailer::new(aws_sdk_ses::Client::new(config), sender).reporting_to(Some(
+            provisioned.environment["SES_CONFIGURATION_SET"].clone(),
+        ))
+    };
+    let reminders = |rate: f64| {
+        remind::Reminders::new(
+            campaign.clone(),
+            accounts.clone(),
+            ses(),
+            tdb_api::shipped_campaigns().unwrap(),
+            tdb_api::system_clock(),
+            remind::SendRate::Fixed(rate),
+            "https://tdb.example",
+        )
+    };
+    // Two days that remind every structure: unpaced, then at 20 a second.
+    let t = Instant::now();
+    let unpaced = reminders(100_000.0)
+        .run(year, date!(2025 - 06 - 15), false)
+        .await
+        .unwrap();
+    let ours = t.elapsed().as_secs_f64();
+    // The reference: as many raw SendEmail calls, one after the other.
+    let raw = ses();
+    let email = tdb_domain::ports::Email {
+        to: tdb_domain::email::EmailAddress::parse("raw@exemple.fr").unwrap(),
+        subject: "Relance".into(),
+        text: "Texte".into(),
+        html: Some("<p>Texte</p>".into()),
+    };
+    let t = Instant::now();
+    for _ in 0..unpaced.sent {
+        tdb_domain::ports::Mailer::send(&raw, &email).await.unwrap();
+    }
+    let reference = t.elapsed().as_secs_f64();
+    println!(
+        "sending a run's {} e-mails through LocalStack's SES, unpaced: {:.0} e-mails/s (claim, render, send, settle) \
+         against {:.0} raw SendEmail/s (ratio {:.2})",
+        unpaced.sent,
+        unpaced.sent as f64 / ours,
+        unpaced.sent as f64 / reference,
+        reference / ours
+    );
+    let rate = 20.0;
+    let t = Instant::now();
+    let paced = reminders(rate)
+        .run(year, date!(2025 - 06 - 23), false)
+        .await
+        .unwrap();
+    let achieved = paced.sent as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "  paced at {rate} a second: {} e-mails at {achieved:.1} a second (ratio to the rate {:.2})",
+        paced.sent,
+        achieved / rate
+    );
 }

@@ -13,6 +13,7 @@ pub mod feedback;
 mod http;
 pub mod mail;
 
+use futures_util::StreamExt;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -253,6 +254,31 @@ pub struct RunSummary {
     /// 1,000; `planned_total` counts them all).
     pub planned: Vec<PlannedEmail>,
     pub planned_total: usize,
+}
+
+impl RunSummary {
+    /// Adds the counts of a part of the run (a structure's reminders, an OG's digest).
+    fn absorb(&mut self, part: RunSummary) {
+        self.sent += part.sent;
+        self.already_sent += part.already_sent;
+        self.in_flight += part.in_flight;
+        self.failed += part.failed;
+        self.remaining += part.remaining;
+        self.unreachable.extend(part.unreachable);
+        self.planned_total += part.planned_total;
+        let room = PLANNED_LISTED.saturating_sub(self.planned.len());
+        self.planned.extend(part.planned.into_iter().take(room));
+    }
+}
+
+/// How many of a dry run's e-mails its summary lists.
+const PLANNED_LISTED: usize = 1000;
+
+/// How many structures a run reminds at once: enough that sends of about 200 ms each
+/// (a claim, SES, a record) keep up with the rate, at most 16.
+fn workers(interval: Duration) -> usize {
+    let per_second = 1.0 / interval.as_secs_f64().max(1e-6);
+    ((per_second / 5.0).ceil() as usize).clamp(1, 16)
 }
 
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -554,42 +580,71 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             return Ok(summary);
         }
         let interval = self.interval().await;
+        let workers = workers(interval);
         let out_of_time = || deadline.is_some_and(|d| std::time::Instant::now() >= d);
-        for (n, (entry, concerning)) in decision.structures.iter().enumerate() {
-            if out_of_time() {
-                summary.remaining = decision.structures.len() - n;
-                break;
-            }
-            let concerning: Vec<&Occasion> = concerning.iter().collect();
-            self.remind(
-                year,
-                day,
-                definitions.for_kind(entry.kind),
-                entry,
-                &concerning,
-                dry_run,
-                interval,
-                &mut summary,
-            )
-            .await?;
-        }
-        let late_by_og = decision.late_by_og;
-        for (og, late) in late_by_og {
-            if out_of_time() {
-                summary.remaining += 1;
-                continue;
-            }
-            self.og_digest(
-                year,
-                day,
-                definitions,
-                og,
-                &late,
-                dry_run,
-                interval,
-                &mut summary,
-            )
-            .await?;
+        // Several structures at once, so that SES's answer time does not hold the run
+        // below the rate; the pace itself is kept by `next_send`. Every started send is
+        // awaited, even after a storage failure: a send dropped between its claim and
+        // its record would be left claimed, and never repeated.
+        let concerned = &decision.structures;
+        let structures: Vec<Result<RunSummary, StoreError>> =
+            // By index: a closure taking a reference trips the compiler's proof that the
+            // handler's future is `Send`.
+            futures_util::stream::iter(0..concerned.len())
+                .map(|n| async move {
+                    let (entry, concerning) = &concerned[n];
+                    let mut part = RunSummary::default();
+                    if out_of_time() {
+                        part.remaining = 1;
+                        return Ok(part);
+                    }
+                    let concerning: Vec<&Occasion> = concerning.iter().collect();
+                    self.remind(
+                        year,
+                        day,
+                        definitions.for_kind(entry.kind),
+                        entry,
+                        &concerning,
+                        dry_run,
+                        interval,
+                        &mut part,
+                    )
+                    .await?;
+                    Ok(part)
+                })
+                .buffered(workers)
+                .collect()
+                .await;
+        let late_by_og: Vec<(Finess, Vec<ProgressEntry>)> =
+            decision.late_by_og.into_iter().collect();
+        let late_by_og = &late_by_og;
+        let digests: Vec<Result<RunSummary, StoreError>> =
+            futures_util::stream::iter(0..late_by_og.len())
+                .map(|n| async move {
+                    let (og, late) = &late_by_og[n];
+                    let mut part = RunSummary::default();
+                    if out_of_time() {
+                        part.remaining = 1;
+                        return Ok(part);
+                    }
+                    self.og_digest(
+                        year,
+                        day,
+                        definitions,
+                        *og,
+                        late,
+                        dry_run,
+                        interval,
+                        &mut part,
+                    )
+                    .await?;
+                    Ok(part)
+                })
+                .buffered(workers)
+                .collect()
+                .await;
+        for part in structures.into_iter().chain(digests) {
+            summary.absorb(part?);
         }
         if decision.territory_digest {
             if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
@@ -905,7 +960,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             };
             if dry_run {
                 summary.planned_total += 1;
-                if summary.planned.len() >= 1000 {
+                if summary.planned.len() >= PLANNED_LISTED {
                     continue;
                 }
                 summary.planned.push(PlannedEmail {

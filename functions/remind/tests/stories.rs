@@ -69,15 +69,17 @@ struct Flaky {
 
 impl Mailer for Flaky {
     async fn send(&self, email: &Email) -> Result<String, MailError> {
-        // Fails the sends after the first `failing` ones (0: never).
-        let budget = self.failing.load(Ordering::SeqCst);
-        if budget > 0 {
-            if budget == 1 {
-                return Err(MailError::Rejected(
-                    "Throttling: maximum sending rate exceeded".into(),
-                ));
-            }
-            self.failing.fetch_sub(1, Ordering::SeqCst);
+        // Fails the sends after the first `failing` - 1 ones (0: never), counted atomically
+        // since a run sends several at once.
+        let budget = self
+            .failing
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |b| {
+                (b > 1).then(|| b - 1)
+            });
+        if budget == Err(1) {
+            return Err(MailError::Rejected(
+                "Throttling: maximum sending rate exceeded".into(),
+            ));
         }
         self.ses.send(email).await
     }
