@@ -319,7 +319,7 @@ impl Resources {
         &self,
         config: &aws_config::SdkConfig,
     ) -> Result<Provisioned, ProvisionError> {
-        let names = self.names()?;
+        let mut names = self.names()?;
         let dynamo = aws_sdk_dynamodb::Client::new(config);
         for (id, props) in &self.tables {
             self.create_table(&dynamo, id, &names[id], props).await?;
@@ -363,11 +363,16 @@ impl Resources {
         let sns = aws_sdk_sns::Client::new(config);
         for (id, _) in &self.topics {
             let name = names[id].rsplit(':').next().unwrap_or_default();
-            sns.create_topic()
+            let created = sns
+                .create_topic()
                 .name(name)
                 .send()
                 .await
                 .map_err(aws_error(id))?;
+            // The stack's own ARN for it, rather than the one guessed from the template.
+            if let Some(arn) = created.topic_arn() {
+                names.insert(id.clone(), arn.to_string());
+            }
         }
         event_queues.extend(self.relay_sns_events(config, &sns, &names).await?);
         let ses = aws_sdk_ses::Client::new(config);

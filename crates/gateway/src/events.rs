@@ -1,7 +1,7 @@
 //! What S3 and SNS would invoke in a deployment, relayed locally: LocalStack delivers a
 //! bucket's notifications and a topic's messages to an SQS queue per function (see
 //! `tdb_aws::provision`), and the gateway reads each queue and calls the function's handler
-//! with the same event document.
+//! with the same event document (for SNS, the message a Lambda finds in `Sns.Message`).
 
 use std::collections::BTreeMap;
 use tdb_aws::relay::relay;

@@ -14,6 +14,8 @@ use tdb_domain::ports::{AccountStore, StoreError};
 pub struct Feedback {
     pub reason: UndeliverableReason,
     pub addresses: Vec<EmailAddress>,
+    /// When SES saw the bounce or complaint (Unix seconds), if it said.
+    pub at: Option<i64>,
 }
 
 /// SES's notification, in either of its shapes: an event destination's (`eventType`) or
@@ -33,6 +35,7 @@ struct Bounce {
     bounce_type: String,
     #[serde(default)]
     bounced_recipients: Vec<Recipient>,
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -40,6 +43,7 @@ struct Bounce {
 struct Complaint {
     #[serde(default)]
     complained_recipients: Vec<Recipient>,
+    timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -53,39 +57,67 @@ struct Recipient {
 pub fn parse(message: &str) -> Option<Feedback> {
     let notification: Notification = serde_json::from_str(message).ok()?;
     let kind = notification.event_type.or(notification.notification_type)?;
-    let (reason, recipients) = match kind.as_str() {
+    let (reason, recipients, timestamp) = match kind.as_str() {
         "Bounce" => {
             let bounce = notification.bounce?;
             // Transient and undetermined bounces may succeed later: SES retries them.
             if bounce.bounce_type != "Permanent" {
                 return None;
             }
-            (UndeliverableReason::Bounce, bounce.bounced_recipients)
+            (
+                UndeliverableReason::Bounce,
+                bounce.bounced_recipients,
+                bounce.timestamp,
+            )
         }
-        "Complaint" => (
-            UndeliverableReason::Complaint,
-            notification.complaint?.complained_recipients,
-        ),
+        "Complaint" => {
+            let complaint = notification.complaint?;
+            (
+                UndeliverableReason::Complaint,
+                complaint.complained_recipients,
+                complaint.timestamp,
+            )
+        }
         _ => return None,
     };
     let addresses = recipients
         .iter()
         .filter_map(|r| EmailAddress::parse(&r.email_address).ok())
         .collect();
-    Some(Feedback { reason, addresses })
+    let at = timestamp.and_then(|t| {
+        time::OffsetDateTime::parse(&t, &time::format_description::well_known::Rfc3339)
+            .ok()
+            .map(|t| t.unix_timestamp())
+    });
+    Some(Feedback {
+        reason,
+        addresses,
+        at,
+    })
+}
+
+/// The SES notifications of a Lambda's SNS event: each record's `Sns.Message`.
+pub fn sns_messages(event: &serde_json::Value) -> Vec<&str> {
+    event["Records"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["Sns"]["Message"].as_str())
+        .collect()
 }
 
 /// Records one SNS message of the feedback topic: a permanent bounce or a complaint marks
-/// the accounts of its addresses (at `at`, Unix seconds); anything else changes nothing.
+/// the accounts of its addresses (dated by SES, else `now`, Unix seconds); anything else
+/// changes nothing.
 pub async fn receive<S: AccountStore>(
     accounts: &S,
     message: &str,
-    at: i64,
+    now: i64,
 ) -> Result<FeedbackOutcome, StoreError> {
     let Some(feedback) = parse(message) else {
         return Ok(FeedbackOutcome::default());
     };
-    let outcome = record(accounts, &feedback, at).await?;
+    let outcome = record(accounts, &feedback, feedback.at.unwrap_or(now)).await?;
     // Counts only: the addresses are personal data.
     tracing::info!(
         reason = feedback.reason.key(),
@@ -175,6 +207,23 @@ mod tests {
             feedback.addresses,
             vec![EmailAddress::parse("jean.dupont@exemple.fr").unwrap()]
         );
+    }
+
+    #[test]
+    fn a_bounce_is_dated_by_ses() {
+        let feedback = parse(&bounce("Permanent")).unwrap();
+        // 2025-06-10T08:00:00Z
+        assert_eq!(feedback.at, Some(1_749_542_400));
+    }
+
+    #[test]
+    fn a_lambda_sns_event_yields_each_message() {
+        let event = serde_json::json!({"Records": [
+            {"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": "one"}},
+            {"EventSource": "aws:sns", "Sns": {"Type": "Notification", "Message": "two"}},
+        ]});
+        assert_eq!(sns_messages(&event), ["one", "two"]);
+        assert!(sns_messages(&serde_json::json!({})).is_empty());
     }
 
     #[test]

@@ -196,15 +196,12 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
         let r = &self.reminders;
         let caller = caller.clone().current(&r.accounts).await?;
         caller.authorize(Action::FollowProgress, &scope.target)?;
-        let mut structures = Vec::new();
-        for &departement in &scope.departements {
-            structures.extend(
-                r.unreachable(departement)
-                    .await
-                    .map_err(ApiError::from_store)?,
-            );
-        }
-        Ok(structures)
+        Ok(r.unreachable_by_departement(&scope.departements)
+            .await
+            .map_err(ApiError::from_store)?
+            .into_values()
+            .flatten()
+            .collect())
     }
 
     /// A run asked through the API (national administrator), for today.
@@ -323,9 +320,9 @@ pub struct UnreachableStructure {
     pub finess: String,
     pub name: String,
     pub departement: String,
-    /// `no_ape`: nobody holds its APE role; `no_active_account`: none of its APE and
-    /// Gestionnaires activated an account; `addresses_rejected`: mail to each of its active
-    /// APE and Gestionnaires bounced for good or was reported as spam.
+    /// `no_ape`: no APE, and no Gestionnaire to write to; `no_active_account`: none of its
+    /// APE and Gestionnaires activated an account; `addresses_rejected`: none takes mail,
+    /// and SES reported the address of at least one of them (a bounce or a complaint).
     pub reason: &'static str,
     /// Unix seconds of the latest bounce or complaint (`addresses_rejected`).
     pub since: Option<i64>,
@@ -463,6 +460,20 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             });
         }
         Ok(unreachable)
+    }
+
+    /// [`Self::unreachable`] of several départements, eight at a time.
+    pub async fn unreachable_by_departement(
+        &self,
+        departements: &[Departement],
+    ) -> Result<BTreeMap<Departement, Vec<UnreachableStructure>>, StoreError> {
+        futures_util::stream::iter(departements.iter().copied())
+            .map(|d| async move { Ok((d, self.unreachable(d).await?)) })
+            .buffer_unordered(8)
+            .collect::<Vec<Result<_, StoreError>>>()
+            .await
+            .into_iter()
+            .collect()
     }
 
     /// Today, in Paris.
@@ -612,7 +623,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     .await?;
                     Ok(part)
                 })
-                .buffered(workers)
+                .buffer_unordered(workers)
                 .collect()
                 .await;
         let late_by_og: Vec<(Finess, Vec<ProgressEntry>)> =
@@ -640,19 +651,34 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
                     .await?;
                     Ok(part)
                 })
-                .buffered(workers)
+                .buffer_unordered(workers)
                 .collect()
                 .await;
+        let mut failure = None;
         for part in structures.into_iter().chain(digests) {
-            summary.absorb(part?);
-        }
-        if decision.territory_digest {
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-                summary.remaining += 1;
-            } else {
-                self.territory_digests(year, day, dry_run, interval, &mut summary)
-                    .await?;
+            match part {
+                Ok(part) => summary.absorb(part),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                }
             }
+        }
+        if failure.is_none()
+            && decision.territory_digest
+            && let Err(e) = self
+                .territory_digests(year, day, dry_run, interval, &out_of_time, &mut summary)
+                .await
+        {
+            failure = Some(e);
+        }
+        summary.unreachable.sort();
+        summary
+            .planned
+            .sort_by(|a, b| (&a.finess, &a.occasion, &a.to).cmp(&(&b.finess, &b.occasion, &b.to)));
+        if let Some(e) = failure {
+            tracing::error!(day = %day, error = %e, sent = summary.sent, failed = summary.failed,
+                in_flight = summary.in_flight, "reminders run stopped by a storage failure");
+            return Err(e);
         }
         tracing::info!(day = %day, structures = summary.structures, sent = summary.sent,
             already_sent = summary.already_sent, in_flight = summary.in_flight,
@@ -669,6 +695,7 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         day: Date,
         dry_run: bool,
         interval: Duration,
+        out_of_time: &(dyn Fn() -> bool + Sync),
         summary: &mut RunSummary,
     ) -> Result<(), StoreError> {
         let counters = self.questionnaires.progress(year).await?;
@@ -687,8 +714,21 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             }
         }
         // A département's unreachable structures go into its CD's digest and its region's.
-        let mut by_departement: BTreeMap<Departement, Vec<UnreachableStructure>> = BTreeMap::new();
+        let with_counts: Vec<Departement> = territories
+            .keys()
+            .filter_map(|t| match t {
+                Territory::Departement(d) => Some(*d),
+                Territory::Region(_) => None,
+            })
+            .collect();
+        let by_departement = self.unreachable_by_departement(&with_counts).await?;
         for (territory, counts) in territories {
+            // Claims are made only with time left: a run stopped between a claim and its
+            // record would leave the digest unsent for good.
+            if out_of_time() {
+                summary.remaining += 1;
+                continue;
+            }
             let departements: Vec<Departement> = match territory {
                 Territory::Region(r) => Departement::all()
                     .filter(|d| d.region() == Some(r))
@@ -697,13 +737,9 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
             };
             let mut unreachable = Vec::new();
             for d in departements {
-                let listed = match by_departement.entry(d) {
-                    std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::btree_map::Entry::Vacant(e) => {
-                        e.insert(self.unreachable(d).await?)
-                    }
-                };
-                unreachable.extend(listed.iter().map(UnreachableStructure::french));
+                if let Some(listed) = by_departement.get(&d) {
+                    unreachable.extend(listed.iter().map(UnreachableStructure::french));
+                }
             }
             let digest = mail::TerritoryDigest::of(territory, year.value(), &counts, &unreachable);
             let render = |account: &Account| {

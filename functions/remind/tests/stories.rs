@@ -710,6 +710,17 @@ async fn a_bounce_marks_the_address_and_the_ars_sees_the_structure_it_leaves_unr
         marked.reason,
         tdb_domain::accounts::UndeliverableReason::Bounce
     );
+    // A permanent bounce of the Lecteur's address, sent after the transient one: once it
+    // is recorded, the transient one has been read too (one queue, one reader).
+    w.ses_reports(ses_event("Permanent", &w.email("lect-a")))
+        .await;
+    assert!(w.marked("lect-a").await.is_some());
+    let ape = EmailAddress::parse(&w.email("ape-a")).unwrap();
+    let ape = w.accounts.account_by_email(&ape).await.unwrap().unwrap();
+    assert_eq!(
+        ape.account.undeliverable, None,
+        "a transient bounce marks nothing"
+    );
     let ars = w.token(
         7,
         Role::RegionalAdmin {
@@ -740,7 +751,10 @@ async fn a_bounce_marks_the_address_and_the_ars_sees_the_structure_it_leaves_unr
     // Then its APE complains: nobody at A takes reminders any more.
     w.ses_reports(ses_event("Complaint", &w.email("ape-a")))
         .await;
-    assert!(w.marked("ape-a").await.is_some());
+    assert_eq!(
+        w.marked("ape-a").await.map(|m| m.reason),
+        Some(tdb_domain::accounts::UndeliverableReason::Complaint)
+    );
     let (_, answer) = w.get(&ars, "/reminders/unreachable?region=84").await;
     assert_eq!(
         listed(&answer),

@@ -14,15 +14,9 @@ async fn main() -> Result<(), Error> {
     lambda_http::lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         // An SNS event: each record's message is one SES notification. A storage failure
         // fails the invocation, which Lambda retries; recording twice is harmless.
-        let records = event.payload["Records"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
-        for record in records {
-            if let Some(message) = record["Sns"]["Message"].as_str() {
-                let now = time::OffsetDateTime::now_utc().unix_timestamp();
-                remind::feedback::receive(accounts, message, now).await?;
-            }
+        for message in remind::feedback::sns_messages(&event.payload) {
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            remind::feedback::receive(accounts, message, now).await?;
         }
         Ok::<(), Error>(())
     }))
