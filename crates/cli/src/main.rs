@@ -381,8 +381,7 @@ async fn peers(campaign: u16, table: String, bucket: String) -> Result<()> {
 async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
     use std::io::BufRead;
     use tdb_domain::ports::{QuestionnaireStore, StoredQuestionnaire};
-    use tdb_domain::workflow::Transition;
-    use tdb_domain::{CampaignYear, QuestionnaireStatus, RespondentKind};
+    use tdb_domain::{CampaignYear, RespondentKind};
     let definition = builtin::load(campaign)
         .with_context(|| format!("no definition shipped for campaign {campaign}"))??;
     let year = CampaignYear::new(campaign)?;
@@ -407,10 +406,6 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
             let finess: tdb_domain::Finess = serde_json::from_value(row["finess"].clone())?;
             let kind: RespondentKind = serde_json::from_value(row["respondent"].clone())?;
             let answers = row["answers"].as_object().cloned().unwrap_or_default();
-            let definition = definition.for_kind(kind);
-            let parsed = definition
-                .parse_answers(kind, &answers)
-                .map_err(|e| anyhow::anyhow!("{finess}: {} invalid answers", e.len()))?;
             let og = match kind {
                 RespondentKind::Og => None,
                 RespondentKind::Esms(_) => referential.og_of(&finess).map(|o| o.finess),
@@ -418,41 +413,15 @@ async fn load(from: PathBuf, table: String, campaign: u16) -> Result<()> {
             let updated_at = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)?
                 .as_secs() as i64;
-            let mut q = StoredQuestionnaire {
-                campaign: year,
-                respondent: tdb_domain::Respondent { finess, kind },
-                departement: finess.departement(),
+            let q = StoredQuestionnaire::loaded(
+                definition.for_kind(kind),
+                year,
+                tdb_domain::Respondent { finess, kind },
                 og,
-                status: QuestionnaireStatus::NotStarted,
-                items: answers
-                    .keys()
-                    .map(|id| {
-                        let meta = tdb_domain::ports::ItemMeta {
-                            version: 1,
-                            origin: tdb_domain::ports::Origin::Structure,
-                            by: None,
-                        };
-                        (id.clone(), meta)
-                    })
-                    .collect(),
                 answers,
-                prefilled: Default::default(),
-                fill_rate: 0.0,
-                blocking: 0,
-                acknowledged: 0,
-                outliers: 0,
-                workflow: Default::default(),
-                version: 1,
                 updated_at,
-            };
-            // Each part with an answer is in progress.
-            for id in q.answers.keys() {
-                if let Some(item) = definition.item(id) {
-                    let part = definition.part_of(item).id.clone();
-                    q.workflow.apply(&part, Transition::Save)?;
-                }
-            }
-            q.record(definition, &definition.evaluate(kind, &parsed, None));
+            )
+            .map_err(|e| anyhow::anyhow!(e))?;
             batch.push(q);
         }
         store.create(&batch).await?;

@@ -19,6 +19,7 @@ pub mod ports;
 pub mod progress;
 pub mod questionnaire;
 pub mod reminders;
+pub mod restitution;
 pub mod rights;
 pub mod structure;
 pub mod workflow;

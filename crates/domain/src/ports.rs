@@ -54,6 +54,57 @@ pub struct StoredQuestionnaire {
 }
 
 impl StoredQuestionnaire {
+    /// A questionnaire as loaded from outside the API (a generated campaign, an import):
+    /// every answered part in progress, and what is stored beside the answers evaluated.
+    pub fn loaded(
+        definition: &crate::questionnaire::Definition,
+        campaign: CampaignYear,
+        respondent: crate::Respondent,
+        og: Option<Finess>,
+        answers: serde_json::Map<String, serde_json::Value>,
+        updated_at: i64,
+    ) -> Result<StoredQuestionnaire, String> {
+        let kind = respondent.kind;
+        let parsed = definition
+            .parse_answers(kind, &answers)
+            .map_err(|e| format!("{}: {} invalid answers", respondent.finess, e.len()))?;
+        let origin = ItemMeta {
+            version: 1,
+            origin: Origin::Structure,
+            by: None,
+        };
+        let mut q = StoredQuestionnaire {
+            campaign,
+            departement: respondent.finess.departement(),
+            respondent,
+            og,
+            status: QuestionnaireStatus::NotStarted,
+            items: answers
+                .keys()
+                .map(|id| (id.clone(), origin.clone()))
+                .collect(),
+            answers,
+            prefilled: Default::default(),
+            fill_rate: 0.0,
+            blocking: 0,
+            acknowledged: 0,
+            outliers: 0,
+            workflow: Default::default(),
+            version: 1,
+            updated_at,
+        };
+        for id in q.answers.keys() {
+            if let Some(item) = definition.item(id) {
+                let part = definition.part_of(item).id.clone();
+                q.workflow
+                    .apply(&part, crate::workflow::Transition::Save)
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+        q.record(definition, &definition.evaluate(kind, &parsed, None));
+        Ok(q)
+    }
+
     /// Each started part's status, as listings project it.
     pub fn part_statuses(&self) -> std::collections::BTreeMap<String, QuestionnaireStatus> {
         self.workflow

@@ -1,0 +1,11 @@
+//! The restitute function (docs/lake.md): a campaign's snapshot as Parquet in the S3 lake,
+//! the peer statistics computed from it with DataFusion SQL, and the restitutions read
+//! back from it. DataFusion is compiled here and nowhere else.
+
+pub mod lake;
+pub mod quantile;
+pub mod snapshot;
+pub mod stats;
+
+pub use lake::{Lake, LakeError, Manifest};
+pub use snapshot::{SnapshotKind, SnapshotOutcome};

@@ -1,0 +1,62 @@
+//! The peer statistics, as SQL over the `indicators` table (docs/lake.md). The same text
+//! runs on DataFusion and on DuckDB: `quantile_cont` is exact with linear interpolation in
+//! both (DataFusion's alias of `percentile_cont`), see `tdb_domain::restitution`.
+//!
+//! Only counted questionnaires (validated or checked) with a value enter; a group of fewer
+//! than `MIN_GROUP` structures gets no row, and no structure gets a position in it.
+
+use tdb_domain::restitution::{MIN_GROUP, QUANTILES};
+
+/// The scopes of the statistics: the column that groups, and the scope's name.
+const SCOPES: [(&str, &str); 4] = [
+    ("'FR'", "national"),
+    ("region", "region"),
+    ("departement", "departement"),
+    ("peer_group", "peer_group"),
+];
+
+/// Per indicator × category × scope (national, region, département, peer group): n, mean,
+/// min, the deciles with the quartiles and the median, max.
+pub fn benchmarks_sql() -> String {
+    let quantiles: Vec<String> = QUANTILES
+        .iter()
+        .map(|(name, p)| format!("quantile_cont(value, {p}) AS {name}"))
+        .collect();
+    let selects: Vec<String> = SCOPES
+        .iter()
+        .map(|(column, scope)| {
+            format!(
+                "SELECT indicator, category, '{scope}' AS scope, {column} AS code, \
+                 count(value) AS n, avg(value) AS mean, min(value) AS min, {}, max(value) AS max \
+                 FROM counted GROUP BY indicator, category, {column} \
+                 HAVING count(value) >= {MIN_GROUP} AND {column} IS NOT NULL",
+                quantiles.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "WITH counted AS (SELECT * FROM indicators WHERE counted AND value IS NOT NULL) \
+         {} ORDER BY indicator, category, scope, code",
+        selects.join(" UNION ALL ")
+    )
+}
+
+/// Each counted structure's place among its category's peers, nationally and in its
+/// region: `percent_rank` (0 lowest, 1 highest) and the group's size, left empty in a
+/// group of fewer than `MIN_GROUP`.
+pub fn positions_sql() -> String {
+    let position = |scope: &str, partition: &str| {
+        format!(
+            "CASE WHEN count(value) OVER (PARTITION BY {partition}) >= {MIN_GROUP} \
+             THEN percent_rank() OVER (PARTITION BY {partition} ORDER BY value) END AS rank_{scope}, \
+             CASE WHEN count(value) OVER (PARTITION BY {partition}) >= {MIN_GROUP} \
+             THEN count(value) OVER (PARTITION BY {partition}) END AS n_{scope}"
+        )
+    };
+    format!(
+        "SELECT finess, indicator, category, region, value, {}, {} FROM indicators \
+         WHERE counted AND value IS NOT NULL ORDER BY finess, indicator",
+        position("national", "indicator, category"),
+        position("region", "indicator, category, region"),
+    )
+}

@@ -1,0 +1,378 @@
+//! The lake on the local stack: DynamoDB Local holds a generated campaign, LocalStack's S3
+//! the snapshot; DataFusion reads it back through object_store.
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::Float64Type;
+use restitute::snapshot::{self, SnapshotKind};
+use restitute::{Lake, lake};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tdb_aws::accounts::AccountsTable;
+use tdb_aws::dynamo::CampaignTable;
+use tdb_domain::accounts::StructureRecord;
+use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
+use tdb_domain::category::RespondentKind;
+use tdb_domain::generator::{GeneratorConfig, generate};
+use tdb_domain::ports::{AccountStore, QuestionnaireStore, StoredQuestionnaire};
+use tdb_domain::questionnaire::CampaignDefinitions;
+use tdb_domain::restitution::{MIN_GROUP, QUANTILES, quantile_cont};
+
+fn year() -> CampaignYear {
+    CampaignYear::new(2025).unwrap()
+}
+
+fn definitions() -> &'static CampaignDefinitions {
+    static CAMPAIGNS: std::sync::OnceLock<BTreeMap<CampaignYear, CampaignDefinitions>> =
+        std::sync::OnceLock::new();
+    &CAMPAIGNS.get_or_init(|| tdb_api::shipped_campaigns().unwrap())[&year()]
+}
+
+struct World {
+    campaign: CampaignTable,
+    accounts: AccountsTable,
+    lake: Lake,
+    /// The generated questionnaires, as stored.
+    stored: Vec<StoredQuestionnaire>,
+}
+
+/// A generated campaign of `establishments`, every questionnaire validated but one in
+/// ten left in progress.
+async fn world(establishments: usize) -> World {
+    tdb_testkit::local_endpoint();
+    let config = tdb_aws::load_config().await;
+    let tag = tdb_testkit::unique_name("lake");
+    let provisioned = tdb_aws::provision::provision_stack(&config, &tag, "lake@tdb-esms.test")
+        .await
+        .expect("the local stack answers: is it started?");
+    let dynamo = aws_sdk_dynamodb::Client::new(&config);
+    let campaign = CampaignTable::new(dynamo.clone(), &provisioned.environment["CAMPAIGN_TABLE"]);
+    let accounts = AccountsTable::new(dynamo, &provisioned.environment["ACCOUNTS_TABLE"]);
+    let generated = generate(
+        definitions(),
+        &GeneratorConfig {
+            establishments,
+            seed: 11,
+            incomplete_share: 0.0,
+            incoherent_share: 0.0,
+        },
+        |_, _| {},
+    );
+    accounts
+        .create_structures(&StructureRecord::from_referential(&generated.referential))
+        .await
+        .unwrap();
+    let mut stored = Vec::new();
+    for (n, q) in generated.questionnaires.iter().enumerate() {
+        let definition = definitions().for_kind(q.respondent.kind);
+        let og = match q.respondent.kind {
+            RespondentKind::Og => None,
+            RespondentKind::Esms(_) => generated
+                .referential
+                .og_of(&q.respondent.finess)
+                .map(|o| o.finess),
+        };
+        let mut s = StoredQuestionnaire::loaded(
+            definition,
+            year(),
+            q.respondent,
+            og,
+            definition.answers_to_json(&q.answers),
+            0,
+        )
+        .unwrap();
+        s.status = if n % 10 == 9 {
+            QuestionnaireStatus::InProgress
+        } else {
+            QuestionnaireStatus::Validated
+        };
+        stored.push(s);
+    }
+    campaign.create(&stored).await.unwrap();
+    World {
+        campaign,
+        accounts,
+        lake: Lake::from_env(&provisioned.environment["LAKE_BUCKET"]).unwrap(),
+        stored,
+    }
+}
+
+impl World {
+    async fn snapshot(&self, at: i64) -> snapshot::SnapshotOutcome {
+        snapshot::take(
+            &self.campaign,
+            &self.accounts,
+            definitions(),
+            &self.lake,
+            year(),
+            SnapshotKind::Final,
+            at,
+        )
+        .await
+        .unwrap()
+    }
+
+    /// Runs `sql` over the tables of the current snapshot.
+    async fn query(&self, sql: &str) -> Vec<datafusion::arrow::array::RecordBatch> {
+        let manifest = self.lake.manifest(year()).await.unwrap().unwrap();
+        let context = self.lake.session().unwrap();
+        for (table, files) in &manifest.tables {
+            if !files.files.is_empty() {
+                self.lake
+                    .register(&context, table, &files.files)
+                    .await
+                    .unwrap();
+            }
+        }
+        context.sql(sql).await.unwrap().collect().await.unwrap()
+    }
+}
+
+fn floats(batches: &[datafusion::arrow::array::RecordBatch], column: usize) -> Vec<Option<f64>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            let c = b.column(column).as_primitive::<Float64Type>();
+            (0..c.len())
+                .map(|i| (!c.is_null(i)).then(|| c.value(i)))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_holds_every_questionnaire_and_statistics_matching_an_independent_computation() {
+    let w = world(300).await;
+    let outcome = w.snapshot(1_760_000_000).await;
+    let manifest = outcome.manifest;
+    assert_eq!(manifest.kind, "final");
+    let rows = |t: &str| manifest.tables[t].rows;
+    assert_eq!(
+        rows(lake::QUESTIONNAIRES_GENERIC) + rows(lake::QUESTIONNAIRES_SAD),
+        w.stored.len(),
+        "one row per questionnaire"
+    );
+    assert!(rows(lake::INDICATORS) > w.stored.len());
+    assert!(rows(lake::BENCHMARKS) > 0);
+    for table in manifest.tables.values() {
+        for file in &table.files {
+            assert!(
+                file.starts_with("lake/") && file.contains("/campaign=2025/snapshot="),
+                "{file}"
+            );
+        }
+    }
+
+    // A structure's indicator in the lake is the definition's value for its answers.
+    let ehpad = w
+        .stored
+        .iter()
+        .find(|q| q.respondent.kind.key() == "EHPAD")
+        .unwrap();
+    let definition = definitions().for_kind(ehpad.respondent.kind);
+    let answers = definition.carry_over(ehpad.respondent.kind, &ehpad.answers);
+    let expected = definition
+        .evaluate(ehpad.respondent.kind, &answers, None)
+        .indicators
+        .into_iter()
+        .find(|i| i.indicator == "taux_occupation_permanent")
+        .unwrap();
+    // By hand: (days delivered + absences under 72 h) / (authorised places × opening days).
+    let number = |id: &str| ehpad.answers[id].as_f64().unwrap();
+    let by_hand = (number("journees_perm") + number("journees_absence_72h"))
+        / (number("cap_auth_perm") * number("jours_ouverture"));
+    assert!(
+        matches!(expected.value, tdb_domain::questionnaire::IndicatorValue::Value(v) if (v - by_hand).abs() < 1e-12)
+    );
+    let lake_value = floats(
+        &w.query(&format!(
+            "SELECT value FROM indicators WHERE finess = '{}' AND indicator = 'taux_occupation_permanent'",
+            ehpad.respondent.finess
+        ))
+        .await,
+        0,
+    );
+    assert_eq!(lake_value.len(), 1);
+    assert!((lake_value[0].unwrap() - by_hand).abs() < 1e-12);
+    let wide = floats(
+        &w.query(&format!(
+            "SELECT indicator_taux_occupation_permanent, cap_auth_perm FROM questionnaires_generic WHERE finess = '{}'",
+            ehpad.respondent.finess
+        ))
+        .await,
+        0,
+    );
+    assert!((wide[0].unwrap() - by_hand).abs() < 1e-12);
+
+    // The national quantiles of EHPAD occupancy, against the same values sorted here.
+    let mut values: Vec<f64> = w
+        .stored
+        .iter()
+        .filter(|q| {
+            q.respondent.kind.key() == "EHPAD" && q.status == QuestionnaireStatus::Validated
+        })
+        .filter_map(|q| {
+            let a = |id: &str| q.answers.get(id).and_then(|v| v.as_f64());
+            Some(
+                (a("journees_perm")? + a("journees_absence_72h")?)
+                    / (a("cap_auth_perm")? * a("jours_ouverture")?),
+            )
+        })
+        .filter(|v| v.is_finite())
+        .collect();
+    values.sort_by(f64::total_cmp);
+    assert!(values.len() >= MIN_GROUP, "{} EHPAD", values.len());
+    let names: Vec<&str> = QUANTILES.iter().map(|(n, _)| *n).collect();
+    let row = w
+        .query(&format!(
+            "SELECT n, min, {}, max FROM benchmarks WHERE indicator = 'taux_occupation_permanent' \
+             AND category = 'EHPAD' AND scope = 'national'",
+            names.join(", ")
+        ))
+        .await;
+    assert_eq!(row.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+    let n = row[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .value(0);
+    assert_eq!(n as usize, values.len());
+    for (i, (name, p)) in QUANTILES.iter().enumerate() {
+        let lake = floats(&row, 2 + i)[0].unwrap();
+        let here = quantile_cont(&values, *p).unwrap();
+        assert!((lake - here).abs() < 1e-9, "{name}: {lake} against {here}");
+    }
+    assert_eq!(floats(&row, 1)[0], values.first().copied());
+    assert_eq!(floats(&row, 2 + QUANTILES.len())[0], values.last().copied());
+
+    // No group under five: not in the statistics, and no position in it.
+    let small = w
+        .query(&format!(
+            "SELECT count(*) FROM benchmarks WHERE n < {MIN_GROUP}"
+        ))
+        .await;
+    assert_eq!(
+        small[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0),
+        0
+    );
+    let groups = w
+        .query(&format!(
+            "SELECT count(*) FROM (SELECT indicator, category, region, count(value) AS n FROM indicators \
+             WHERE counted AND value IS NOT NULL GROUP BY indicator, category, region) WHERE n < {MIN_GROUP}"
+        ))
+        .await;
+    let small_groups = groups[0]
+        .column(0)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+        .value(0);
+    assert!(small_groups > 0, "the test needs small regional groups");
+    let revealed = w
+        .query(&format!(
+            "SELECT count(*) FROM positions p JOIN (SELECT indicator, category, region, count(value) AS n \
+             FROM indicators WHERE counted AND value IS NOT NULL GROUP BY indicator, category, region) g \
+             ON p.indicator = g.indicator AND p.category = g.category AND p.region = g.region \
+             WHERE g.n < {MIN_GROUP} AND (p.rank_region IS NOT NULL OR p.n_region IS NOT NULL)"
+        ))
+        .await;
+    assert_eq!(
+        revealed[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0),
+        0,
+        "no position in a group under five"
+    );
+    // Questionnaires not validated count in no statistic.
+    let positions = w
+        .query("SELECT count(*) FROM positions p JOIN indicators i ON p.finess = i.finess AND p.indicator = i.indicator WHERE NOT i.counted")
+        .await;
+    assert_eq!(
+        positions[0]
+            .column(0)
+            .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+            .value(0),
+        0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_reader_during_a_new_snapshot_sees_one_whole_snapshot_and_old_ones_are_removed() {
+    let w = Arc::new(world(120).await);
+    let first = w.snapshot(1_760_000_000).await.manifest;
+    // A reader reads the current snapshot again and again while two more are taken: each
+    // read finds every row the manifest it followed promises.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (w, stop) = (w.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut reads = 0;
+            let mut seen = std::collections::BTreeSet::new();
+            while !stop.load(Ordering::SeqCst) || reads == 0 {
+                let manifest = w.lake.manifest(year()).await.unwrap().unwrap();
+                let context = w.lake.session().unwrap();
+                let files = &manifest.tables[lake::INDICATORS];
+                w.lake
+                    .register(&context, lake::INDICATORS, &files.files)
+                    .await
+                    .unwrap();
+                let counted = context
+                    .sql("SELECT count(*) FROM indicators")
+                    .await
+                    .unwrap()
+                    .collect()
+                    .await
+                    .unwrap();
+                let rows = counted[0]
+                    .column(0)
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .value(0);
+                assert_eq!(rows as usize, files.rows, "snapshot {}", manifest.snapshot);
+                seen.insert(manifest.snapshot);
+                reads += 1;
+            }
+            (reads, seen)
+        })
+    };
+    let second = w.snapshot(1_760_000_100).await.manifest;
+    let third = w.snapshot(1_760_000_200).await;
+    stop.store(true, Ordering::SeqCst);
+    let (reads, seen) = reader.await.unwrap();
+    assert!(reads > 1, "{reads} reads");
+    assert!(seen.len() >= 2, "the reader crossed a switch: {seen:?}");
+    assert_eq!(
+        third.manifest.tables[lake::INDICATORS].rows,
+        first.tables[lake::INDICATORS].rows
+    );
+    // The first snapshot's files are gone; the previous one stays for readers in flight.
+    assert!(third.removed > 0);
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&tdb_aws::load_config().await)
+            .force_path_style(true)
+            .build(),
+    );
+    let keys: Vec<String> = s3
+        .list_objects_v2()
+        .bucket(w.lake.bucket())
+        .prefix("lake/indicators/campaign=2025/")
+        .send()
+        .await
+        .unwrap()
+        .contents()
+        .iter()
+        .filter_map(|o| o.key().map(str::to_string))
+        .collect();
+    assert!(
+        keys.iter().all(|k| !k.contains(&first.snapshot)),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.contains(&second.snapshot)),
+        "{keys:?}"
+    );
+    assert!(
+        keys.iter().any(|k| k.contains(&third.manifest.snapshot)),
+        "{keys:?}"
+    );
+}
