@@ -58,7 +58,7 @@ token=$(curl -fsS "$base/auth/login" -H 'content-type: application/json' \
   | python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
 
 status=0
-for description in /accounts/openapi.json /questionnaires/openapi.json /validation/openapi.json /reminders/openapi.json; do
+for description in /accounts/openapi.json /questionnaires/openapi.json /validation/openapi.json /reminders/openapi.json /restitutions/openapi.json; do
   echo "fuzz: $base$description" >&2
   timeout 900 "$venv/bin/schemathesis" --config-file $run/fuzz-schemathesis.toml \
     run "$base$description" --url "$base" \

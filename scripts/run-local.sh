@@ -59,6 +59,7 @@ The API answers on $base (every function's routes from infra/template.yaml).
   OpenAPI of the collect function: $base/questionnaires/openapi.json
   OpenAPI of the validate function: $base/validation/openapi.json
   OpenAPI of the remind function: $base/reminders/openapi.json
+  OpenAPI of the restitute function: $base/restitutions/openapi.json
   E-mails sent (activation links...): curl -s $AWS_ENDPOINT_URL/_aws/ses
   More administrators (while the gateway runs):
     source $run/env; source $run/functions.env; source $run/accounts.env

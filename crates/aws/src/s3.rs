@@ -4,6 +4,7 @@ use crate::backend;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
+use serde::Deserialize;
 use tdb_domain::ports::{Lake, StoreError};
 
 #[derive(Clone)]
@@ -111,4 +112,28 @@ impl Lake for S3Lake {
             .map_err(backend)?;
         Ok(request.uri().to_string())
     }
+}
+
+/// The part of an S3 event notification the functions S3 invokes read (`Records`; the
+/// local relay sends the same document). Test events have no records.
+#[derive(Debug, Deserialize)]
+pub struct S3Event {
+    #[serde(rename = "Records", default)]
+    pub records: Vec<S3Record>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct S3Record {
+    pub s3: S3Entity,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct S3Entity {
+    pub object: S3Object,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct S3Object {
+    /// URL-encoded in events; our keys only hold characters that encode as themselves.
+    pub key: String,
 }

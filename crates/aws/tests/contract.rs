@@ -642,11 +642,15 @@ async fn provisioning_twice_is_harmless_and_reads_the_environment_from_the_templ
     .await
     .unwrap();
     assert_eq!(again.environment, stack.provisioned.environment);
-    // S3 invokes the upload function and SNS the feedback one in a deployment; locally
-    // their events go to a queue each.
+    // S3 invokes the upload and snapshot functions and SNS the feedback one in a
+    // deployment; locally their events go to a queue each.
     assert_eq!(
         again.event_queues.keys().collect::<Vec<_>>(),
-        ["AccountsUploadsFunction", "RemindFeedbackFunction"]
+        [
+            "AccountsUploadsFunction",
+            "RemindFeedbackFunction",
+            "RestituteSnapshotFunction"
+        ]
     );
     assert!(env["SES_CONFIGURATION_SET"].ends_with("-mail"));
     assert_eq!(again.event_queues, stack.provisioned.event_queues);

@@ -27,12 +27,44 @@ pub fn spawn_event_relays(
                     move |event| {
                         let uploads = uploads.clone();
                         async move {
-                            let event: accounts::jobs::S3Event =
+                            let event: tdb_aws::s3::S3Event =
                                 serde_json::from_str(&event).map_err(|e| e.to_string())?;
                             uploads
                                 .process_s3_event(event)
                                 .await
                                 .map_err(|e| e.to_string())
+                        }
+                    },
+                )));
+            }
+            "RestituteSnapshotFunction" => {
+                let config = restitute::SnapshotConfig::from_lookup(&lookup)?;
+                let stores = std::sync::Arc::new(config.stores(aws));
+                let campaigns = std::sync::Arc::new(restitute::Config::campaigns()?);
+                let lake = restitute::Lake::from_env(&config.lake_bucket)?;
+                relays.push(tokio::spawn(relay(
+                    sqs.clone(),
+                    queue.clone(),
+                    move |event| {
+                        let (stores, campaigns, lake) =
+                            (stores.clone(), campaigns.clone(), lake.clone());
+                        async move {
+                            let event: tdb_aws::s3::S3Event =
+                                serde_json::from_str(&event).map_err(|e| e.to_string())?;
+                            for record in event.records {
+                                let now = time::OffsetDateTime::now_utc().unix_timestamp();
+                                restitute::api::on_event(
+                                    &stores.0,
+                                    &stores.1,
+                                    &campaigns,
+                                    &lake,
+                                    &record.s3.object.key,
+                                    now,
+                                )
+                                .await
+                                .map_err(|e| e.to_string())?;
+                            }
+                            Ok(())
                         }
                     },
                 )));

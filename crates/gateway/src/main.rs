@@ -103,6 +103,12 @@ async fn main() -> anyhow::Result<()> {
         "remind".to_string(),
         remind::Config::from_lookup(lookup)?.router(&aws, remind::SendRate::Fixed(50.0))?,
     );
+    functions.insert(
+        "restitute".to_string(),
+        restitute::Config::from_lookup(lookup)?
+            .router(&aws)
+            .map_err(|e| anyhow::anyhow!(e))?,
+    );
     let (router, missing) =
         tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;
     for route in missing {

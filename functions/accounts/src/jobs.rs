@@ -6,7 +6,7 @@
 
 use crate::import::{ReferentialWork, decode, parse_etalab};
 use crate::{App, Clock, secrets, store_error};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tdb_api::{ApiError, Caller};
 use tdb_domain::accounts::{ImportJob, JobStatus};
 use tdb_domain::ports::{AccountStore, Lake, Mailer, StoreError};
@@ -76,29 +76,7 @@ pub struct UploadCreated {
     pub upload: UploadTarget,
 }
 
-/// The part of an S3 event notification the upload function reads (S3 invokes it with
-/// `Records`; LocalStack's relay sends the same document). Test events have no records.
-#[derive(Debug, Deserialize)]
-pub struct S3Event {
-    #[serde(rename = "Records", default)]
-    pub records: Vec<S3Record>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct S3Record {
-    pub s3: S3Entity,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct S3Entity {
-    pub object: S3Object,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct S3Object {
-    /// URL-encoded in events; job keys only hold characters that encode as themselves.
-    pub key: String,
-}
+pub use tdb_aws::s3::S3Event;
 
 fn is_job_id(id: &str) -> bool {
     id.len() == 32

@@ -152,6 +152,14 @@ impl Lake {
         Ok(())
     }
 
+    /// Writes one object.
+    pub async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), LakeError> {
+        self.store
+            .put(&Path::from(key), PutPayload::from(bytes))
+            .await?;
+        Ok(())
+    }
+
     /// Writes batches as one Parquet file (zstd, row groups of `row_group` rows: sorted
     /// files let a reader skip the groups its filter excludes).
     pub async fn write_parquet(

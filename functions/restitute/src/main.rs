@@ -1,6 +1,11 @@
 //! The restitute Lambda behind the API (docs/lake.md).
 
-fn main() {
-    // The API lands with the restitutions; the snapshot is taken by `restitute-snapshot`.
-    let _ = restitute::SnapshotKind::Final;
+use lambda_http::Error;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tdb_api::init_lambda_logs();
+    let config = restitute::Config::from_env()?;
+    let aws = tdb_aws::load_config().await;
+    lambda_http::run(config.router(&aws)?).await
 }

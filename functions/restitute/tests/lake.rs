@@ -34,6 +34,7 @@ struct World {
     lake: Lake,
     /// The generated questionnaires, as stored.
     stored: Vec<StoredQuestionnaire>,
+    structures: Vec<StructureRecord>,
 }
 
 /// A generated campaign of `establishments`, every questionnaire validated but one in
@@ -58,10 +59,8 @@ async fn world(establishments: usize) -> World {
         },
         |_, _| {},
     );
-    accounts
-        .create_structures(&StructureRecord::from_referential(&generated.referential))
-        .await
-        .unwrap();
+    let structures = StructureRecord::from_referential(&generated.referential);
+    accounts.create_structures(&structures).await.unwrap();
     let mut stored = Vec::new();
     for (n, q) in generated.questionnaires.iter().enumerate() {
         let definition = definitions().for_kind(q.respondent.kind);
@@ -94,6 +93,7 @@ async fn world(establishments: usize) -> World {
         accounts,
         lake: Lake::from_env(&provisioned.environment["LAKE_BUCKET"]).unwrap(),
         stored,
+        structures,
     }
 }
 
@@ -375,4 +375,208 @@ async fn a_reader_during_a_new_snapshot_sees_one_whole_snapshot_and_old_ones_are
         keys.iter().any(|k| k.contains(&third.manifest.snapshot)),
         "{keys:?}"
     );
+}
+
+const ISSUER: &str = "https://api.tdb-esms.test";
+
+fn signer() -> &'static accounts::TokenSigner {
+    static SIGNER: std::sync::OnceLock<accounts::TokenSigner> = std::sync::OnceLock::new();
+    SIGNER.get_or_init(|| {
+        accounts::TokenSigner::from_pem(&accounts::generate_signing_key(), ISSUER, "tdb-esms")
+            .unwrap()
+    })
+}
+
+fn token(n: u8, role: tdb_domain::rights::Role) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    signer().sign(
+        &tdb_domain::accounts::AccountId::from_random([n; 16]),
+        vec![role],
+        None,
+        now,
+    )
+}
+
+async fn get(router: &axum::Router, token: &str, uri: &str) -> (u16, serde_json::Value) {
+    use tower::ServiceExt;
+    let response = router
+        .clone()
+        .oneshot(
+            axum::http::Request::get(uri)
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups() {
+    use tdb_domain::rights::{Profile, Role};
+    let w = world(300).await;
+    let verifier =
+        tdb_api::TokenVerifier::from_jwks(&signer().jwks_json(), ISSUER, "tdb-esms").unwrap();
+    let app = restitute::App::new(
+        w.campaign.clone(),
+        w.accounts.clone(),
+        tdb_api::Campaigns::new(tdb_api::shipped_campaigns().unwrap()),
+        w.lake.clone(),
+        verifier,
+        Arc::new(|| 1_760_000_000),
+    )
+    .unwrap();
+    let router = restitute::router(app);
+    // A validated EHPAD managed by an OG, and its region.
+    let ehpad = w
+        .stored
+        .iter()
+        .find(|q| {
+            q.respondent.kind.key() == "EHPAD"
+                && q.status == QuestionnaireStatus::Validated
+                && q.og.is_some()
+        })
+        .unwrap();
+    let finess = ehpad.respondent.finess;
+    let region = ehpad.departement.region().unwrap();
+    let other_region =
+        tdb_domain::Region::from_code(if region.code() == 84 { 11 } else { 84 }).unwrap();
+    let uri = format!("/restitutions/2025/{finess}");
+    let own = token(
+        1,
+        Role::Member {
+            structure: finess,
+            profile: Profile::Lecteur,
+        },
+    );
+
+    // Before closure, nothing.
+    let (status, answer) = get(&router, &own, &uri).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("not_closed")),
+        "{answer}"
+    );
+
+    // Closure of the generic platform, then its event in the lake, as validate writes it.
+    w.campaign
+        .close(
+            year(),
+            tdb_domain::campaign::Platform::Generic,
+            &tdb_domain::workflow::Closure {
+                by: "test".into(),
+                at: 1_760_000_000,
+                counts: Default::default(),
+            },
+        )
+        .await
+        .unwrap();
+    let manifest = restitute::api::on_event(
+        &w.campaign,
+        &w.accounts,
+        &tdb_api::Campaigns::new(tdb_api::shipped_campaigns().unwrap()),
+        &w.lake,
+        "events/closure/2025-generic.json",
+        1_760_000_000,
+    )
+    .await
+    .unwrap()
+    .expect("a closure takes a snapshot");
+    assert_eq!(manifest.kind, "final");
+
+    let (status, mine) = get(&router, &own, &uri).await;
+    assert_eq!(status, 200, "{mine}");
+    assert_eq!(mine["category"], "EHPAD");
+    assert_eq!(mine["snapshot"], manifest.snapshot.as_str());
+    let occupancy = mine["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["id"] == "taux_occupation_permanent")
+        .unwrap();
+    assert_eq!(occupancy["unit"], "ratio");
+    let value = occupancy["value"].as_f64().unwrap();
+    let national = &occupancy["national"];
+    assert!(national["n"].as_i64().unwrap() >= MIN_GROUP as i64);
+    let (min, max) = (
+        national["min"].as_f64().unwrap(),
+        national["max"].as_f64().unwrap(),
+    );
+    assert!(min <= value && value <= max);
+    let median = national["quantiles"]["median"].as_f64().unwrap();
+    assert!(min <= median && median <= max);
+    let rank = occupancy["rank_national"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&rank));
+    assert_eq!(occupancy["series"][0]["campaign"], 2025);
+    assert_eq!(occupancy["previous"], serde_json::Value::Null);
+    // Groups under five show nothing: every group shown counts five or more, and a
+    // regional group too small has no statistics and no rank.
+    for indicator in mine["indicators"].as_array().unwrap() {
+        for scope in ["national", "regional", "peer_group"] {
+            if let Some(n) = indicator[scope]["n"].as_i64() {
+                assert!(n >= MIN_GROUP as i64, "{indicator}");
+            }
+        }
+        if indicator["regional"].is_null() {
+            assert!(indicator["rank_region"].is_null(), "{indicator}");
+        }
+    }
+
+    // Its OG, its region's ARS and the national administrator see it; another region's
+    // ARS and another structure's Gestionnaire do not.
+    let allowed = [
+        token(
+            2,
+            Role::Member {
+                structure: ehpad.og.unwrap(),
+                profile: Profile::Gestionnaire,
+            },
+        ),
+        token(3, Role::RegionalAdmin { region }),
+        token(4, Role::NationalAdmin),
+    ];
+    for t in &allowed {
+        let (status, answer) = get(&router, t, &uri).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["indicators"], mine["indicators"]);
+    }
+    let stranger = w
+        .stored
+        .iter()
+        .find(|q| q.respondent.finess != finess && q.og != ehpad.og && q.og.is_some())
+        .unwrap();
+    let refused = [
+        token(
+            5,
+            Role::RegionalAdmin {
+                region: other_region,
+            },
+        ),
+        token(
+            6,
+            Role::Member {
+                structure: stranger.respondent.finess,
+                profile: Profile::Gestionnaire,
+            },
+        ),
+    ];
+    for t in &refused {
+        let (status, answer) = get(&router, t, &uri).await;
+        assert_eq!(status, 403, "{answer}");
+        assert!(answer.get("indicators").is_none());
+    }
+    // A FINESS of no structure, and a malformed one.
+    let (status, _) = get(&router, &allowed[2], "/restitutions/2025/690009999").await;
+    assert!(status == 404 || status == 400, "{status}");
+    let (status, answer) = get(&router, &allowed[2], "/restitutions/2025/x'--").await;
+    assert_eq!(status, 400, "{answer}");
+    let _ = &w.structures;
 }

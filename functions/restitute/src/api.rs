@@ -1,0 +1,474 @@
+//! Restitutions read back from the lake (docs/lake.md): a structure's indicators next to
+//! its peers', for the people its rights let see them, once its platform is closed.
+
+use crate::lake::{self, Lake, LakeError, Manifest};
+use crate::snapshot::{self, SnapshotKind};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier, TtlCache};
+use tdb_domain::campaign::CampaignYear;
+use tdb_domain::ports::{AccountStore, QuestionnaireStore};
+use tdb_domain::restitution::QUANTILES;
+use tdb_domain::rights::{Action, Target};
+
+/// The function behind the API.
+pub struct App<Q, S> {
+    pub(crate) questionnaires: Q,
+    pub(crate) accounts: S,
+    pub(crate) campaigns: Campaigns,
+    pub(crate) lake: Lake,
+    verifier: TokenVerifier,
+    structures: Structures,
+    /// One DataFusion session per cold start; each snapshot's tables registered once.
+    session: SessionContext,
+    /// A new snapshot shows within a minute on a warm instance.
+    manifests: TtlCache<u16, Option<Manifest>>,
+    clock: tdb_api::Clock,
+}
+
+impl<Q, S> tdb_api::HasVerifier for App<Q, S> {
+    fn token_verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+/// A group's statistics (absent for a group of fewer than five).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct GroupStats {
+    pub n: i64,
+    pub mean: f64,
+    pub min: f64,
+    /// `d1`…`d9`, `q1`, `median`, `q3`.
+    #[schema(value_type = Object)]
+    pub quantiles: BTreeMap<&'static str, f64>,
+    pub max: f64,
+}
+
+/// One indicator of a structure's restitution.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct IndicatorRestitution {
+    pub id: String,
+    pub label: String,
+    /// `ratio` (a fraction: 0.93 for 93 %), `days`, `euros`...
+    pub unit: String,
+    /// The structure's value (none when an input is missing or a denominator is zero).
+    pub value: Option<f64>,
+    /// Where it stands among its category's structures, nationally, from 0 (lowest) to 1
+    /// (highest): SQL's `percent_rank`. None outside a group of five or more, or when the
+    /// questionnaire was not validated.
+    pub rank_national: Option<f64>,
+    pub rank_region: Option<f64>,
+    /// The category's statistics nationally, in the region, in the peer group.
+    pub national: Option<GroupStats>,
+    pub regional: Option<GroupStats>,
+    pub peer_group: Option<GroupStats>,
+    /// The previous campaign's value, if the structure had one.
+    pub previous: Option<f64>,
+    /// Every campaign's value in the lake, oldest first.
+    pub series: Vec<SeriesPoint>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SeriesPoint {
+    pub campaign: u16,
+    pub value: Option<f64>,
+}
+
+/// A structure's restitution of one campaign.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Restitution {
+    pub campaign: u16,
+    pub finess: String,
+    pub name: String,
+    pub category: String,
+    pub peer_group: String,
+    pub region: Option<String>,
+    /// The snapshot it is read from, and whether it is the `final` one or a `preview`.
+    pub snapshot: String,
+    pub kind: String,
+    pub indicators: Vec<IndicatorRestitution>,
+}
+
+/// What asking for a snapshot did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct SnapshotRequested {
+    /// The lake key of the request: the snapshot function takes it from there.
+    pub event: String,
+}
+
+fn lake_error(e: LakeError) -> ApiError {
+    tracing::error!(error = %e, "lake");
+    ApiError::unavailable()
+}
+
+impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
+    pub fn new(
+        questionnaires: Q,
+        accounts: S,
+        campaigns: Campaigns,
+        lake: Lake,
+        verifier: TokenVerifier,
+        clock: tdb_api::Clock,
+    ) -> Result<App<Q, S>, LakeError> {
+        let session = lake.session()?;
+        Ok(App {
+            questionnaires,
+            accounts,
+            campaigns,
+            lake,
+            verifier,
+            structures: Structures::default(),
+            session,
+            manifests: TtlCache::new(Duration::from_secs(60), 64),
+            clock,
+        })
+    }
+
+    /// A campaign's manifest, trusted for a minute by a warm instance.
+    async fn manifest(&self, year: CampaignYear) -> Result<Option<Manifest>, ApiError> {
+        if let Some(manifest) = self.manifests.get(&year.value()) {
+            return Ok(manifest);
+        }
+        let manifest = self.lake.manifest(year).await.map_err(lake_error)?;
+        // A campaign without a snapshot is read again: its first one shows at once.
+        if manifest.is_some() {
+            self.manifests.insert(year.value(), manifest.clone());
+        }
+        Ok(manifest)
+    }
+
+    /// The name a snapshot's table has in the session, registered the first time.
+    async fn table(&self, manifest: &Manifest, table: &str) -> Result<Option<String>, ApiError> {
+        let files = match manifest.tables.get(table) {
+            Some(files) if !files.files.is_empty() => files,
+            _ => return Ok(None),
+        };
+        let name = format!(
+            "{table}_{}_{}",
+            manifest.campaign,
+            manifest.snapshot.replace(['-'], "_").to_lowercase()
+        );
+        if !self
+            .session
+            .table_exist(name.as_str())
+            .map_err(|e| lake_error(e.into()))?
+        {
+            self.lake
+                .register(&self.session, &name, &files.files)
+                .await
+                .map_err(lake_error)?;
+        }
+        Ok(Some(name))
+    }
+
+    async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>, ApiError> {
+        let frame = self
+            .session
+            .sql(sql)
+            .await
+            .map_err(|e| lake_error(e.into()))?;
+        frame.collect().await.map_err(|e| lake_error(e.into()))
+    }
+
+    /// `GET /restitutions/{campaign}/{finess}`.
+    pub(crate) async fn restitution(
+        &self,
+        caller: &Caller,
+        year: u16,
+        finess: &str,
+    ) -> Result<Restitution, ApiError> {
+        let (year, definitions) = self.campaigns.year(year)?;
+        // A read: the token's roles stand for its ten minutes.
+        let structure = self.structures.respondent(&self.accounts, finess).await?;
+        caller.authorize(
+            Action::ViewRestitutions,
+            &Target::Structure(structure.target()),
+        )?;
+        let platform = structure.kind.platform();
+        let closed = self
+            .questionnaires
+            .closure(year, platform)
+            .await
+            .map_err(ApiError::from_store)?
+            .is_some();
+        let manifest = self.manifest(year).await?;
+        let manifest = match manifest {
+            Some(m)
+                if closed
+                    || caller
+                        .authorize(Action::CloseCampaign, &Target::National)
+                        .is_ok() =>
+            {
+                m
+            }
+            _ => {
+                return Err(ApiError::conflict(
+                    "not_closed",
+                    "restitutions open once the campaign is closed",
+                ));
+            }
+        };
+        let finess = structure.finess.to_string();
+        let Some(indicators) = self.table(&manifest, lake::INDICATORS).await? else {
+            return Err(ApiError::conflict(
+                "no_snapshot",
+                "the campaign has no snapshot yet",
+            ));
+        };
+        // The FINESS is checked (digits, 2A or 2B): it is safe in the text.
+        let mine = self
+            .query(&format!(
+                "SELECT indicator, unit, value, category, peer_group, region, name FROM {indicators} \
+                 WHERE finess = '{finess}'"
+            ))
+            .await?;
+        let mut values: BTreeMap<String, (String, Option<f64>)> = BTreeMap::new();
+        let (mut category, mut peer_group, mut region, mut name) =
+            (String::new(), String::new(), None, structure.name.clone());
+        for batch in &mine {
+            for row in 0..batch.num_rows() {
+                let text = |c: usize| text(batch, c, row);
+                values.insert(
+                    text(0).unwrap_or_default(),
+                    (text(1).unwrap_or_default(), float(batch, 2, row)),
+                );
+                category = text(3).unwrap_or_default();
+                peer_group = text(4).unwrap_or_default();
+                region = text(5);
+                name = text(6).unwrap_or(name);
+            }
+        }
+        let mut ranks: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
+        if let Some(positions) = self.table(&manifest, lake::POSITIONS).await? {
+            for batch in self
+                .query(&format!(
+                    "SELECT indicator, rank_national, rank_region FROM {positions} WHERE finess = '{finess}'"
+                ))
+                .await?
+            {
+                for row in 0..batch.num_rows() {
+                    ranks.insert(
+                        text(&batch, 0, row).unwrap_or_default(),
+                        (float(&batch, 1, row), float(&batch, 2, row)),
+                    );
+                }
+            }
+        }
+        let mut groups: BTreeMap<(String, String), GroupStats> = BTreeMap::new();
+        if let Some(benchmarks) = self.table(&manifest, lake::BENCHMARKS).await? {
+            let quantiles: Vec<&str> = QUANTILES.iter().map(|(n, _)| *n).collect();
+            let quote = |s: &str| s.replace('\'', "''");
+            for batch in self
+                .query(&format!(
+                    "SELECT indicator, scope, n, mean, min, {}, max FROM {benchmarks} \
+                     WHERE category = '{}' AND (scope = 'national' OR (scope = 'region' AND code = '{}') \
+                     OR (scope = 'peer_group' AND code = '{}'))",
+                    quantiles.join(", "),
+                    quote(&category),
+                    quote(region.as_deref().unwrap_or("")),
+                    quote(&peer_group),
+                ))
+                .await?
+            {
+                for row in 0..batch.num_rows() {
+                    let text = |c: usize| text(&batch, c, row).unwrap_or_default();
+                    let stats = GroupStats {
+                        n: batch.column(2).as_primitive::<Int64Type>().value(row),
+                        mean: float(&batch, 3, row).unwrap_or(f64::NAN),
+                        min: float(&batch, 4, row).unwrap_or(f64::NAN),
+                        quantiles: QUANTILES
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (q, _))| (*q, float(&batch, 5 + i, row).unwrap_or(f64::NAN)))
+                            .collect(),
+                        max: float(&batch, 5 + QUANTILES.len(), row).unwrap_or(f64::NAN),
+                    };
+                    groups.insert((text(0), text(1)), stats);
+                }
+            }
+        }
+        let series = self.series(year, &finess).await?;
+        let definition = definitions.for_kind(structure.kind);
+        let indicators = definition
+            .indicators()
+            .iter()
+            .filter_map(|indicator| {
+                let (unit, value) = values.remove(&indicator.id)?;
+                let (rank_national, rank_region) =
+                    ranks.get(&indicator.id).copied().unwrap_or((None, None));
+                let mut take =
+                    |scope: &str| groups.remove(&(indicator.id.clone(), scope.to_string()));
+                let points: Vec<SeriesPoint> = series
+                    .iter()
+                    .map(|(campaign, values)| SeriesPoint {
+                        campaign: *campaign,
+                        value: if *campaign == year.value() {
+                            value
+                        } else {
+                            values.get(&indicator.id).copied().flatten()
+                        },
+                    })
+                    .collect();
+                let previous = series
+                    .get(&(year.value() - 1))
+                    .and_then(|v| v.get(&indicator.id).copied().flatten());
+                Some(IndicatorRestitution {
+                    id: indicator.id.clone(),
+                    label: indicator.label.clone(),
+                    unit,
+                    value,
+                    rank_national,
+                    rank_region,
+                    national: take("national"),
+                    regional: take("region"),
+                    peer_group: take("peer_group"),
+                    previous,
+                    series: points,
+                })
+            })
+            .collect();
+        Ok(Restitution {
+            campaign: year.value(),
+            finess: structure.finess.display().to_string(),
+            name,
+            category,
+            peer_group,
+            region,
+            snapshot: manifest.snapshot.clone(),
+            kind: manifest.kind.clone(),
+            indicators,
+        })
+    }
+
+    /// The structure's indicator values in every campaign of the lake up to `year`.
+    async fn series(
+        &self,
+        year: CampaignYear,
+        finess: &str,
+    ) -> Result<BTreeMap<u16, BTreeMap<String, Option<f64>>>, ApiError> {
+        let mut series = BTreeMap::new();
+        for &campaign in tdb_domain::questionnaire::builtin::YEARS {
+            let Ok(y) = CampaignYear::new(campaign) else {
+                continue;
+            };
+            if y > year {
+                continue;
+            }
+            let Some(manifest) = self.manifest(y).await? else {
+                continue;
+            };
+            let Some(table) = self.table(&manifest, lake::INDICATORS).await? else {
+                continue;
+            };
+            let mut values = BTreeMap::new();
+            for batch in self
+                .query(&format!(
+                    "SELECT indicator, value FROM {table} WHERE finess = '{finess}'"
+                ))
+                .await?
+            {
+                for row in 0..batch.num_rows() {
+                    values.insert(
+                        text(&batch, 0, row).unwrap_or_default(),
+                        float(&batch, 1, row),
+                    );
+                }
+            }
+            series.insert(campaign, values);
+        }
+        Ok(series)
+    }
+
+    /// `POST /restitutions/{campaign}/snapshot`: a preview snapshot, asked by a national
+    /// administrator; the snapshot function takes it from the lake's event.
+    pub(crate) async fn request_snapshot(
+        &self,
+        caller: &Caller,
+        year: u16,
+    ) -> Result<SnapshotRequested, ApiError> {
+        let (year, _) = self.campaigns.year(year)?;
+        let caller = caller.clone().current(&self.accounts).await?;
+        caller.authorize(Action::CloseCampaign, &Target::National)?;
+        let key = snapshot_event_key(year);
+        let event = serde_json::json!({
+            "campaign": year.value(),
+            "kind": SnapshotKind::Preview.key(),
+            "asked_at": (self.clock)(),
+        });
+        self.lake
+            .put(&key, event.to_string().into_bytes())
+            .await
+            .map_err(lake_error)?;
+        Ok(SnapshotRequested { event: key })
+    }
+}
+
+/// Where a preview's request lands in the lake.
+pub fn snapshot_event_key(year: CampaignYear) -> String {
+    format!("events/snapshot/{year}.json")
+}
+
+/// A text cell, whichever string layout the reader chose (Parquet reads as views).
+fn text(batch: &RecordBatch, column: usize, row: usize) -> Option<String> {
+    let c = batch.column(column);
+    if c.is_null(row) {
+        return None;
+    }
+    match c.data_type() {
+        DataType::Utf8View => Some(c.as_string_view().value(row).to_string()),
+        DataType::LargeUtf8 => Some(c.as_string::<i64>().value(row).to_string()),
+        DataType::Utf8 => Some(c.as_string::<i32>().value(row).to_string()),
+        _ => None,
+    }
+}
+
+fn float(batch: &RecordBatch, column: usize, row: usize) -> Option<f64> {
+    let c = batch.column(column).as_primitive::<Float64Type>();
+    (!c.is_null(row)).then(|| c.value(row))
+}
+
+/// Takes the snapshot an event of the lake asks for: a platform's closure
+/// (`events/closure/<year>-<platform>.json`, final) or a preview
+/// (`events/snapshot/<year>.json`). Other keys are ignored.
+pub async fn on_event<Q: QuestionnaireStore, S: AccountStore>(
+    questionnaires: &Q,
+    accounts: &S,
+    campaigns: &Campaigns,
+    lake: &Lake,
+    key: &str,
+    now: i64,
+) -> Result<Option<Manifest>, LakeError> {
+    let (kind, rest) = if let Some(rest) = key.strip_prefix("events/closure/") {
+        (SnapshotKind::Final, rest)
+    } else if let Some(rest) = key.strip_prefix("events/snapshot/") {
+        (SnapshotKind::Preview, rest)
+    } else {
+        return Ok(None);
+    };
+    let Some(year) = rest
+        .get(..4)
+        .and_then(|y| y.parse::<u16>().ok())
+        .and_then(|y| CampaignYear::new(y).ok())
+    else {
+        return Ok(None);
+    };
+    let Ok((year, definitions)) = campaigns.year(year.value()) else {
+        return Ok(None);
+    };
+    // A preview never replaces a final snapshot.
+    if kind == SnapshotKind::Preview
+        && lake
+            .manifest(year)
+            .await?
+            .is_some_and(|m| m.kind == SnapshotKind::Final.key())
+    {
+        return Ok(None);
+    }
+    let outcome =
+        snapshot::take(questionnaires, accounts, definitions, lake, year, kind, now).await?;
+    Ok(Some(outcome.manifest))
+}
