@@ -16,6 +16,9 @@ if ! command -v "${CHROMIUM:-chromium}" >/dev/null; then
   fi
 fi
 bash localstack/start.sh
+# DuckDB for the lake tests that compare it with DataFusion (docs/lake.md).
+TDB_DUCKDB_PYTHON=$(bash lake/install.sh)
+export TDB_DUCKDB_PYTHON
 # shellcheck disable=SC1091
 source localstack/.run/env
 cargo test --workspace --all-targets --locked

@@ -15,6 +15,19 @@ struct Cli {
     command: Command,
 }
 
+#[cfg(feature = "lake")]
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Runs SQL with DataFusion over every campaign's current snapshot in the S3 lake: a
+    /// view per table (`indicators`, `benchmarks`, `positions`, `questionnaires_generic`,
+    /// `questionnaires_sad`, each with a `campaign` column, and `<table>_<year>`).
+    Sql {
+        query: String,
+        #[arg(long, env = "LAKE_BUCKET")]
+        bucket: String,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Generates a synthetic campaign: a referential and one questionnaire per respondent.
@@ -121,6 +134,12 @@ enum Command {
         #[arg(long, env = "LAKE_BUCKET")]
         bucket: String,
     },
+    /// Queries the lake (docs/lake.md); built with `--features lake` only.
+    #[cfg(feature = "lake")]
+    Lake {
+        #[command(subcommand)]
+        action: LakeCommand,
+    },
     /// Loads generated questionnaires (from `tdb generate`) into the campaign table.
     Load {
         /// Folder written by `tdb generate`.
@@ -169,6 +188,13 @@ fn main() -> Result<()> {
         } => {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(remind(campaign, date, dry_run, rate))?;
+        }
+        #[cfg(feature = "lake")]
+        Command::Lake {
+            action: LakeCommand::Sql { query, bucket },
+        } => {
+            let runtime = tokio::runtime::Runtime::new()?;
+            runtime.block_on(lake_sql(&bucket, &query))?;
         }
         Command::Recount { campaign, table } => {
             let runtime = tokio::runtime::Runtime::new()?;
@@ -311,6 +337,23 @@ async fn remind(
         .run(tdb_domain::CampaignYear::new(campaign)?, day, dry_run)
         .await?;
     println!("{}", serde_json::to_string_pretty(&summary)?);
+    Ok(())
+}
+
+#[cfg(feature = "lake")]
+async fn lake_sql(bucket: &str, query: &str) -> Result<()> {
+    anyhow::ensure!(
+        !bucket.is_empty(),
+        "--bucket or LAKE_BUCKET: the lake's bucket"
+    );
+    let lake = restitute::Lake::from_env(bucket)?;
+    let context = lake.session()?;
+    lake.attach(&context).await?;
+    let batches = context.sql(query).await?.collect().await?;
+    println!(
+        "{}",
+        restitute::datafusion::arrow::util::pretty::pretty_format_batches(&batches)?
+    );
     Ok(())
 }
 

@@ -128,14 +128,14 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
         })
     }
 
-    /// A campaign's manifest, trusted for a minute by a warm instance.
-    async fn manifest(&self, year: CampaignYear) -> Result<Option<Manifest>, ApiError> {
+    /// A campaign's manifest, trusted for a minute by a warm instance. The absence of one
+    /// is trusted too for past campaigns only: a campaign's first snapshot shows at once.
+    async fn manifest(&self, year: CampaignYear, past: bool) -> Result<Option<Manifest>, ApiError> {
         if let Some(manifest) = self.manifests.get(&year.value()) {
             return Ok(manifest);
         }
         let manifest = self.lake.manifest(year).await.map_err(lake_error)?;
-        // A campaign without a snapshot is read again: its first one shows at once.
-        if manifest.is_some() {
+        if manifest.is_some() || past {
             self.manifests.insert(year.value(), manifest.clone());
         }
         Ok(manifest)
@@ -195,7 +195,7 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             .await
             .map_err(ApiError::from_store)?
             .is_some();
-        let manifest = self.manifest(year).await?;
+        let manifest = self.manifest(year, false).await?;
         let manifest = match manifest {
             Some(m)
                 if closed
@@ -344,21 +344,20 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
         })
     }
 
-    /// The structure's indicator values in every campaign of the lake up to `year`.
+    /// The structure's indicator values in the campaigns of the lake, up to `year` and
+    /// at most `SERIES` of them.
     async fn series(
         &self,
         year: CampaignYear,
         finess: &str,
     ) -> Result<BTreeMap<u16, BTreeMap<String, Option<f64>>>, ApiError> {
+        const SERIES: u16 = 6;
         let mut series = BTreeMap::new();
-        for &campaign in tdb_domain::questionnaire::builtin::YEARS {
+        for campaign in year.value().saturating_sub(SERIES - 1)..=year.value() {
             let Ok(y) = CampaignYear::new(campaign) else {
                 continue;
             };
-            if y > year {
-                continue;
-            }
-            let Some(manifest) = self.manifest(y).await? else {
+            let Some(manifest) = self.manifest(y, y != year).await? else {
                 continue;
             };
             let Some(table) = self.table(&manifest, lake::INDICATORS).await? else {

@@ -224,6 +224,82 @@ impl Lake {
         Ok(removed)
     }
 
+    /// Every campaign's manifest, by campaign.
+    pub async fn manifests(&self) -> Result<Vec<Manifest>, LakeError> {
+        let mut listed = self.store.list(Some(&Path::from("lake/_manifests")));
+        let mut manifests = Vec::new();
+        while let Some(meta) = listed.next().await {
+            let meta = meta?;
+            let bytes = self.store.get(&meta.location).await?.bytes().await?;
+            manifests.push(serde_json::from_slice::<Manifest>(&bytes)?);
+        }
+        manifests.sort_by_key(|m| m.campaign);
+        Ok(manifests)
+    }
+
+    /// Makes every table of every campaign's current snapshot a view of `context`, as
+    /// analysts read the lake (`tdb lake sql`, and DuckDB through `lake/duckdb_lake.py`):
+    /// `<table>` holds every campaign, with a `campaign` column, the columns of campaigns
+    /// whose tables differ put together by name; `<table>_<year>` holds one campaign's.
+    pub async fn attach(&self, context: &SessionContext) -> Result<Vec<Manifest>, LakeError> {
+        let manifests = self.manifests().await?;
+        let mut by_table: BTreeMap<&str, Vec<(u16, String)>> = BTreeMap::new();
+        for manifest in &manifests {
+            for (table, files) in &manifest.tables {
+                if files.files.is_empty() {
+                    continue;
+                }
+                let name = format!("{table}_{}", manifest.campaign);
+                self.register(context, &name, &files.files).await?;
+                by_table
+                    .entry(table)
+                    .or_default()
+                    .push((manifest.campaign, name));
+            }
+        }
+        for (table, parts) in by_table {
+            // The union of the campaigns' columns, in their first order.
+            let mut columns: Vec<(String, datafusion::arrow::datatypes::DataType)> = Vec::new();
+            let mut schemas = Vec::new();
+            for (_, name) in &parts {
+                let schema = context.table_provider(name.as_str()).await?.schema();
+                for field in schema.fields() {
+                    if !columns.iter().any(|(c, _)| c == field.name()) {
+                        columns.push((field.name().clone(), field.data_type().clone()));
+                    }
+                }
+                schemas.push(schema);
+            }
+            let selects: Vec<String> = parts
+                .iter()
+                .zip(&schemas)
+                .map(|((campaign, name), schema)| {
+                    let list: Vec<String> = columns
+                        .iter()
+                        .map(|(column, data_type)| {
+                            if schema.field_with_name(column).is_ok() {
+                                format!("\"{column}\"")
+                            } else {
+                                format!("CAST(NULL AS {}) AS \"{column}\"", sql_type(data_type))
+                            }
+                        })
+                        .collect();
+                    format!(
+                        "SELECT {}, CAST({campaign} AS BIGINT) AS campaign FROM {name}",
+                        list.join(", ")
+                    )
+                })
+                .collect();
+            context
+                .sql(&format!(
+                    "CREATE VIEW {table} AS {}",
+                    selects.join(" UNION ALL ")
+                ))
+                .await?;
+        }
+        Ok(manifests)
+    }
+
     /// Registers a table of the snapshot a manifest names in `context`, under `name`.
     pub async fn register(
         &self,
@@ -243,5 +319,16 @@ impl Lake {
             .await?;
         context.register_table(name, Arc::new(ListingTable::try_new(config)?))?;
         Ok(())
+    }
+}
+
+/// The SQL name of a column type the lake writes.
+fn sql_type(data_type: &datafusion::arrow::datatypes::DataType) -> &'static str {
+    use datafusion::arrow::datatypes::DataType;
+    match data_type {
+        DataType::Boolean => "BOOLEAN",
+        DataType::Int64 | DataType::Int32 => "BIGINT",
+        DataType::Float64 | DataType::Float32 => "DOUBLE",
+        _ => "VARCHAR",
     }
 }

@@ -15,3 +15,5 @@ pub use config::{Config, SnapshotConfig};
 pub use http::{OPENAPI_PATH, router};
 pub use lake::{Lake, LakeError, Manifest};
 pub use snapshot::{SnapshotKind, SnapshotOutcome};
+// For the tools that read the lake with the same DataFusion.
+pub use datafusion;

@@ -99,17 +99,43 @@ async fn world(establishments: usize) -> World {
 
 impl World {
     async fn snapshot(&self, at: i64) -> snapshot::SnapshotOutcome {
+        self.snapshot_of(year(), at).await
+    }
+
+    async fn snapshot_of(&self, campaign: CampaignYear, at: i64) -> snapshot::SnapshotOutcome {
         snapshot::take(
             &self.campaign,
             &self.accounts,
             definitions(),
             &self.lake,
-            year(),
+            campaign,
             SnapshotKind::Final,
             at,
         )
         .await
         .unwrap()
+    }
+
+    /// The same structures' questionnaires in an earlier campaign, with 5 % fewer days
+    /// delivered, then its snapshot.
+    async fn earlier_campaign(&self, campaign: CampaignYear) {
+        let earlier: Vec<StoredQuestionnaire> = self
+            .stored
+            .iter()
+            .map(|q| {
+                let mut q = q.clone();
+                q.campaign = campaign;
+                if let Some(days) = q.answers.get("journees_perm").and_then(|v| v.as_f64()) {
+                    q.answers.insert(
+                        "journees_perm".into(),
+                        serde_json::json!((days * 0.95) as i64),
+                    );
+                }
+                q
+            })
+            .collect();
+        self.campaign.create(&earlier).await.unwrap();
+        self.snapshot_of(campaign, 1_700_000_000).await;
     }
 
     /// Runs `sql` over the tables of the current snapshot.
@@ -435,6 +461,8 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     )
     .unwrap();
     let router = restitute::router(app);
+    // Last campaign's snapshot, for the previous values and the series.
+    w.earlier_campaign(CampaignYear::new(2024).unwrap()).await;
     // A validated EHPAD managed by an OG, and its region.
     let ehpad = w
         .stored
@@ -515,8 +543,24 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     assert!(min <= median && median <= max);
     let rank = occupancy["rank_national"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&rank));
-    assert_eq!(occupancy["series"][0]["campaign"], 2025);
-    assert_eq!(occupancy["previous"], serde_json::Value::Null);
+    // 5 % fewer days delivered last campaign: the previous value is 95 % of this one.
+    let previous = occupancy["previous"].as_f64().unwrap();
+    assert!(
+        (previous / value - 0.95).abs() < 0.01,
+        "{previous} against {value}"
+    );
+    let series: Vec<(i64, f64)> = occupancy["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["campaign"].as_i64().unwrap(),
+                p["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(series, [(2024, previous), (2025, value)]);
     // Groups under five show nothing: every group shown counts five or more, and a
     // regional group too small has no statistics and no rank.
     for indicator in mine["indicators"].as_array().unwrap() {
@@ -579,4 +623,133 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     let (status, answer) = get(&router, &allowed[2], "/restitutions/2025/x'--").await;
     assert_eq!(status, 400, "{answer}");
     let _ = &w.structures;
+}
+
+/// The DuckDB the analysts use (lake/install.sh installs it; scripts/test.sh exports it).
+fn duckdb_python() -> std::path::PathBuf {
+    let python = std::env::var("TDB_DUCKDB_PYTHON")
+        .map(Into::into)
+        .unwrap_or_else(|_| {
+            std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default())
+                .join(".cache/tdb-esms/duckdb/bin/python")
+        });
+    assert!(
+        python.exists(),
+        "DuckDB is not installed: run `bash lake/install.sh` (scripts/test.sh does) or set TDB_DUCKDB_PYTHON"
+    );
+    python
+}
+
+/// `sql`'s rows from DuckDB reading the lake in S3 as an analyst does.
+fn duckdb(bucket: &str, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lake/duckdb_lake.py");
+    let out = std::process::Command::new(duckdb_python())
+        .arg(script)
+        .arg("--bucket")
+        .arg(bucket)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "DuckDB failed on {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `sql`'s rows from DataFusion over the same lake, as `tdb lake sql` reads it.
+async fn datafusion(lake: &Lake, sql: &str) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    use datafusion::common::ScalarValue;
+    let context = lake.session().unwrap();
+    lake.attach(&context).await.unwrap();
+    let batches = context.sql(sql).await.unwrap().collect().await.unwrap();
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for row in 0..batch.num_rows() {
+            let mut map = serde_json::Map::new();
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                let value = match ScalarValue::try_from_array(column, row).unwrap() {
+                    v if v.is_null() => serde_json::Value::Null,
+                    ScalarValue::Float64(Some(f)) => serde_json::json!(f),
+                    ScalarValue::Int64(Some(i)) => serde_json::json!(i),
+                    ScalarValue::UInt64(Some(i)) => serde_json::json!(i),
+                    ScalarValue::Boolean(Some(b)) => serde_json::json!(b),
+                    ScalarValue::Utf8(Some(t))
+                    | ScalarValue::Utf8View(Some(t))
+                    | ScalarValue::LargeUtf8(Some(t)) => serde_json::json!(t),
+                    other => panic!("{}: {other:?}", field.name()),
+                };
+                map.insert(field.name().clone(), value);
+            }
+            rows.push(map);
+        }
+    }
+    rows
+}
+
+/// The same rows, numbers equal to the ninth significant digit (the engines add in
+/// different orders).
+fn assert_same(
+    sql: &str,
+    ours: &[serde_json::Map<String, serde_json::Value>],
+    theirs: &[serde_json::Map<String, serde_json::Value>],
+) {
+    assert_eq!(ours.len(), theirs.len(), "row count of {sql}");
+    for (a, b) in ours.iter().zip(theirs) {
+        for (column, x) in a {
+            let y = b
+                .get(column)
+                .unwrap_or_else(|| panic!("DuckDB has no {column} in {sql}"));
+            match (x.as_f64(), y.as_f64()) {
+                (Some(x), Some(y)) => assert!(
+                    (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1e-3),
+                    "{column}: {x} (DataFusion) against {y} (DuckDB) in {sql}"
+                ),
+                _ => assert_eq!(x, y, "{column} in {sql}"),
+            }
+        }
+    }
+}
+
+/// The SQL blocks of docs/lake.md's example queries.
+fn examples() -> Vec<String> {
+    let doc = include_str!("../../../docs/lake.md");
+    let section = doc.split("## Example queries").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .split("```sql")
+        .skip(1)
+        .map(|b| b.split("```").next().unwrap().trim().to_string())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_analysts_examples_and_the_statistics_agree_on_datafusion_and_duckdb() {
+    let w = world(300).await;
+    w.earlier_campaign(CampaignYear::new(2024).unwrap()).await;
+    w.snapshot(1_760_000_000).await;
+    let examples = examples();
+    assert!(examples.len() >= 5, "{} examples", examples.len());
+    for sql in &examples {
+        let ours = datafusion(&w.lake, sql).await;
+        assert!(!ours.is_empty(), "no row from {sql}");
+        assert_same(sql, &ours, &duckdb(w.lake.bucket(), sql));
+    }
+    // The statistics, computed by DuckDB from the same indicators: the quantiles are
+    // DuckDB's own `quantile_cont`.
+    let sql = restitute::stats::benchmarks_sql().replace("FROM indicators", "FROM indicators_2025");
+    let theirs = duckdb(w.lake.bucket(), &sql);
+    let ours = datafusion(
+        &w.lake,
+        "SELECT indicator, category, scope, code, n, mean, min, d1, d2, q1, d3, d4, median, d6, d7, q3, d8, d9, max \
+         FROM benchmarks_2025 ORDER BY indicator, category, scope, code",
+    )
+    .await;
+    assert!(ours.len() > 100, "{} groups", ours.len());
+    assert_same("the statistics", &ours, &theirs);
 }
