@@ -13,6 +13,7 @@ import json
 import os
 import pathlib
 import sys
+import time
 from urllib.parse import urlparse
 
 import duckdb
@@ -77,11 +78,23 @@ def quote(text: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bucket", default=os.environ.get("LAKE_BUCKET"))
+    parser.add_argument(
+        "--repeat", type=int, default=0,
+        help="run the query this many times and print each run's seconds instead of its rows",
+    )
     parser.add_argument("sql")
     args = parser.parse_args()
     if not args.bucket:
         parser.error("--bucket or LAKE_BUCKET is required")
     con = connect(args.bucket)
+    if args.repeat:
+        seconds = []
+        for _ in range(args.repeat):
+            started = time.perf_counter()
+            con.execute(args.sql).fetchall()
+            seconds.append(time.perf_counter() - started)
+        print(json.dumps({"seconds": seconds}))
+        return 0
     cursor = con.execute(args.sql)
     names = [d[0] for d in cursor.description]
     for row in cursor.fetchall():
