@@ -65,6 +65,46 @@ pub struct GeneratedCampaign {
     pub questionnaires: Vec<GeneratedQuestionnaire>,
 }
 
+impl GeneratedCampaign {
+    /// The questionnaires as stored in campaign `year` (each answered part in progress,
+    /// what is stored beside the answers evaluated), each with the status `status` gives
+    /// the n-th: for the tests and benchmarks that load a generated campaign.
+    pub fn stored(
+        &self,
+        definitions: &CampaignDefinitions,
+        year: CampaignYear,
+        status: impl Fn(usize) -> Option<crate::campaign::QuestionnaireStatus>,
+    ) -> Vec<crate::ports::StoredQuestionnaire> {
+        self.questionnaires
+            .iter()
+            .enumerate()
+            .map(|(n, q)| {
+                let definition = definitions.for_kind(q.respondent.kind);
+                let og = match q.respondent.kind {
+                    RespondentKind::Og => None,
+                    RespondentKind::Esms(_) => self
+                        .referential
+                        .og_of(&q.respondent.finess)
+                        .map(|o| o.finess),
+                };
+                let mut stored = crate::ports::StoredQuestionnaire::loaded(
+                    definition,
+                    year,
+                    q.respondent,
+                    og,
+                    definition.answers_to_json(&q.answers),
+                    0,
+                )
+                .expect("generated answers are valid");
+                if let Some(status) = status(n) {
+                    stored.status = status;
+                }
+                stored
+            })
+            .collect()
+    }
+}
+
 /// Rough shares of the ~22,000 ESMS in scope, by category (per ten thousand).
 const CATEGORY_MIX: [(Category, u32); 21] = [
     (Category::Ehpad, 3400),

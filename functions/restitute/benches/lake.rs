@@ -12,9 +12,8 @@ use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{CampaignYear, Platform, QuestionnaireStatus};
-use tdb_domain::category::RespondentKind;
 use tdb_domain::generator::{GeneratorConfig, generate};
-use tdb_domain::ports::{AccountStore, QuestionnaireStore, StoredQuestionnaire};
+use tdb_domain::ports::{AccountStore, QuestionnaireStore};
 
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
@@ -58,31 +57,10 @@ async fn run(establishments: usize) {
         .create_structures(&StructureRecord::from_referential(&generated.referential))
         .await
         .unwrap();
-    let mut stored = Vec::new();
-    for (n, q) in generated.questionnaires.iter().enumerate() {
-        let definition = definitions.for_kind(q.respondent.kind);
-        let og = match q.respondent.kind {
-            RespondentKind::Og => None,
-            RespondentKind::Esms(_) => generated
-                .referential
-                .og_of(&q.respondent.finess)
-                .map(|o| o.finess),
-        };
-        let mut s = StoredQuestionnaire::loaded(
-            definition,
-            year,
-            q.respondent,
-            og,
-            definition.answers_to_json(&q.answers),
-            0,
-        )
-        .unwrap();
-        // Nine in ten validated, as at a closure.
-        if n % 10 != 9 {
-            s.status = QuestionnaireStatus::Validated;
-        }
-        stored.push(s);
-    }
+    // Nine in ten validated, as at a closure.
+    let stored = generated.stored(definitions, year, |n| {
+        (n % 10 != 9).then_some(QuestionnaireStatus::Validated)
+    });
     for chunk in stored.chunks(2000) {
         campaign.create(chunk).await.unwrap();
     }

@@ -12,7 +12,6 @@ use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{CampaignYear, QuestionnaireStatus};
-use tdb_domain::category::RespondentKind;
 use tdb_domain::generator::{GeneratorConfig, generate};
 use tdb_domain::ports::{AccountStore, QuestionnaireStore, StoredQuestionnaire};
 use tdb_domain::questionnaire::CampaignDefinitions;
@@ -61,32 +60,14 @@ async fn world(establishments: usize) -> World {
     );
     let structures = StructureRecord::from_referential(&generated.referential);
     accounts.create_structures(&structures).await.unwrap();
-    let mut stored = Vec::new();
-    for (n, q) in generated.questionnaires.iter().enumerate() {
-        let definition = definitions().for_kind(q.respondent.kind);
-        let og = match q.respondent.kind {
-            RespondentKind::Og => None,
-            RespondentKind::Esms(_) => generated
-                .referential
-                .og_of(&q.respondent.finess)
-                .map(|o| o.finess),
-        };
-        let mut s = StoredQuestionnaire::loaded(
-            definition,
-            year(),
-            q.respondent,
-            og,
-            definition.answers_to_json(&q.answers),
-            0,
-        )
-        .unwrap();
-        s.status = if n % 10 == 9 {
+    // Nine in ten validated, one in ten left in progress.
+    let stored = generated.stored(definitions(), year(), |n| {
+        Some(if n % 10 == 9 {
             QuestionnaireStatus::InProgress
         } else {
             QuestionnaireStatus::Validated
-        };
-        stored.push(s);
-    }
+        })
+    });
     campaign.create(&stored).await.unwrap();
     World {
         campaign,
