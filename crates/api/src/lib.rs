@@ -17,6 +17,7 @@
 //! gateway's JWT authorizer is misconfigured.
 
 mod cache;
+pub mod csv;
 mod environment;
 mod error;
 mod extract;

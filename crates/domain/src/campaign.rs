@@ -245,6 +245,23 @@ impl QuestionnaireStatus {
             QuestionnaireStatus::Closed => "closed",
         }
     }
+
+    /// The status as French exports and pages name it.
+    pub fn label(self) -> &'static str {
+        match self {
+            QuestionnaireStatus::NotStarted => "Non commencé",
+            QuestionnaireStatus::InProgress => "En cours de saisie",
+            QuestionnaireStatus::Validated => "Validé par la structure",
+            QuestionnaireStatus::Reopened => "Réouvert pour correction",
+            QuestionnaireStatus::Checked => "Contrôlé",
+            QuestionnaireStatus::Closed => "Clôturé",
+        }
+    }
+
+    /// The status of a stored key.
+    pub fn from_key(key: &str) -> Option<QuestionnaireStatus> {
+        serde_json::from_value(serde_json::Value::String(key.to_string())).ok()
+    }
 }
 
 /// `YYYY-MM-DD` dates for serde, as definition files and JSON bodies write them.

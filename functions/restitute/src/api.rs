@@ -9,8 +9,8 @@ use datafusion::prelude::SessionContext;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tdb_api::{ApiError, Caller, Campaigns, Structures, TokenVerifier, TtlCache};
-use tdb_domain::campaign::CampaignYear;
+use tdb_api::{ApiError, Caller, Campaigns, Scope, Structures, TokenVerifier, TtlCache};
+use tdb_domain::campaign::{CampaignYear, Platform};
 use tdb_domain::ports::{AccountStore, QuestionnaireStore};
 use tdb_domain::restitution::QUANTILES;
 use tdb_domain::rights::{Action, Target};
@@ -91,6 +91,29 @@ pub struct Restitution {
     pub snapshot: String,
     pub kind: String,
     pub indicators: Vec<IndicatorRestitution>,
+}
+
+/// The structure's own rows of a snapshot's indicators.
+#[derive(Default)]
+struct Own {
+    /// By indicator: unit and value.
+    values: BTreeMap<String, (String, Option<f64>)>,
+    category: String,
+    peer_group: String,
+    region: Option<String>,
+    name: Option<String>,
+}
+
+/// Which territory and platform an export is about.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// A region's code (`84`).
+    pub region: Option<u8>,
+    /// A département's code (`69`, `2A`).
+    pub departement: Option<String>,
+    /// `generic` (the default) or `sad`.
+    pub platform: Option<String>,
 }
 
 /// What asking for a snapshot did.
@@ -174,6 +197,36 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
         frame.collect().await.map_err(|e| lake_error(e.into()))
     }
 
+    /// The campaign's snapshot the caller may read for `platform`: the final one once the
+    /// platform is closed; a national administrator also reads a preview before.
+    async fn readable(
+        &self,
+        caller: &Caller,
+        year: CampaignYear,
+        platform: Platform,
+    ) -> Result<Manifest, ApiError> {
+        let closed = self
+            .questionnaires
+            .closure(year, platform)
+            .await
+            .map_err(ApiError::from_store)?
+            .is_some();
+        match self.manifest(year, false).await? {
+            Some(m)
+                if closed
+                    || caller
+                        .authorize(Action::CloseCampaign, &Target::National)
+                        .is_ok() =>
+            {
+                Ok(m)
+            }
+            _ => Err(ApiError::conflict(
+                "not_closed",
+                "restitutions open once the campaign is closed",
+            )),
+        }
+    }
+
     /// `GET /restitutions/{campaign}/{finess}`.
     pub(crate) async fn restitution(
         &self,
@@ -188,110 +241,26 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             Action::ViewRestitutions,
             &Target::Structure(structure.target()),
         )?;
-        let platform = structure.kind.platform();
-        let closed = self
-            .questionnaires
-            .closure(year, platform)
-            .await
-            .map_err(ApiError::from_store)?
-            .is_some();
-        let manifest = self.manifest(year, false).await?;
-        let manifest = match manifest {
-            Some(m)
-                if closed
-                    || caller
-                        .authorize(Action::CloseCampaign, &Target::National)
-                        .is_ok() =>
-            {
-                m
-            }
-            _ => {
-                return Err(ApiError::conflict(
-                    "not_closed",
-                    "restitutions open once the campaign is closed",
-                ));
-            }
-        };
+        let manifest = self
+            .readable(caller, year, structure.kind.platform())
+            .await?;
         let finess = structure.finess.to_string();
-        let Some(indicators) = self.table(&manifest, lake::INDICATORS).await? else {
+        let Some(own) = self.own(&manifest, &finess).await? else {
             return Err(ApiError::conflict(
                 "no_snapshot",
                 "the campaign has no snapshot yet",
             ));
         };
-        // The FINESS is checked (digits, 2A or 2B): it is safe in the text.
-        let mine = self
-            .query(&format!(
-                "SELECT indicator, unit, value, category, peer_group, region, name FROM {indicators} \
-                 WHERE finess = '{finess}'"
-            ))
-            .await?;
-        let mut values: BTreeMap<String, (String, Option<f64>)> = BTreeMap::new();
-        let (mut category, mut peer_group, mut region, mut name) =
-            (String::new(), String::new(), None, structure.name.clone());
-        for batch in &mine {
-            for row in 0..batch.num_rows() {
-                let text = |c: usize| text(batch, c, row);
-                values.insert(
-                    text(0).unwrap_or_default(),
-                    (text(1).unwrap_or_default(), float(batch, 2, row)),
-                );
-                category = text(3).unwrap_or_default();
-                peer_group = text(4).unwrap_or_default();
-                region = text(5);
-                name = text(6).unwrap_or(name);
-            }
-        }
-        let mut ranks: BTreeMap<String, (Option<f64>, Option<f64>)> = BTreeMap::new();
-        if let Some(positions) = self.table(&manifest, lake::POSITIONS).await? {
-            for batch in self
-                .query(&format!(
-                    "SELECT indicator, rank_national, rank_region FROM {positions} WHERE finess = '{finess}'"
-                ))
-                .await?
-            {
-                for row in 0..batch.num_rows() {
-                    ranks.insert(
-                        text(&batch, 0, row).unwrap_or_default(),
-                        (float(&batch, 1, row), float(&batch, 2, row)),
-                    );
-                }
-            }
-        }
-        let mut groups: BTreeMap<(String, String), GroupStats> = BTreeMap::new();
-        if let Some(benchmarks) = self.table(&manifest, lake::BENCHMARKS).await? {
-            let quantiles: Vec<&str> = QUANTILES.iter().map(|(n, _)| *n).collect();
-            let quote = |s: &str| s.replace('\'', "''");
-            for batch in self
-                .query(&format!(
-                    "SELECT indicator, scope, n, mean, min, {}, max FROM {benchmarks} \
-                     WHERE category = '{}' AND (scope = 'national' OR (scope = 'region' AND code = '{}') \
-                     OR (scope = 'peer_group' AND code = '{}'))",
-                    quantiles.join(", "),
-                    quote(&category),
-                    quote(region.as_deref().unwrap_or("")),
-                    quote(&peer_group),
-                ))
-                .await?
-            {
-                for row in 0..batch.num_rows() {
-                    let text = |c: usize| text(&batch, c, row).unwrap_or_default();
-                    let stats = GroupStats {
-                        n: batch.column(2).as_primitive::<Int64Type>().value(row),
-                        mean: float(&batch, 3, row).unwrap_or(f64::NAN),
-                        min: float(&batch, 4, row).unwrap_or(f64::NAN),
-                        quantiles: QUANTILES
-                            .iter()
-                            .enumerate()
-                            .map(|(i, (q, _))| (*q, float(&batch, 5 + i, row).unwrap_or(f64::NAN)))
-                            .collect(),
-                        max: float(&batch, 5 + QUANTILES.len(), row).unwrap_or(f64::NAN),
-                    };
-                    groups.insert((text(0), text(1)), stats);
-                }
-            }
-        }
+        let mut ranks = self.ranks(&manifest, &finess).await?;
+        let mut groups = self.groups(&manifest, &own).await?;
         let series = self.series(year, &finess).await?;
+        let Own {
+            mut values,
+            category,
+            peer_group,
+            region,
+            name,
+        } = own;
         let definition = definitions.for_kind(structure.kind);
         let indicators = definition
             .indicators()
@@ -299,10 +268,10 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             .filter_map(|indicator| {
                 let (unit, value) = values.remove(&indicator.id)?;
                 let (rank_national, rank_region) =
-                    ranks.get(&indicator.id).copied().unwrap_or((None, None));
+                    ranks.remove(&indicator.id).unwrap_or((None, None));
                 let mut take =
                     |scope: &str| groups.remove(&(indicator.id.clone(), scope.to_string()));
-                let points: Vec<SeriesPoint> = series
+                let series: Vec<SeriesPoint> = series
                     .iter()
                     .map(|(campaign, values)| SeriesPoint {
                         campaign: *campaign,
@@ -314,8 +283,9 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
                     })
                     .collect();
                 let previous = series
-                    .get(&(year.value() - 1))
-                    .and_then(|v| v.get(&indicator.id).copied().flatten());
+                    .iter()
+                    .find(|p| p.campaign + 1 == year.value())
+                    .and_then(|p| p.value);
                 Some(IndicatorRestitution {
                     id: indicator.id.clone(),
                     label: indicator.label.clone(),
@@ -327,14 +297,14 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
                     regional: take("region"),
                     peer_group: take("peer_group"),
                     previous,
-                    series: points,
+                    series,
                 })
             })
             .collect();
         Ok(Restitution {
             campaign: year.value(),
             finess: structure.finess.display().to_string(),
-            name,
+            name: name.unwrap_or_else(|| structure.name.clone()),
             category,
             peer_group,
             region,
@@ -342,6 +312,163 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             kind: manifest.kind.clone(),
             indicators,
         })
+    }
+
+    /// The structure's row of each indicator in the snapshot, with its attributes; none when
+    /// the snapshot has no indicators.
+    async fn own(&self, manifest: &Manifest, finess: &str) -> Result<Option<Own>, ApiError> {
+        let Some(indicators) = self.table(manifest, lake::INDICATORS).await? else {
+            return Ok(None);
+        };
+        // The FINESS is checked (digits, 2A or 2B): it is safe in the text.
+        let batches = self
+            .query(&format!(
+                "SELECT indicator, unit, value, category, peer_group, region, name FROM {indicators} \
+                 WHERE finess = '{finess}'"
+            ))
+            .await?;
+        let mut own = Own::default();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                let text = |c: usize| text(batch, c, row);
+                own.values.insert(
+                    text(0).unwrap_or_default(),
+                    (text(1).unwrap_or_default(), float(batch, 2, row)),
+                );
+                own.category = text(3).unwrap_or_default();
+                own.peer_group = text(4).unwrap_or_default();
+                own.region = text(5);
+                own.name = text(6);
+            }
+        }
+        Ok(Some(own))
+    }
+
+    /// The structure's percentile ranks by indicator: national, regional.
+    async fn ranks(
+        &self,
+        manifest: &Manifest,
+        finess: &str,
+    ) -> Result<BTreeMap<String, (Option<f64>, Option<f64>)>, ApiError> {
+        let mut ranks = BTreeMap::new();
+        let Some(positions) = self.table(manifest, lake::POSITIONS).await? else {
+            return Ok(ranks);
+        };
+        for batch in self
+            .query(&format!(
+                "SELECT indicator, rank_national, rank_region FROM {positions} WHERE finess = '{finess}'"
+            ))
+            .await?
+        {
+            for row in 0..batch.num_rows() {
+                ranks.insert(
+                    text(&batch, 0, row).unwrap_or_default(),
+                    (float(&batch, 1, row), float(&batch, 2, row)),
+                );
+            }
+        }
+        Ok(ranks)
+    }
+
+    /// The statistics of the structure's category nationally, in its region and in its
+    /// peer group, by (indicator, scope). Groups under five are not in the table.
+    async fn groups(
+        &self,
+        manifest: &Manifest,
+        own: &Own,
+    ) -> Result<BTreeMap<(String, String), GroupStats>, ApiError> {
+        let mut groups = BTreeMap::new();
+        let Some(benchmarks) = self.table(manifest, lake::BENCHMARKS).await? else {
+            return Ok(groups);
+        };
+        let quantiles: Vec<&str> = QUANTILES.iter().map(|(n, _)| *n).collect();
+        let quote = |s: &str| s.replace('\'', "''");
+        for batch in self
+            .query(&format!(
+                "SELECT indicator, scope, n, mean, min, {}, max FROM {benchmarks} \
+                 WHERE category = '{}' AND (scope = 'national' OR (scope = 'region' AND code = '{}') \
+                 OR (scope = 'peer_group' AND code = '{}'))",
+                quantiles.join(", "),
+                quote(&own.category),
+                quote(own.region.as_deref().unwrap_or("")),
+                quote(&own.peer_group),
+            ))
+            .await?
+        {
+            for row in 0..batch.num_rows() {
+                let text = |c: usize| text(&batch, c, row).unwrap_or_default();
+                let stats = GroupStats {
+                    n: batch.column(2).as_primitive::<Int64Type>().value(row),
+                    mean: float(&batch, 3, row).unwrap_or(f64::NAN),
+                    min: float(&batch, 4, row).unwrap_or(f64::NAN),
+                    quantiles: QUANTILES
+                        .iter()
+                        .enumerate()
+                        .map(|(i, (q, _))| (*q, float(&batch, 5 + i, row).unwrap_or(f64::NAN)))
+                        .collect(),
+                    max: float(&batch, 5 + QUANTILES.len(), row).unwrap_or(f64::NAN),
+                };
+                groups.insert((text(0), text(1)), stats);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// `GET /restitutions/{campaign}/export`: a territory's structures of one platform, in
+    /// the national export's format. Returns the file's name and its CSV.
+    pub(crate) async fn export(
+        &self,
+        caller: &Caller,
+        year: u16,
+        query: &ExportQuery,
+    ) -> Result<(String, String), ApiError> {
+        let (year, definitions) = self.campaigns.year(year)?;
+        let scope = Scope::of(query.region, query.departement.as_deref())?;
+        if scope.national {
+            return Err(ApiError::invalid(
+                "region",
+                "ask for a region or a département; the whole country is in the lake (docs/lake.md)",
+            ));
+        }
+        caller.authorize(Action::Export, &scope.target)?;
+        let platform = match query.platform.as_deref() {
+            None | Some("generic") => Platform::Generic,
+            Some("sad") => Platform::Sad,
+            Some(_) => return Err(ApiError::invalid("platform", "generic or sad")),
+        };
+        let manifest = self.readable(caller, year, platform).await?;
+        let Some(table) = self
+            .table(&manifest, &format!("questionnaires_{}", platform.key()))
+            .await?
+        else {
+            return Err(ApiError::conflict(
+                "no_snapshot",
+                "the campaign has no snapshot yet",
+            ));
+        };
+        // Département codes come from the referential: safe in the text.
+        let departements: Vec<String> = scope
+            .departements
+            .iter()
+            .map(|d| format!("'{d}'"))
+            .collect();
+        let batches = self
+            .query(&format!(
+                "SELECT * FROM {table} WHERE departement IN ({}) ORDER BY departement, finess",
+                departements.join(", ")
+            ))
+            .await?;
+        let definition = definitions.platform(platform);
+        let name = format!(
+            "export-tdbesms-{year}-{}-{}",
+            scope.name.replace(':', "-"),
+            platform.key()
+        );
+        let body = tdb_api::csv::csv(
+            &crate::export::header(definition),
+            crate::export::rows(definition, &batches),
+        );
+        Ok((name, body))
     }
 
     /// The structure's indicator values in the campaigns of the lake, up to `year` and
@@ -470,4 +597,63 @@ pub async fn on_event<Q: QuestionnaireStore, S: AccountStore>(
     let outcome =
         snapshot::take(questionnaires, accounts, definitions, lake, year, kind, now).await?;
     Ok(Some(outcome.manifest))
+}
+
+/// A restitution as CSV for French spreadsheets: one line per indicator, the structure's
+/// value, previous value and ranks, then each group's statistics (empty for a group of
+/// fewer than five). Values are in the indicator's unit, fractions for ratios.
+pub fn restitution_csv(restitution: &Restitution) -> String {
+    const SCOPES: [&str; 3] = ["france", "region", "groupe"];
+    let mut header: Vec<String> = [
+        "campagne",
+        "finess",
+        "indicateur",
+        "libelle",
+        "unite",
+        "valeur",
+        "valeur_precedente",
+        "rang_national",
+        "rang_regional",
+    ]
+    .map(String::from)
+    .to_vec();
+    for scope in SCOPES {
+        header.push(format!("n_{scope}"));
+        header.push(format!("moyenne_{scope}"));
+        header.push(format!("min_{scope}"));
+        header.extend(QUANTILES.iter().map(|(q, _)| format!("{q}_{scope}")));
+        header.push(format!("max_{scope}"));
+    }
+    let number = |v: Option<f64>| v.map_or(String::new(), tdb_api::csv::decimal);
+    let rows = restitution.indicators.iter().map(|i| {
+        let mut row = vec![
+            restitution.campaign.to_string(),
+            restitution.finess.clone(),
+            i.id.clone(),
+            i.label.clone(),
+            i.unit.clone(),
+            number(i.value),
+            number(i.previous),
+            number(i.rank_national),
+            number(i.rank_region),
+        ];
+        for group in [&i.national, &i.regional, &i.peer_group] {
+            match group {
+                Some(g) => {
+                    row.push(g.n.to_string());
+                    row.push(number(Some(g.mean)));
+                    row.push(number(Some(g.min)));
+                    row.extend(
+                        QUANTILES
+                            .iter()
+                            .map(|(q, _)| number(g.quantiles.get(q).copied())),
+                    );
+                    row.push(number(Some(g.max)));
+                }
+                None => row.extend((0..QUANTILES.len() + 4).map(|_| String::new())),
+            }
+        }
+        row
+    });
+    tdb_api::csv::csv(&header, rows)
 }

@@ -1,12 +1,13 @@
 //! The restitute API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods.
 
-use crate::api::{App, Restitution, SnapshotRequested};
+use crate::api::{App, ExportQuery, Restitution, SnapshotRequested};
 use axum::Router;
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use std::sync::Arc;
-use tdb_api::{ApiError, Caller, PathParams, edge, operation};
+use tdb_api::csv::{csv_response, wants_csv};
+use tdb_api::{ApiError, Caller, PathParams, QueryParams, edge, operation};
 use tdb_domain::ports::{AccountStore, QuestionnaireStore};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -27,6 +28,8 @@ where
             restitution::<Q, S>,
         ))
         .routes(operation::<__path_snapshot, _, _, _>(snapshot::<Q, S>))
+        .routes(operation::<__path_chart, _, _, _>(chart::<Q, S>))
+        .routes(operation::<__path_export, _, _, _>(export::<Q, S>))
         .split_for_parts();
     api.info.title = "TDB-ESMS restitute".into();
     api.info.version = env!("CARGO_PKG_VERSION").into();
@@ -55,22 +58,85 @@ struct StructurePath {
     finess: String,
 }
 
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+struct ChartPath {
+    /// The campaign year.
+    campaign: u16,
+    /// The structure's FINESS.
+    finess: String,
+    /// The indicator's id, as the restitution names it.
+    indicator: String,
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct FormatQuery {
+    /// `json` (the default) or `csv`.
+    format: Option<String>,
+}
+
 /// A structure's indicators next to its peers' (its category nationally, in its region and
 /// in its peer group), its place among them and its earlier values. For the structure, its
 /// OG, the ARS and CD of its territory, once its platform's campaign is closed (a national
 /// administrator also sees a preview). Groups of fewer than five show nothing.
+/// `format=csv` downloads it, one line per indicator.
 #[utoipa::path(get, path = "/restitutions/{campaign}/{finess}", tag = "restitutions",
-    params(StructurePath), responses((status = 200, body = Restitution),
+    params(StructurePath, FormatQuery), responses((status = 200, description = "the restitution (JSON) or its CSV download",
+        content((Restitution = "application/json"), (String = "text/csv"))),
         (status = 409, body = tdb_api::ErrorBody, description = "not closed, or no snapshot yet")))]
 async fn restitution<Q: QuestionnaireStore, S: AccountStore>(
     caller: Caller,
     State(app): Shared<Q, S>,
     PathParams(path): PathParams<StructurePath>,
+    QueryParams(query): QueryParams<FormatQuery>,
+) -> Result<Response, ApiError> {
+    let csv = wants_csv(query.format.as_deref())?;
+    let restitution = app
+        .restitution(&caller, path.campaign, &path.finess)
+        .await?;
+    if csv {
+        Ok(csv_response(
+            &format!(
+                "restitution-{}-{}",
+                restitution.campaign, restitution.finess
+            ),
+            crate::api::restitution_csv(&restitution),
+        ))
+    } else {
+        Ok(tdb_api::json(200, &restitution))
+    }
+}
+
+/// One indicator of a structure's restitution as an SVG chart: a box plot of its category
+/// nationally, in its region and in its peer group (quartiles, median, first and ninth
+/// deciles), the structure marked on each, French labels, readable without colour.
+/// Groups of fewer than five are named, never drawn. Same access as the restitution.
+#[utoipa::path(get, path = "/restitutions/{campaign}/{finess}/charts/{indicator}", tag = "restitutions",
+    params(ChartPath), responses((status = 200, description = "the chart", content_type = "image/svg+xml", body = String),
+        (status = 404, body = tdb_api::ErrorBody, description = "no such indicator for this structure")))]
+async fn chart<Q: QuestionnaireStore, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, S>,
+    PathParams(path): PathParams<ChartPath>,
 ) -> Result<Response, ApiError> {
     let restitution = app
         .restitution(&caller, path.campaign, &path.finess)
         .await?;
-    Ok(tdb_api::json(200, &restitution))
+    let indicator = restitution
+        .indicators
+        .iter()
+        .find(|i| i.id == path.indicator)
+        .ok_or_else(|| ApiError::not_found("indicator"))?;
+    let (svg, _) = crate::chart::svg(&restitution, indicator);
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "image/svg+xml; charset=utf-8",
+        )],
+        svg,
+    )
+        .into_response())
 }
 
 /// Asks for a preview snapshot of the campaign (national administrator): the snapshot
@@ -84,4 +150,23 @@ async fn snapshot<Q: QuestionnaireStore, S: AccountStore>(
 ) -> Result<Response, ApiError> {
     let requested = app.request_snapshot(&caller, path.campaign).await?;
     Ok(tdb_api::json(202, &requested))
+}
+
+/// A territory's structures of one platform in the national export's format (ARS: its
+/// region; CD: its département; national administrators: any): one `;`-separated row per
+/// structure, the identification columns (région, département, catégorie, groupe homogène,
+/// FINESS géographique, raison sociale, structuration, statut juridique, ville, niveau de
+/// validation, état d'avancement, FINESS juridique, raison sociale juridique), then every
+/// variable and indicator. Read from the snapshot restitutions read.
+#[utoipa::path(get, path = "/restitutions/{campaign}/export", tag = "restitutions",
+    params(CampaignPath, ExportQuery), responses((status = 200, description = "the export", content_type = "text/csv", body = String),
+        (status = 409, body = tdb_api::ErrorBody, description = "not closed, or no snapshot yet")))]
+async fn export<Q: QuestionnaireStore, S: AccountStore>(
+    caller: Caller,
+    State(app): Shared<Q, S>,
+    PathParams(path): PathParams<CampaignPath>,
+    QueryParams(query): QueryParams<ExportQuery>,
+) -> Result<Response, ApiError> {
+    let (name, body) = app.export(&caller, path.campaign, &query).await?;
+    Ok(csv_response(&name, body))
 }

@@ -3,7 +3,9 @@
 //! back from it. DataFusion is compiled here and nowhere else.
 
 pub mod api;
+pub mod chart;
 mod config;
+pub mod export;
 mod http;
 pub mod lake;
 pub mod quantile;

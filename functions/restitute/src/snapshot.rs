@@ -15,6 +15,7 @@ use std::sync::Arc;
 use tdb_domain::accounts::StructureRecord;
 use tdb_domain::campaign::{CampaignYear, Platform, QuestionnaireStatus};
 use tdb_domain::category::RespondentKind;
+use tdb_domain::finess::Finess;
 use tdb_domain::ports::{AccountStore, QuestionnaireStore, StoredQuestionnaire};
 use tdb_domain::questionnaire::{CampaignDefinitions, Definition, IndicatorValue, ItemType};
 use tdb_domain::restitution::peer_group;
@@ -38,7 +39,7 @@ impl SnapshotKind {
 }
 
 /// The attributes every row of a questionnaire carries.
-const ATTRIBUTES: [&str; 12] = [
+const ATTRIBUTES: [&str; 13] = [
     "finess",
     "name",
     "category",
@@ -47,6 +48,7 @@ const ATTRIBUTES: [&str; 12] = [
     "departement",
     "og",
     "legal_entity",
+    "legal_name",
     "status",
     "counted",
     "places",
@@ -141,6 +143,7 @@ struct Attributes {
     departement: String,
     og: Option<String>,
     legal_entity: Option<String>,
+    legal_name: Option<String>,
     status: &'static str,
     counted: bool,
     places: Option<f64>,
@@ -148,7 +151,11 @@ struct Attributes {
 }
 
 impl Attributes {
-    fn of(stored: &StoredQuestionnaire, record: Option<&StructureRecord>) -> Attributes {
+    fn of(
+        stored: &StoredQuestionnaire,
+        record: Option<&StructureRecord>,
+        legal_name: Option<&str>,
+    ) -> Attributes {
         let kind = stored.respondent.kind;
         let places = places(&stored.answers);
         Attributes {
@@ -163,6 +170,7 @@ impl Attributes {
             departement: stored.departement.to_string(),
             og: stored.og.map(|og| og.to_string()),
             legal_entity: record.map(|r| r.legal_entity.to_string()),
+            legal_name: legal_name.map(str::to_string),
             status: stored.status.key(),
             counted: counted(stored.status),
             places,
@@ -174,7 +182,7 @@ impl Attributes {
 /// The columns of the attributes.
 #[derive(Default)]
 struct AttributeColumns {
-    text: [StringBuilder; 9],
+    text: [StringBuilder; 10],
     counted: BooleanBuilder,
     places: Float64Builder,
     fill_rate: Float64Builder,
@@ -182,7 +190,7 @@ struct AttributeColumns {
 
 impl AttributeColumns {
     fn push(&mut self, a: &Attributes) {
-        let texts: [Option<&str>; 9] = [
+        let texts: [Option<&str>; 10] = [
             Some(&a.finess),
             Some(&a.name),
             Some(&a.category),
@@ -191,6 +199,7 @@ impl AttributeColumns {
             Some(&a.departement),
             a.og.as_deref(),
             a.legal_entity.as_deref(),
+            a.legal_name.as_deref(),
             Some(a.status),
         ];
         for (builder, value) in self.text.iter_mut().zip(texts) {
@@ -210,7 +219,10 @@ impl AttributeColumns {
                     "places" | "fill_rate" => DataType::Float64,
                     _ => DataType::Utf8,
                 };
-                let nullable = matches!(*name, "region" | "og" | "legal_entity" | "places");
+                let nullable = matches!(
+                    *name,
+                    "region" | "og" | "legal_entity" | "legal_name" | "places"
+                );
                 Field::new(*name, data_type, nullable)
             })
             .collect()
@@ -340,6 +352,7 @@ pub async fn take<Q: QuestionnaireStore, S: AccountStore>(
         .map(|p| (*p, Wide::new(definitions.platform(*p))))
         .collect();
     let mut long = Long::default();
+    let mut legal_names: HashMap<Finess, Option<String>> = HashMap::new();
     let mut page = None;
     loop {
         let listed = questionnaires.scan(year, page).await?;
@@ -350,13 +363,35 @@ pub async fn take<Q: QuestionnaireStore, S: AccountStore>(
             .into_iter()
             .map(|r| (r.finess, r))
             .collect();
+        // The legal entities' names: the account platform holds those of the OGs.
+        let unknown: Vec<_> = names
+            .values()
+            .map(|r| r.legal_entity)
+            .filter(|f| !legal_names.contains_key(f))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if !unknown.is_empty() {
+            let found = accounts.structures(&unknown).await?;
+            for f in unknown {
+                legal_names.insert(
+                    f,
+                    found.iter().find(|r| r.finess == f).map(|r| r.name.clone()),
+                );
+            }
+        }
         for stored in &listed.items {
+            let record = names.get(&stored.respondent.finess);
+            let legal_name = record
+                .and_then(|r| legal_names.get(&r.legal_entity))
+                .and_then(Option::as_deref);
             add(
                 &mut wide,
                 &mut long,
                 definitions,
                 stored,
-                names.get(&stored.respondent.finess),
+                record,
+                legal_name,
             );
         }
         match listed.next {
@@ -443,10 +478,11 @@ fn add(
     definitions: &CampaignDefinitions,
     stored: &StoredQuestionnaire,
     record: Option<&StructureRecord>,
+    legal_name: Option<&str>,
 ) {
     let kind: RespondentKind = stored.respondent.kind;
     let definition = definitions.for_kind(kind);
-    let attributes = Attributes::of(stored, record);
+    let attributes = Attributes::of(stored, record, legal_name);
     let answers = definition.carry_over(kind, &stored.answers);
     let evaluation = definition.evaluate(kind, &answers, None);
     let values: HashMap<&str, Option<f64>> = evaluation

@@ -407,7 +407,8 @@ fn token(n: u8, role: tdb_domain::rights::Role) -> String {
     )
 }
 
-async fn get(router: &axum::Router, token: &str, uri: &str) -> (u16, serde_json::Value) {
+/// A GET's status, content type and body.
+async fn fetch(router: &axum::Router, token: &str, uri: &str) -> (u16, String, Vec<u8>) {
     use tower::ServiceExt;
     let response = router
         .clone()
@@ -420,10 +421,48 @@ async fn get(router: &axum::Router, token: &str, uri: &str) -> (u16, serde_json:
         .await
         .unwrap();
     let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .unwrap();
+    (status, content_type, bytes.to_vec())
+}
+
+async fn get(router: &axum::Router, token: &str, uri: &str) -> (u16, serde_json::Value) {
+    let (status, _, bytes) = fetch(router, token, uri).await;
     (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+/// A CSV download's lines, split at `;` (no field of these tests holds a quoted `;`).
+fn csv_lines(body: &[u8]) -> Vec<Vec<String>> {
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    text.trim_start_matches('\u{feff}')
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(';').map(str::to_string).collect())
+        .collect()
+}
+
+/// An SVG drawn to pixels: how many are the mark's pure black.
+fn mark_pixels(svg: &[u8], png: &std::path::Path) -> usize {
+    // The machine's fonts, when it has some, so that the PNG shows the labels too (the
+    // text is grey: no pixel of it is the mark's pure black).
+    let mut options = resvg::usvg::Options::default();
+    options.fontdb_mut().load_system_fonts();
+    let tree = resvg::usvg::Tree::from_data(svg, &options).unwrap();
+    let size = tree.size().to_int_size();
+    let mut pixmap = resvg::tiny_skia::Pixmap::new(size.width(), size.height()).unwrap();
+    resvg::render(&tree, Default::default(), &mut pixmap.as_mut());
+    pixmap.save_png(png).unwrap();
+    pixmap
+        .pixels()
+        .iter()
+        .filter(|p| p.red() == 0 && p.green() == 0 && p.blue() == 0 && p.alpha() == 255)
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -458,6 +497,15 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     let region = ehpad.departement.region().unwrap();
     let other_region =
         tdb_domain::Region::from_code(if region.code() == 84 { 11 } else { 84 }).unwrap();
+    // A name a spreadsheet would read as a formula, for the export.
+    let record = w.structures.iter().find(|s| s.finess == finess).unwrap();
+    w.accounts
+        .update_structure(&StructureRecord {
+            name: "=HYPERLINK(\"http://x\")".into(),
+            ..record.clone()
+        })
+        .await
+        .unwrap();
     let uri = format!("/restitutions/2025/{finess}");
     let own = token(
         1,
@@ -603,7 +651,156 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     assert!(status == 404 || status == 400, "{status}");
     let (status, answer) = get(&router, &allowed[2], "/restitutions/2025/x'--").await;
     assert_eq!(status, 400, "{answer}");
-    let _ = &w.structures;
+
+    // The restitution as CSV: one line per indicator, the same values, nothing for the
+    // groups the JSON leaves out.
+    let (status, content_type, body) = fetch(&router, &own, &format!("{uri}?format=csv")).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8")
+    );
+    let lines = csv_lines(&body);
+    let column = |name: &str| lines[0].iter().position(|h| h == name).unwrap();
+    let indicators = mine["indicators"].as_array().unwrap();
+    assert_eq!(lines.len(), indicators.len() + 1);
+    for (line, indicator) in lines[1..].iter().zip(indicators) {
+        assert_eq!(
+            line[column("indicateur")],
+            indicator["id"].as_str().unwrap()
+        );
+        let french = |v: &serde_json::Value| {
+            v.as_f64()
+                .map_or(String::new(), |v| format!("{v:.4}").replace('.', ","))
+        };
+        assert_eq!(line[column("valeur")], french(&indicator["value"]));
+        assert_eq!(
+            line[column("median_france")],
+            french(&indicator["national"]["quantiles"]["median"])
+        );
+        assert_eq!(
+            line[column("n_region")].is_empty(),
+            indicator["regional"].is_null()
+        );
+    }
+    let (status, answer) = get(&router, &own, &format!("{uri}?format=xml")).await;
+    assert_eq!(
+        (status, answer["error"]["field"].as_str()),
+        (400, Some("format"))
+    );
+
+    // The chart: drawn, the structure marked, small groups named and not drawn.
+    let chart = format!("{uri}/charts/taux_occupation_permanent");
+    let (status, content_type, svg) = fetch(&router, &own, &chart).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "image/svg+xml; charset=utf-8")
+    );
+    let text = String::from_utf8(svg.clone()).unwrap();
+    assert!(
+        text.contains(&format!(
+            "Votre valeur : {}",
+            restitute::chart::french(value, "ratio")
+        )),
+        "{text}"
+    );
+    let png = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("restitution-chart.png");
+    assert!(
+        mark_pixels(&svg, &png) > 50,
+        "the structure's mark is drawn"
+    );
+    if let Some(small) = indicators.iter().find(|i| i["regional"].is_null()) {
+        let (_, _, svg) = fetch(
+            &router,
+            &own,
+            &format!("{uri}/charts/{}", small["id"].as_str().unwrap()),
+        )
+        .await;
+        assert!(
+            String::from_utf8(svg)
+                .unwrap()
+                .contains("Région : moins de 5 structures, non diffusé.")
+        );
+    }
+    for t in &refused {
+        let (status, _, body) = fetch(&router, t, &chart).await;
+        assert_eq!(status, 403);
+        assert!(!String::from_utf8(body).unwrap().contains("<svg"));
+    }
+    let (status, answer) = get(&router, &own, &format!("{uri}/charts/no_such_indicator")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+
+    // The regional export: the region's ARS gets every generic questionnaire of its
+    // region, one row each, in the national format; a formula is text.
+    let ars = &allowed[1];
+    let export = format!("/restitutions/2025/export?region={}", region.code());
+    let (status, content_type, body) = fetch(&router, ars, &export).await;
+    assert_eq!(
+        (status, content_type.as_str()),
+        (200, "text/csv; charset=utf-8")
+    );
+    let text = String::from_utf8(body.clone()).unwrap();
+    let lines = csv_lines(&body);
+    assert_eq!(
+        lines[0][..13],
+        restitute::export::IDENTIFICATION.map(String::from)
+    );
+    let expected = w
+        .stored
+        .iter()
+        .filter(|q| {
+            q.departement.region() == Some(region)
+                && q.respondent.kind.platform() == tdb_domain::campaign::Platform::Generic
+        })
+        .count();
+    assert_eq!(lines.len(), expected + 1);
+    let row = text
+        .split("\r\n")
+        .find(|l| l.contains(&finess.to_string()))
+        .unwrap();
+    assert!(
+        row.contains(";\"'=HYPERLINK(\"\"http://x\"\")\";"),
+        "the name is text, not a formula: {row}"
+    );
+    assert!(row.contains(";Validé par la structure;"), "{row}");
+    let generic = definitions().platform(tdb_domain::campaign::Platform::Generic);
+    let occupancy_column = 13
+        + generic.items().len()
+        + generic
+            .indicators()
+            .iter()
+            .position(|i| i.id == "taux_occupation_permanent")
+            .unwrap();
+    // The header as written, a label read as a formula (`- dont ...`) made text.
+    let header: Vec<String> = restitute::export::header(generic)
+        .into_iter()
+        .map(|h| {
+            if h.starts_with('-') {
+                format!("'{h}")
+            } else {
+                h
+            }
+        })
+        .collect();
+    assert_eq!(lines[0], header);
+    let cells: Vec<&str> = row.split(';').collect();
+    let exported: f64 = cells[occupancy_column].replace(',', ".").parse().unwrap();
+    assert!(
+        (exported - value).abs() < 1e-9,
+        "{exported} against {value}"
+    );
+    // Another region's ARS, a structure's Gestionnaire, the whole country, a bad platform.
+    for (t, uri, status) in [
+        (&refused[0], export.clone(), 403),
+        (&allowed[0], export.clone(), 403),
+        (&allowed[2], "/restitutions/2025/export".to_string(), 400),
+        (&allowed[2], format!("{export}&platform=x"), 400),
+    ] {
+        let (got, answer) = get(&router, t, &uri).await;
+        assert_eq!(got, status, "{uri}: {answer}");
+    }
 }
 
 /// The DuckDB the analysts use (lake/install.sh installs it; scripts/test.sh exports it).

@@ -8,9 +8,10 @@ use crate::{
 };
 use axum::Router;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use tdb_api::csv::{csv_response, wants_csv};
 use tdb_api::{ApiError, Caller, JsonBody, PathParams, QueryParams, edge, operation};
 use tdb_domain::ports::{AccountStore, Lake, Mailer, QuestionnaireStore};
 use utoipa::IntoParams;
@@ -87,32 +88,6 @@ struct OgPath {
 struct PageQuery {
     /// The `next` of the previous page.
     page: Option<String>,
-}
-
-/// CSV when asked (`format=csv`), JSON otherwise.
-fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
-    match format {
-        None | Some("json") => Ok(false),
-        Some("csv") => Ok(true),
-        Some(_) => Err(ApiError::invalid("format", "json or csv")),
-    }
-}
-
-fn csv_response(name: &str, body: String) -> Response {
-    (
-        [
-            (
-                axum::http::header::CONTENT_TYPE,
-                "text/csv; charset=utf-8".to_string(),
-            ),
-            (
-                axum::http::header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{name}.csv\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
 }
 
 /// The checks of a questionnaire at any time: fill rate overall, per part and per

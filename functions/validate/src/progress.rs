@@ -7,6 +7,7 @@
 use crate::App;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use tdb_api::csv::{csv, decimal};
 use tdb_api::{ApiError, Caller};
 use tdb_domain::campaign::QuestionnaireStatus;
 use tdb_domain::ports::{
@@ -308,34 +309,6 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
     }
 }
 
-/// A CSV document for French spreadsheet software: UTF-8 with a byte-order mark, `;`
-/// between fields, decimal comma, CRLF line ends.
-pub(crate) fn csv(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let mut out = String::from("\u{feff}");
-    out.push_str(&header.join(";"));
-    out.push_str("\r\n");
-    for row in rows {
-        let fields: Vec<String> = row
-            .into_iter()
-            .map(|f| {
-                if f.contains([';', '"', '\n', '\r']) {
-                    format!("\"{}\"", f.replace('"', "\"\""))
-                } else {
-                    f
-                }
-            })
-            .collect();
-        out.push_str(&fields.join(";"));
-        out.push_str("\r\n");
-    }
-    out
-}
-
-/// A rate or a share as a French decimal.
-pub(crate) fn decimal(v: f64) -> String {
-    format!("{v:.4}").replace('.', ",")
-}
-
 pub(crate) fn lines_csv(lines: &[StructureLine]) -> String {
     csv(
         &[
@@ -409,15 +382,4 @@ pub(crate) fn summary_csv(summary: &TerritoryProgress) -> String {
         ],
         rows,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn csv_for_french_spreadsheets() {
-        let text = csv(&["a", "b"], [vec!["x;y".into(), decimal(0.5)]]);
-        assert_eq!(text, "\u{feff}a;b\r\n\"x;y\";0,5000\r\n");
-    }
 }
