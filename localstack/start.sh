@@ -55,6 +55,7 @@ start_localstack() {
     cd "$run"
     DISABLE_EVENTS=1 SERVICES=s3,ses,secretsmanager,sqs,sns GATEWAY_LISTEN="127.0.0.1:$ls_port" \
       LOCALSTACK_VOLUME_DIR="$run/localstack-volume" SKIP_SSL_CERT_DOWNLOAD=1 \
+      S3_SKIP_SIGNATURE_VALIDATION=0 \
       setsid "$cache/venv/bin/python" -m localstack.runtime.main >"$run/localstack.log" 2>&1 &
     echo $! >"$run/localstack.pid"
   )

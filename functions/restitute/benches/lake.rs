@@ -61,13 +61,43 @@ async fn run(establishments: usize) {
     let stored = generated.stored(definitions, year, |n| {
         (n % 10 != 9).then_some(QuestionnaireStatus::Validated)
     });
+    let started = Instant::now();
     for chunk in stored.chunks(2000) {
         campaign.create(chunk).await.unwrap();
     }
+    println!(
+        "{} questionnaires written to DynamoDB Local in {:.0} s",
+        stored.len(),
+        started.elapsed().as_secs_f64()
+    );
     let questionnaires = stored.len();
+    // The region with the most generic questionnaires, for the export.
+    let mut by_region = std::collections::BTreeMap::new();
+    for q in &stored {
+        if q.respondent.kind.platform() == Platform::Generic {
+            if let Some(region) = q.departement.region() {
+                *by_region.entry(region.code()).or_insert(0usize) += 1;
+            }
+        }
+    }
+    let (largest_region, largest_count) = by_region.into_iter().max_by_key(|(_, n)| *n).unwrap();
     drop(stored);
     drop(generated);
     let lake = restitute::Lake::from_env(&bucket).unwrap();
+
+    // The reference: the same pages read from DynamoDB Local, and nothing else.
+    let started = Instant::now();
+    let (mut page, mut read) = (None, 0);
+    loop {
+        let listed = campaign.scan(year, page).await.unwrap();
+        read += listed.items.len();
+        match listed.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(read, questionnaires);
+    let raw_scan = started.elapsed();
 
     // The snapshot.
     let started = Instant::now();
@@ -109,8 +139,11 @@ async fn run(establishments: usize) {
     }
     println!(
         "snapshot of {questionnaires} questionnaires ({establishments} establishments): {:.1} s, \
-         read from DynamoDB Local, evaluated and written to LocalStack's S3; {}",
+         read from DynamoDB Local, evaluated and written to LocalStack's S3, against {:.1} s for \
+         reading the same pages alone (ratio {:.2}); {}",
         snapshot_time.as_secs_f64(),
+        raw_scan.as_secs_f64(),
+        snapshot_time.as_secs_f64() / raw_scan.as_secs_f64(),
         sizes.join(", ")
     );
 
@@ -251,5 +284,33 @@ async fn run(establishments: usize) {
         ehpad.len(),
         p(0.5),
         p(0.99)
+    );
+
+    // The largest region's export, as its ARS downloads it (Lambda answers at most 6 MB).
+    let started = Instant::now();
+    let response = {
+        use tower::ServiceExt;
+        router
+            .clone()
+            .oneshot(
+                axum::http::Request::get(format!(
+                    "/restitutions/2025/export?region={largest_region}"
+                ))
+                .header("authorization", format!("Bearer {token}"))
+                .body(axum::body::Body::empty())
+                .unwrap(),
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(response.status(), 200);
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    println!(
+        "the largest region's export (region {largest_region}, {largest_count} generic questionnaires): \
+         {:.1} MB in {:.0} ms",
+        body.len() as f64 / 1e6,
+        started.elapsed().as_secs_f64() * 1e3
     );
 }

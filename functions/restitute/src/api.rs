@@ -116,6 +116,21 @@ pub struct ExportQuery {
     pub platform: Option<String>,
 }
 
+/// How long an export's link works.
+const EXPORT_LINK: Duration = Duration::from_secs(300);
+
+/// Where to download an export.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ExportReady {
+    /// A link to the CSV file, without a token, working for `expires_in` seconds.
+    pub url: String,
+    pub expires_in: u64,
+    /// The file's name.
+    pub file: String,
+    /// The snapshot it is read from.
+    pub snapshot: String,
+}
+
 /// What asking for a snapshot did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SnapshotRequested {
@@ -415,13 +430,14 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
     }
 
     /// `GET /restitutions/{campaign}/export`: a territory's structures of one platform, in
-    /// the national export's format. Returns the file's name and its CSV.
+    /// the national export's format, written once per snapshot in the lake bucket and handed
+    /// out as a short-lived link (a region's file is larger than a Lambda answer can be).
     pub(crate) async fn export(
         &self,
         caller: &Caller,
         year: u16,
         query: &ExportQuery,
-    ) -> Result<(String, String), ApiError> {
+    ) -> Result<ExportReady, ApiError> {
         let (year, definitions) = self.campaigns.year(year)?;
         let scope = Scope::of(query.region, query.departement.as_deref())?;
         if scope.national {
@@ -446,6 +462,44 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
                 "the campaign has no snapshot yet",
             ));
         };
+        let file = format!(
+            "export-tdbesms-{year}-{}-{}.csv",
+            scope.name.replace(':', "-"),
+            platform.key()
+        );
+        let key = format!(
+            "exports/campaign={year}/snapshot={}/{file}",
+            manifest.snapshot
+        );
+        if !self.lake.exists(&key).await.map_err(lake_error)? {
+            let body = self
+                .export_csv(&table, &scope, definitions.platform(platform))
+                .await?;
+            self.lake
+                .put_download(&key, body.into_bytes(), "text/csv; charset=utf-8", &file)
+                .await
+                .map_err(lake_error)?;
+        }
+        let url = self
+            .lake
+            .download_url(&key, EXPORT_LINK)
+            .await
+            .map_err(lake_error)?;
+        Ok(ExportReady {
+            url,
+            expires_in: EXPORT_LINK.as_secs(),
+            file,
+            snapshot: manifest.snapshot,
+        })
+    }
+
+    /// A territory's rows of a platform's table, as the national export writes them.
+    async fn export_csv(
+        &self,
+        table: &str,
+        scope: &Scope,
+        definition: &tdb_domain::questionnaire::Definition,
+    ) -> Result<String, ApiError> {
         // Département codes come from the referential: safe in the text.
         let departements: Vec<String> = scope
             .departements
@@ -458,17 +512,10 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
                 departements.join(", ")
             ))
             .await?;
-        let definition = definitions.platform(platform);
-        let name = format!(
-            "export-tdbesms-{year}-{}-{}",
-            scope.name.replace(':', "-"),
-            platform.key()
-        );
-        let body = tdb_api::csv::csv(
+        Ok(tdb_api::csv::csv(
             &crate::export::header(definition),
             crate::export::rows(definition, &batches),
-        );
-        Ok((name, body))
+        ))
     }
 
     /// The structure's indicator values in the campaigns of the lake, up to `year` and

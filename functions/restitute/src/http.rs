@@ -1,6 +1,6 @@
 //! The restitute API: one `axum::Router` whose handlers are thin calls of [`App`]'s methods.
 
-use crate::api::{App, ExportQuery, Restitution, SnapshotRequested};
+use crate::api::{App, ExportQuery, ExportReady, Restitution, SnapshotRequested};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -157,9 +157,10 @@ async fn snapshot<Q: QuestionnaireStore, S: AccountStore>(
 /// structure, the identification columns (région, département, catégorie, groupe homogène,
 /// FINESS géographique, raison sociale, structuration, statut juridique, ville, niveau de
 /// validation, état d'avancement, FINESS juridique, raison sociale juridique), then every
-/// variable and indicator. Read from the snapshot restitutions read.
+/// variable and indicator. Read from the snapshot restitutions read, written once per
+/// snapshot in the lake bucket, and given as a link that works for five minutes.
 #[utoipa::path(get, path = "/restitutions/{campaign}/export", tag = "restitutions",
-    params(CampaignPath, ExportQuery), responses((status = 200, description = "the export", content_type = "text/csv", body = String),
+    params(CampaignPath, ExportQuery), responses((status = 200, body = ExportReady),
         (status = 409, body = tdb_api::ErrorBody, description = "not closed, or no snapshot yet")))]
 async fn export<Q: QuestionnaireStore, S: AccountStore>(
     caller: Caller,
@@ -167,6 +168,6 @@ async fn export<Q: QuestionnaireStore, S: AccountStore>(
     PathParams(path): PathParams<CampaignPath>,
     QueryParams(query): QueryParams<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    let (name, body) = app.export(&caller, path.campaign, &query).await?;
-    Ok(csv_response(&name, body))
+    let ready = app.export(&caller, path.campaign, &query).await?;
+    Ok(tdb_api::json(200, &ready))
 }

@@ -75,6 +75,8 @@ pub struct TableFiles {
 #[derive(Clone)]
 pub struct Lake {
     store: Arc<dyn ObjectStore>,
+    /// The same store, for signed URLs.
+    s3: Arc<object_store::aws::AmazonS3>,
     bucket: String,
 }
 
@@ -105,8 +107,10 @@ impl Lake {
         {
             builder = builder.with_region(region);
         }
+        let s3 = Arc::new(builder.build()?);
         Ok(Lake {
-            store: Arc::new(builder.build()?),
+            store: s3.clone(),
+            s3,
             bucket: bucket.to_string(),
         })
     }
@@ -158,6 +162,56 @@ impl Lake {
             .put(&Path::from(key), PutPayload::from(bytes))
             .await?;
         Ok(())
+    }
+
+    /// Writes a file to be downloaded: its type, and the name a browser saves it under.
+    pub async fn put_download(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        file_name: &str,
+    ) -> Result<(), LakeError> {
+        let mut attributes = object_store::Attributes::new();
+        attributes.insert(
+            object_store::Attribute::ContentType,
+            content_type.to_string().into(),
+        );
+        attributes.insert(
+            object_store::Attribute::ContentDisposition,
+            format!("attachment; filename=\"{file_name}\"").into(),
+        );
+        let options = object_store::PutOptions {
+            attributes,
+            ..Default::default()
+        };
+        self.store
+            .put_opts(&Path::from(key), PutPayload::from(bytes), options)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether an object is there.
+    pub async fn exists(&self, key: &str) -> Result<bool, LakeError> {
+        match self.store.head(&Path::from(key)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A URL that lets its holder read one object for `ttl`, and nothing else.
+    pub async fn download_url(
+        &self,
+        key: &str,
+        ttl: std::time::Duration,
+    ) -> Result<String, LakeError> {
+        use object_store::signer::Signer;
+        let url = self
+            .s3
+            .signed_url(axum::http::Method::GET, &Path::from(key), ttl)
+            .await?;
+        Ok(url.to_string())
     }
 
     /// Writes batches as one Parquet file (zstd, row groups of `row_group` rows: sorted

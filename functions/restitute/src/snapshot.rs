@@ -353,49 +353,61 @@ pub async fn take<Q: QuestionnaireStore, S: AccountStore>(
         .collect();
     let mut long = Long::default();
     let mut legal_names: HashMap<Finess, Option<String>> = HashMap::new();
-    let mut page = None;
+    // Each page is read while the previous one is evaluated.
+    let mut listed = questionnaires.scan(year, None).await?;
     loop {
-        let listed = questionnaires.scan(year, page).await?;
-        let finess: Vec<_> = listed.items.iter().map(|q| q.respondent.finess).collect();
-        let names: HashMap<_, StructureRecord> = accounts
-            .structures(&finess)
-            .await?
-            .into_iter()
-            .map(|r| (r.finess, r))
-            .collect();
-        // The legal entities' names: the account platform holds those of the OGs.
-        let unknown: Vec<_> = names
-            .values()
-            .map(|r| r.legal_entity)
-            .filter(|f| !legal_names.contains_key(f))
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        if !unknown.is_empty() {
-            let found = accounts.structures(&unknown).await?;
-            for f in unknown {
-                legal_names.insert(
-                    f,
-                    found.iter().find(|r| r.finess == f).map(|r| r.name.clone()),
+        let next = listed.next.clone();
+        let fetch = async {
+            match next {
+                Some(page) => questionnaires.scan(year, Some(page)).await.map(Some),
+                None => Ok(None),
+            }
+        };
+        let work = async {
+            let finess: Vec<_> = listed.items.iter().map(|q| q.respondent.finess).collect();
+            let names: HashMap<_, StructureRecord> = accounts
+                .structures(&finess)
+                .await?
+                .into_iter()
+                .map(|r| (r.finess, r))
+                .collect();
+            // The legal entities' names: the account platform holds those of the OGs.
+            let unknown: Vec<_> = names
+                .values()
+                .map(|r| r.legal_entity)
+                .filter(|f| !legal_names.contains_key(f))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if !unknown.is_empty() {
+                let found = accounts.structures(&unknown).await?;
+                for f in unknown {
+                    legal_names.insert(
+                        f,
+                        found.iter().find(|r| r.finess == f).map(|r| r.name.clone()),
+                    );
+                }
+            }
+            for stored in &listed.items {
+                let record = names.get(&stored.respondent.finess);
+                let legal_name = record
+                    .and_then(|r| legal_names.get(&r.legal_entity))
+                    .and_then(Option::as_deref);
+                add(
+                    &mut wide,
+                    &mut long,
+                    definitions,
+                    stored,
+                    record,
+                    legal_name,
                 );
             }
-        }
-        for stored in &listed.items {
-            let record = names.get(&stored.respondent.finess);
-            let legal_name = record
-                .and_then(|r| legal_names.get(&r.legal_entity))
-                .and_then(Option::as_deref);
-            add(
-                &mut wide,
-                &mut long,
-                definitions,
-                stored,
-                record,
-                legal_name,
-            );
-        }
-        match listed.next {
-            Some(next) => page = Some(next),
+            Ok::<_, LakeError>(())
+        };
+        let (fetched, worked) = tokio::join!(fetch, work);
+        worked?;
+        match fetched? {
+            Some(page) => listed = page,
             None => break,
         }
     }

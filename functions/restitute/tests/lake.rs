@@ -736,11 +736,35 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     // region, one row each, in the national format; a formula is text.
     let ars = &allowed[1];
     let export = format!("/restitutions/2025/export?region={}", region.code());
-    let (status, content_type, body) = fetch(&router, ars, &export).await;
+    let (status, ready) = get(&router, ars, &export).await;
+    assert_eq!(status, 200, "{ready}");
     assert_eq!(
-        (status, content_type.as_str()),
-        (200, "text/csv; charset=utf-8")
+        ready["file"],
+        format!("export-tdbesms-2025-region-{}-generic.csv", region.code())
     );
+    assert_eq!(ready["expires_in"], 300);
+    // The link needs no token, and reads the file with its type and name.
+    let url = ready["url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Expires=300") && url.contains("X-Amz-Signature="));
+    let download = reqwest::get(url).await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(
+        download.headers()["content-type"],
+        "text/csv; charset=utf-8"
+    );
+    assert!(
+        download.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains(ready["file"].as_str().unwrap())
+    );
+    let body = download.bytes().await.unwrap().to_vec();
+    // A tampered link reads nothing.
+    let tampered = url.replace("X-Amz-Expires=300", "X-Amz-Expires=3000");
+    assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403);
+    // Asked again, the same file of the same snapshot.
+    let (status, again) = get(&router, ars, &export).await;
+    assert_eq!((status, &again["file"]), (200, &ready["file"]));
     let text = String::from_utf8(body.clone()).unwrap();
     let lines = csv_lines(&body);
     assert_eq!(
