@@ -38,6 +38,16 @@ pub fn decimal(v: f64) -> String {
     format!("{v:.4}").replace('.', ",")
 }
 
+/// A number exactly (the shortest text that reads back as the same number), with a
+/// decimal comma; empty when it is not a number.
+pub fn number(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v}").replace('.', ",")
+    } else {
+        String::new()
+    }
+}
+
 /// CSV when asked (`format=csv`), JSON otherwise.
 pub fn wants_csv(format: Option<&str>) -> Result<bool, ApiError> {
     match format {
@@ -70,6 +80,15 @@ mod tests {
     fn for_french_spreadsheets() {
         let text = csv(&["a", "b"], [vec!["x;y".into(), decimal(0.5)]]);
         assert_eq!(text, "\u{feff}a;b\r\n\"x;y\";0,5000\r\n");
+    }
+
+    #[test]
+    fn numbers_are_exact() {
+        assert_eq!(number(0.8754946727549467), "0,8754946727549467");
+        assert_eq!(number(0.00004), "0,00004");
+        assert_eq!(number(12.0), "12");
+        assert_eq!(number(-1.5), "-1,5");
+        assert_eq!(number(f64::NAN), "");
     }
 
     #[test]

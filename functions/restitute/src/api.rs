@@ -116,19 +116,23 @@ pub struct ExportQuery {
     pub platform: Option<String>,
 }
 
-/// How long an export's link works.
+/// How long an export's link works, at most (a link signed with temporary credentials
+/// stops with them).
 const EXPORT_LINK: Duration = Duration::from_secs(300);
+/// The export format's version, in its files' keys: a new version writes new files.
+const EXPORT_FORMAT: u32 = 1;
 
 /// Where to download an export.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ExportReady {
-    /// A link to the CSV file, without a token, working for `expires_in` seconds.
+    /// A link to the CSV file, without a token, working for at most `expires_in` seconds.
     pub url: String,
     pub expires_in: u64,
-    /// The file's name.
+    /// The file's name (`-apercu` at the end for a preview).
     pub file: String,
-    /// The snapshot it is read from.
+    /// The snapshot it is read from, and whether it is the `final` one or a `preview`.
     pub snapshot: String,
+    pub kind: String,
 }
 
 /// What asking for a snapshot did.
@@ -463,12 +467,18 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             ));
         };
         let file = format!(
-            "export-tdbesms-{year}-{}-{}.csv",
+            "export-tdbesms-{year}-{}-{}{}.csv",
             scope.name.replace(':', "-"),
-            platform.key()
+            platform.key(),
+            if manifest.kind == SnapshotKind::Final.key() {
+                ""
+            } else {
+                "-apercu"
+            }
         );
+        // The snapshot is immutable; the format's version changes when the columns do.
         let key = format!(
-            "exports/campaign={year}/snapshot={}/{file}",
+            "exports/campaign={year}/snapshot={}/v{EXPORT_FORMAT}/{file}",
             manifest.snapshot
         );
         if !self.lake.exists(&key).await.map_err(lake_error)? {
@@ -490,6 +500,7 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             expires_in: EXPORT_LINK.as_secs(),
             file,
             snapshot: manifest.snapshot,
+            kind: manifest.kind,
         })
     }
 
@@ -646,13 +657,16 @@ pub async fn on_event<Q: QuestionnaireStore, S: AccountStore>(
     Ok(Some(outcome.manifest))
 }
 
-/// A restitution as CSV for French spreadsheets: one line per indicator, the structure's
-/// value, previous value and ranks, then each group's statistics (empty for a group of
-/// fewer than five). Values are in the indicator's unit, fractions for ratios.
+/// A restitution as CSV for French spreadsheets: one line per indicator, the snapshot and
+/// its kind (`final` or `preview`), the structure's value, previous value and ranks, then
+/// each group's statistics (empty for a group of fewer than five). Values are exact, in the
+/// indicator's unit, fractions for ratios.
 pub fn restitution_csv(restitution: &Restitution) -> String {
     const SCOPES: [&str; 3] = ["france", "region", "groupe"];
     let mut header: Vec<String> = [
         "campagne",
+        "instantane",
+        "nature",
         "finess",
         "indicateur",
         "libelle",
@@ -671,11 +685,13 @@ pub fn restitution_csv(restitution: &Restitution) -> String {
         header.extend(QUANTILES.iter().map(|(q, _)| format!("{q}_{scope}")));
         header.push(format!("max_{scope}"));
     }
-    let number = |v: Option<f64>| v.map_or(String::new(), tdb_api::csv::decimal);
+    let number = |v: Option<f64>| v.map_or(String::new(), tdb_api::csv::number);
     let rows = restitution.indicators.iter().map(|i| {
         let mut row = vec![
             restitution.campaign.to_string(),
-            restitution.finess.clone(),
+            restitution.snapshot.clone(),
+            restitution.kind.clone(),
+            restitution.finess.replace(' ', ""),
             i.id.clone(),
             i.label.clone(),
             i.unit.clone(),

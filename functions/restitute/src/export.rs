@@ -25,14 +25,20 @@ pub const IDENTIFICATION: [&str; 13] = [
     "Raison sociale juridique",
 ];
 
+/// The item the identification columns already give.
+const LEGAL_STATUS: &str = "statut_juridique";
+
+/// The items written after the identification columns.
+fn variables(definition: &Definition) -> impl Iterator<Item = &ItemDef> {
+    definition.items().iter().filter(|i| i.id != LEGAL_STATUS)
+}
+
 /// The export's header: the identification columns, then each item's and each
 /// indicator's label (with its id when two labels are the same).
 pub fn header(definition: &Definition) -> Vec<String> {
     let mut seen: HashSet<String> = IDENTIFICATION.iter().map(|s| s.to_string()).collect();
     let mut header: Vec<String> = IDENTIFICATION.iter().map(|s| s.to_string()).collect();
-    let labels = definition
-        .items()
-        .iter()
+    let labels = variables(definition)
         .map(|i| (&i.label, &i.id))
         .chain(definition.indicators().iter().map(|i| (&i.label, &i.id)));
     for (label, id) in labels {
@@ -70,9 +76,9 @@ pub fn rows(definition: &Definition, batches: &[RecordBatch]) -> Vec<Vec<String>
             let statut = definition
                 .items()
                 .iter()
-                .find(|i| i.id == "statut_juridique")
+                .find(|i| i.id == LEGAL_STATUS)
                 .map_or(String::new(), |item| {
-                    choice_labels(item, &text("statut_juridique"))
+                    choice_labels(item, &text(LEGAL_STATUS))
                 });
             let mut line = vec![
                 region
@@ -95,7 +101,7 @@ pub fn rows(definition: &Definition, batches: &[RecordBatch]) -> Vec<Vec<String>
                 text("legal_entity"),
                 text("legal_name"),
             ];
-            for item in definition.items() {
+            for item in variables(definition) {
                 let value = cell(&item.id, row);
                 line.push(match (&item.kind, value) {
                     (ItemType::Choice | ItemType::MultipleChoice, Cell::Text(codes)) => {
@@ -162,8 +168,7 @@ impl Cell {
     fn number(self) -> String {
         match self {
             Cell::Empty => String::new(),
-            // The shortest text that reads back as the same number.
-            Cell::Number(v) => format!("{v}").replace('.', ","),
+            Cell::Number(v) => tdb_api::csv::number(v),
             Cell::Flag(true) => "Oui".to_string(),
             Cell::Flag(false) => "Non".to_string(),
             Cell::Text(s) => s,

@@ -99,7 +99,8 @@ async fn restitution<Q: QuestionnaireStore, S: AccountStore>(
         Ok(csv_response(
             &format!(
                 "restitution-{}-{}",
-                restitution.campaign, restitution.finess
+                restitution.campaign,
+                restitution.finess.replace(' ', "")
             ),
             crate::api::restitution_csv(&restitution),
         ))

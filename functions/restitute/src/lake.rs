@@ -177,6 +177,11 @@ impl Lake {
             object_store::Attribute::ContentType,
             content_type.to_string().into(),
         );
+        // A territory's data: no shared or browser cache keeps it.
+        attributes.insert(
+            object_store::Attribute::CacheControl,
+            "private, no-store".into(),
+        );
         attributes.insert(
             object_store::Attribute::ContentDisposition,
             format!("attachment; filename=\"{file_name}\"").into(),

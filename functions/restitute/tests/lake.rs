@@ -5,6 +5,7 @@ use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::Float64Type;
 use restitute::snapshot::{self, SnapshotKind};
 use restitute::{Lake, lake};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -515,8 +516,15 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
         },
     );
 
-    // Before closure, nothing.
+    // Before closure, nothing: no restitution, no export.
     let (status, answer) = get(&router, &own, &uri).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("not_closed")),
+        "{answer}"
+    );
+    let export = format!("/restitutions/2025/export?region={}", region.code());
+    let (status, answer) = get(&router, &token(3, Role::RegionalAdmin { region }), &export).await;
     assert_eq!(
         (status, answer["error"]["code"].as_str()),
         (409, Some("not_closed")),
@@ -668,15 +676,23 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
             line[column("indicateur")],
             indicator["id"].as_str().unwrap()
         );
-        let french = |v: &serde_json::Value| {
-            v.as_f64()
-                .map_or(String::new(), |v| format!("{v:.4}").replace('.', ","))
+        // Every number reads back as the JSON's (to the last bit but one: serde_json's
+        // default parser may miss the nearest double by one).
+        let exact = |cell: &str, v: &serde_json::Value| match v.as_f64() {
+            Some(v) => {
+                let read = cell.replace(',', ".").parse::<f64>().unwrap();
+                assert!((read - v).abs() <= v.abs() * 1e-15, "{read} against {v}");
+            }
+            None => assert_eq!(cell, ""),
         };
-        assert_eq!(line[column("valeur")], french(&indicator["value"]));
-        assert_eq!(
-            line[column("median_france")],
-            french(&indicator["national"]["quantiles"]["median"])
+        exact(&line[column("valeur")], &indicator["value"]);
+        exact(
+            &line[column("median_france")],
+            &indicator["national"]["quantiles"]["median"],
         );
+        exact(&line[column("rang_national")], &indicator["rank_national"]);
+        assert_eq!(line[column("nature")], "final");
+        assert_eq!(line[column("finess")], finess.to_string());
         assert_eq!(
             line[column("n_region")].is_empty(),
             indicator["regional"].is_null()
@@ -708,7 +724,11 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
         mark_pixels(&svg, &png) > 50,
         "the structure's mark is drawn"
     );
-    if let Some(small) = indicators.iter().find(|i| i["regional"].is_null()) {
+    {
+        let small = indicators
+            .iter()
+            .find(|i| i["regional"].is_null())
+            .expect("a regional group under five in this campaign");
         let (_, _, svg) = fetch(
             &router,
             &own,
@@ -725,6 +745,9 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
         let (status, _, body) = fetch(&router, t, &chart).await;
         assert_eq!(status, 403);
         assert!(!String::from_utf8(body).unwrap().contains("<svg"));
+        let (status, _, body) = fetch(&router, t, &format!("{uri}?format=csv")).await;
+        assert_eq!(status, 403);
+        assert!(!String::from_utf8(body).unwrap().contains("indicateur"));
     }
     let (status, answer) = get(&router, &own, &format!("{uri}/charts/no_such_indicator")).await;
     assert_eq!(
@@ -735,7 +758,6 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     // The regional export: the region's ARS gets every generic questionnaire of its
     // region, one row each, in the national format; a formula is text.
     let ars = &allowed[1];
-    let export = format!("/restitutions/2025/export?region={}", region.code());
     let (status, ready) = get(&router, ars, &export).await;
     assert_eq!(status, 200, "{ready}");
     assert_eq!(
@@ -762,9 +784,21 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     // A tampered link reads nothing.
     let tampered = url.replace("X-Amz-Expires=300", "X-Amz-Expires=3000");
     assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403);
-    // Asked again, the same file of the same snapshot.
+    assert_eq!(
+        (&ready["snapshot"], &ready["kind"]),
+        (&json!(manifest.snapshot), &json!("final"))
+    );
+    assert!(
+        url.contains(&format!("/snapshot%3D{}/", manifest.snapshot)),
+        "{url}"
+    );
+    // Asked again, a link to the same file of the same snapshot.
     let (status, again) = get(&router, ars, &export).await;
-    assert_eq!((status, &again["file"]), (200, &ready["file"]));
+    let path = |u: &str| u.split('?').next().unwrap().to_string();
+    assert_eq!(
+        (status, path(again["url"].as_str().unwrap())),
+        (200, path(url))
+    );
     let text = String::from_utf8(body.clone()).unwrap();
     let lines = csv_lines(&body);
     assert_eq!(
@@ -788,15 +822,7 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
         row.contains(";\"'=HYPERLINK(\"\"http://x\"\")\";"),
         "the name is text, not a formula: {row}"
     );
-    assert!(row.contains(";Validé par la structure;"), "{row}");
     let generic = definitions().platform(tdb_domain::campaign::Platform::Generic);
-    let occupancy_column = 13
-        + generic.items().len()
-        + generic
-            .indicators()
-            .iter()
-            .position(|i| i.id == "taux_occupation_permanent")
-            .unwrap();
     // The header as written, a label read as a formula (`- dont ...`) made text.
     let header: Vec<String> = restitute::export::header(generic)
         .into_iter()
@@ -809,12 +835,92 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
         })
         .collect();
     assert_eq!(lines[0], header);
-    let cells: Vec<&str> = row.split(';').collect();
-    let exported: f64 = cells[occupancy_column].replace(',', ".").parse().unwrap();
-    assert!(
-        (exported - value).abs() < 1e-9,
-        "{exported} against {value}"
+    assert_eq!(
+        header
+            .iter()
+            .filter(|h| h.starts_with("Statut juridique"))
+            .count(),
+        1,
+        "the legal status once"
     );
+    // The structure's row, cell by cell (its name is quoted: no `;` in it).
+    let cells: Vec<&str> = row.split(';').collect();
+    let cell = |name: &str| cells[header.iter().position(|h| h == name).unwrap()];
+    let og = w
+        .structures
+        .iter()
+        .find(|s| Some(s.finess) == ehpad.og)
+        .unwrap();
+    assert_eq!(cell("FINESS géographique"), finess.to_string());
+    assert_eq!(cell("FINESS juridique"), record.legal_entity.to_string());
+    assert_eq!(cell("Raison sociale juridique"), og.name);
+    assert_eq!(cell("Structuration"), "ESMS rattaché à un OG");
+    assert_eq!(cell("Niveau de validation"), "Validé par la structure");
+    assert_eq!(cell("Catégorie"), "EHPAD");
+    assert!(cell("Région").starts_with(&format!("{:02} - ", region.code())));
+    assert_eq!(
+        cell("Etat d'avancement")
+            .replace(',', ".")
+            .parse::<f64>()
+            .unwrap(),
+        ehpad.fill_rate
+    );
+    let status_code = ehpad.answers["statut_juridique"].as_str().unwrap();
+    let status_label = &generic
+        .items()
+        .iter()
+        .find(|i| i.id == "statut_juridique")
+        .unwrap()
+        .choices
+        .iter()
+        .find(|c| c.code == status_code)
+        .unwrap()
+        .label;
+    assert_eq!(cell("Statut juridique"), status_label);
+    let occupancy = &generic
+        .indicators()
+        .iter()
+        .find(|i| i.id == "taux_occupation_permanent")
+        .unwrap()
+        .label;
+    let exported: f64 = cell(occupancy).replace(',', ".").parse().unwrap();
+    assert!((exported - value).abs() <= value.abs() * 1e-15);
+
+    // The département's CD gets its département; another département's CD does not.
+    let departement = ehpad.departement;
+    let other = tdb_domain::Departement::all()
+        .find(|d| *d != departement)
+        .unwrap();
+    let by_departement = format!("/restitutions/2025/export?departement={departement}");
+    let (status, ready) = get(
+        &router,
+        &token(7, Role::DepartementalAdmin { departement }),
+        &by_departement,
+    )
+    .await;
+    assert_eq!(status, 200, "{ready}");
+    let body = reqwest::get(ready["url"].as_str().unwrap())
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let expected = w
+        .stored
+        .iter()
+        .filter(|q| {
+            q.departement == departement
+                && q.respondent.kind.platform() == tdb_domain::campaign::Platform::Generic
+        })
+        .count();
+    assert_eq!(csv_lines(&body).len(), expected + 1);
+    let (status, _) = get(
+        &router,
+        &token(8, Role::DepartementalAdmin { departement: other }),
+        &by_departement,
+    )
+    .await;
+    assert_eq!(status, 403);
     // Another region's ARS, a structure's Gestionnaire, the whole country, a bad platform.
     for (t, uri, status) in [
         (&refused[0], export.clone(), 403),
