@@ -11,7 +11,7 @@ use crate::accounts::{account_pk, role_sk};
 use crate::backend;
 use crate::item::{
     ATTEMPTS, Item, backoff, batch_get, batch_write_once, corrupt, created, decode_index_token,
-    decode_token, encode_token, get_n, get_s, n, opt_s, put_request, query_all, s, write_all,
+    encode_token, get_n, get_s, n, opt_s, put_request, query_all, s, write_all,
 };
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
@@ -558,30 +558,82 @@ impl QuestionnaireStore for CampaignTable {
             .transpose()
     }
 
+    /// Département by département through the territory index, each page's questionnaires
+    /// then read whole by key: a table scan would read every trail line and counter too,
+    /// and DynamoDB Local scans a large table very slowly. The page token is
+    /// `<département's rank>|<the index's token>`.
     async fn scan(
         &self,
         campaign: CampaignYear,
         page: Option<String>,
     ) -> Result<Page<StoredQuestionnaire>, StoreError> {
-        let out = self
-            .client
-            .scan()
-            .table_name(&self.table)
-            .filter_expression("sk = :q AND campaign = :year")
-            .expression_attribute_values(":q", s("QUESTIONNAIRE"))
-            .expression_attribute_values(":year", n(campaign.value()))
-            .set_exclusive_start_key(decode_token(page)?)
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(Page {
-            items: out
+        let departements: Vec<Departement> = Departement::all().collect();
+        let (mut rank, mut inner) = match page {
+            None => (0, None),
+            Some(token) => {
+                let (rank, rest) = token.split_once('|').ok_or(StoreError::BadPageToken)?;
+                let rank: usize = rank.parse().map_err(|_| StoreError::BadPageToken)?;
+                (rank, (!rest.is_empty()).then(|| rest.to_string()))
+            }
+        };
+        loop {
+            let Some(departement) = departements.get(rank) else {
+                return Ok(Page {
+                    items: Vec::new(),
+                    next: None,
+                });
+            };
+            let partition = format!("DEP#{campaign}#{departement}");
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name("by-territory")
+                .key_condition_expression("gsi2pk = :pk")
+                .expression_attribute_values(":pk", s(&partition))
+                .projection_expression("pk")
+                .set_exclusive_start_key(decode_index_token(
+                    inner.take(),
+                    ("gsi2pk", &partition),
+                    ("gsi2sk", ""),
+                )?)
+                .limit(100)
+                .send()
+                .await
+                .map_err(backend)?;
+            let next = match encode_token(out.last_evaluated_key()) {
+                Some(token) => Some(format!("{rank}|{token}")),
+                None => (rank + 1 < departements.len()).then(|| format!("{}|", rank + 1)),
+            };
+            let keys: Vec<(String, &str)> = out
                 .items()
                 .iter()
+                .map(|item| Ok((get_s(item, "pk")?.to_string(), "QUESTIONNAIRE")))
+                .collect::<Result<_, StoreError>>()?;
+            if keys.is_empty() {
+                // An empty département: go on to the next without an empty page.
+                match next {
+                    Some(token) => {
+                        let (r, rest) = token.split_once('|').expect("our own token");
+                        rank = r.parse().expect("our own token");
+                        inner = (!rest.is_empty()).then(|| rest.to_string());
+                        continue;
+                    }
+                    None => {
+                        return Ok(Page {
+                            items: Vec::new(),
+                            next: None,
+                        });
+                    }
+                }
+            }
+            let items = batch_get(&self.client, &self.table, keys, None)
+                .await?
+                .iter()
                 .map(from_item)
-                .collect::<Result<_, _>>()?,
-            next: encode_token(out.last_evaluated_key()),
-        })
+                .collect::<Result<_, _>>()?;
+            return Ok(Page { items, next });
+        }
     }
 
     async fn replace_progress(

@@ -267,6 +267,43 @@ async fn questionnaire_store_contract(store: impl QuestionnaireStore) {
             .await,
         Err(StoreError::BadPageToken)
     ));
+
+    // The whole campaign, page by page: every questionnaire once, another campaign's none
+    // (more than a page in one département).
+    let crowd: Vec<_> = (200..330)
+        .map(|n| questionnaire(n, None, "2A", QuestionnaireStatus::InProgress))
+        .collect();
+    store.create(&crowd).await.unwrap();
+    let elsewhere = StoredQuestionnaire {
+        campaign: CampaignYear::new(2024).unwrap(),
+        ..questionnaire(400, None, "69", QuestionnaireStatus::Validated)
+    };
+    store.create(&[elsewhere]).await.unwrap();
+    let (mut seen, mut page) = (Vec::new(), None);
+    loop {
+        let listed = store.scan(year(), page).await.unwrap();
+        assert!(listed.items.iter().all(|q| q.campaign == year()));
+        seen.extend(listed.items.iter().map(|q| q.respondent.finess));
+        match listed.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().copied().collect();
+    assert_eq!(seen.len(), unique.len(), "each questionnaire once");
+    for q in many.iter().chain(&crowd) {
+        assert!(unique.contains(&q.respondent.finess));
+    }
+    assert!(!unique.contains(&finess(400)));
+    for token in ["not a token", "x|", "3|{\"pk\":\"a\"}"] {
+        assert!(
+            matches!(
+                store.scan(year(), Some(token.into())).await,
+                Err(StoreError::BadPageToken)
+            ),
+            "{token}"
+        );
+    }
 }
 
 async fn audit_log_contract(log: impl AuditLog) {
