@@ -18,26 +18,33 @@ const SCOPES: [(&str, &str); 4] = [
 /// Per indicator × category × scope (national, region, département, peer group): n, mean,
 /// min, the deciles with the quartiles and the median, max.
 pub fn benchmarks_sql() -> String {
+    // One list of quantiles per group, from one sort of its values.
+    let fractions: Vec<String> = QUANTILES.iter().map(|(_, p)| p.to_string()).collect();
     let quantiles: Vec<String> = QUANTILES
         .iter()
-        .map(|(name, p)| format!("quantile_cont(value, {p}) AS {name}"))
+        .enumerate()
+        .map(|(i, (name, _))| format!("q[{}] AS {name}", i + 1))
         .collect();
     let selects: Vec<String> = SCOPES
         .iter()
         .map(|(column, scope)| {
             format!(
                 "SELECT indicator, category, '{scope}' AS scope, {column} AS code, \
-                 count(value) AS n, avg(value) AS mean, min(value) AS min, {}, max(value) AS max \
+                 count(value) AS n, avg(value) AS mean, min(value) AS min, \
+                 quantile_cont(value, [{}]) AS q, max(value) AS max \
                  FROM counted GROUP BY indicator, category, {column} \
                  HAVING count(value) >= {MIN_GROUP} AND {column} IS NOT NULL",
-                quantiles.join(", ")
+                fractions.join(", ")
             )
         })
         .collect();
     format!(
-        "WITH counted AS (SELECT * FROM indicators WHERE counted AND value IS NOT NULL) \
-         {} ORDER BY indicator, category, scope, code",
-        selects.join(" UNION ALL ")
+        "WITH counted AS (SELECT * FROM indicators WHERE counted AND value IS NOT NULL), \
+         grouped AS ({}) \
+         SELECT indicator, category, scope, code, n, mean, min, {}, max FROM grouped \
+         ORDER BY indicator, category, scope, code",
+        selects.join(" UNION ALL "),
+        quantiles.join(", ")
     )
 }
 
