@@ -74,10 +74,10 @@ async fn run(establishments: usize) {
     // The region with the most generic questionnaires, for the export.
     let mut by_region = std::collections::BTreeMap::new();
     for q in &stored {
-        if q.respondent.kind.platform() == Platform::Generic {
-            if let Some(region) = q.departement.region() {
-                *by_region.entry(region.code()).or_insert(0usize) += 1;
-            }
+        if q.respondent.kind.platform() == Platform::Generic
+            && let Some(region) = q.departement.region()
+        {
+            *by_region.entry(region.code()).or_insert(0usize) += 1;
         }
     }
     let (largest_region, largest_count) = by_region.into_iter().max_by_key(|(_, n)| *n).unwrap();

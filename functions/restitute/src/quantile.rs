@@ -345,7 +345,7 @@ mod tests {
         let filter = BooleanArray::from(vec![true, true, true, false, true, true]);
         let mut direct = accumulator(true);
         direct
-            .update_batch(&[values.clone()], &groups, Some(&filter), 2)
+            .update_batch(std::slice::from_ref(&values), &groups, Some(&filter), 2)
             .unwrap();
         // The same rows through states: per row (convert_to_state), then merged.
         let mut merged = accumulator(true);
