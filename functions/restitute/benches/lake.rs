@@ -243,16 +243,24 @@ async fn run(establishments: usize) {
         None,
         now,
     );
-    let ehpad: Vec<String> = campaign
-        .scan(year, None)
-        .await
-        .unwrap()
-        .items
-        .iter()
-        .filter(|q| q.respondent.kind.key() == "EHPAD")
-        .take(40)
-        .map(|q| q.respondent.finess.to_string())
-        .collect();
+    // Forty EHPAD, from as many pages (one département at a time) as it takes.
+    let (mut ehpad, mut page) = (Vec::new(), None);
+    while ehpad.len() < 40 {
+        let listed = campaign.scan(year, page).await.unwrap();
+        ehpad.extend(
+            listed
+                .items
+                .iter()
+                .filter(|q| q.respondent.kind.key() == "EHPAD")
+                .map(|q| q.respondent.finess.to_string()),
+        );
+        match listed.next {
+            Some(next) => page = Some(next),
+            None => break,
+        }
+    }
+    ehpad.truncate(40);
+    assert!(!ehpad.is_empty(), "the campaign has EHPAD");
     let mut latencies = Vec::new();
     for (n, finess) in ehpad.iter().cycle().take(ehpad.len() * 2).enumerate() {
         use tower::ServiceExt;
