@@ -601,31 +601,22 @@ impl QuestionnaireStore for CampaignTable {
                 .send()
                 .await
                 .map_err(backend)?;
-            let next = match encode_token(out.last_evaluated_key()) {
-                Some(token) => Some(format!("{rank}|{token}")),
-                None => (rank + 1 < departements.len()).then(|| format!("{}|", rank + 1)),
+            // Where the next page starts: further in this département, or the next one.
+            let (next_rank, next_inner) = match encode_token(out.last_evaluated_key()) {
+                Some(token) => (rank, Some(token)),
+                None => (rank + 1, None),
             };
+            let next = (next_rank < departements.len())
+                .then(|| format!("{next_rank}|{}", next_inner.as_deref().unwrap_or("")));
             let keys: Vec<(String, &str)> = out
                 .items()
                 .iter()
                 .map(|item| Ok((get_s(item, "pk")?.to_string(), "QUESTIONNAIRE")))
                 .collect::<Result<_, StoreError>>()?;
-            if keys.is_empty() {
+            if keys.is_empty() && next.is_some() {
                 // An empty département: go on to the next without an empty page.
-                match next {
-                    Some(token) => {
-                        let (r, rest) = token.split_once('|').expect("our own token");
-                        rank = r.parse().expect("our own token");
-                        inner = (!rest.is_empty()).then(|| rest.to_string());
-                        continue;
-                    }
-                    None => {
-                        return Ok(Page {
-                            items: Vec::new(),
-                            next: None,
-                        });
-                    }
-                }
+                (rank, inner) = (next_rank, next_inner);
+                continue;
             }
             let items = batch_get(&self.client, &self.table, keys, None)
                 .await?
