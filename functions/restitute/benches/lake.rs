@@ -149,11 +149,11 @@ async fn run(establishments: usize) {
 
     // The statistics: the same SQL over the same indicators file, on both engines.
     let sql = restitute::stats::benchmarks_sql().replace("FROM indicators", "FROM indicators_2025");
-    // Both engines attach the lake first (a view per table), then run the query 3 times.
+    // Both engines attach the lake first (a view per table), then run the query 5 times.
     let context = lake.session().unwrap();
     lake.attach(&context).await.unwrap();
     let mut ours = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..5 {
         let started = Instant::now();
         let rows: usize = context
             .sql(&sql)
@@ -178,7 +178,7 @@ async fn run(establishments: usize) {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../lake/duckdb_lake.py");
     let out = std::process::Command::new(&python)
         .arg(script)
-        .args(["--bucket", &bucket, "--repeat", "3"])
+        .args(["--bucket", &bucket, "--repeat", "5"])
         .arg(&sql)
         .output()
         .expect("DuckDB: run lake/install.sh or set TDB_DUCKDB_PYTHON");
@@ -198,7 +198,7 @@ async fn run(establishments: usize) {
     );
     println!(
         "peer statistics (every indicator × category × national, region, département, peer group; \
-         11 quantiles each), median of 3 runs of the query over the same files in S3: \
+         11 quantiles each), median of 5 runs of the query over the same files in S3: \
          DataFusion {:.0} ms, DuckDB 1.4.4 {:.0} ms: ratio {:.2}",
         ours.as_secs_f64() * 1e3,
         theirs.as_secs_f64() * 1e3,

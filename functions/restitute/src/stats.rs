@@ -7,16 +7,16 @@
 
 use tdb_domain::restitution::{MIN_GROUP, QUANTILES};
 
-/// The scopes of the statistics: the column that groups, and the scope's name.
-const SCOPES: [(&str, &str); 4] = [
-    ("'FR'", "national"),
-    ("region", "region"),
-    ("departement", "departement"),
-    ("peer_group", "peer_group"),
-];
+/// The scopes of the statistics beyond the national one: the column that groups, which is
+/// also the scope's name.
+const SCOPES: [&str; 3] = ["region", "departement", "peer_group"];
 
 /// Per indicator × category × scope (national, region, département, peer group): n, mean,
 /// min, the deciles with the quartiles and the median, max.
+///
+/// One scan of the indicators with GROUPING SETS, one set per scope: `grouping(column)` is 0
+/// in the set that groups by that column, which names the scope and its code. A structure
+/// without a region (or département, or peer group) enters no group of that scope.
 pub fn benchmarks_sql() -> String {
     // One list of quantiles per group, from one sort of its values.
     let fractions: Vec<String> = QUANTILES.iter().map(|(_, p)| p.to_string()).collect();
@@ -25,25 +25,31 @@ pub fn benchmarks_sql() -> String {
         .enumerate()
         .map(|(i, (name, _))| format!("q[{}] AS {name}", i + 1))
         .collect();
-    let selects: Vec<String> = SCOPES
+    let scope: String = SCOPES
         .iter()
-        .map(|(column, scope)| {
-            format!(
-                "SELECT indicator, category, '{scope}' AS scope, {column} AS code, \
-                 count(value) AS n, avg(value) AS mean, min(value) AS min, \
-                 quantile_cont(value, [{}]) AS q, max(value) AS max \
-                 FROM counted GROUP BY indicator, category, {column} \
-                 HAVING count(value) >= {MIN_GROUP} AND {column} IS NOT NULL",
-                fractions.join(", ")
-            )
-        })
+        .map(|column| format!("WHEN grouping({column}) = 0 THEN '{column}' "))
+        .collect();
+    let code: String = SCOPES
+        .iter()
+        .map(|column| format!("WHEN grouping({column}) = 0 THEN {column} "))
+        .collect();
+    let sets: Vec<String> = SCOPES
+        .iter()
+        .map(|column| format!("(indicator, category, {column})"))
         .collect();
     format!(
-        "WITH counted AS (SELECT * FROM indicators WHERE counted AND value IS NOT NULL), \
-         grouped AS ({}) \
+        "WITH grouped AS (\
+         SELECT indicator, category, CASE {scope}ELSE 'national' END AS scope, \
+         CASE {code}ELSE 'FR' END AS code, \
+         count(value) AS n, avg(value) AS mean, min(value) AS min, \
+         quantile_cont(value, [{}]) AS q, max(value) AS max \
+         FROM indicators WHERE counted AND value IS NOT NULL \
+         GROUP BY GROUPING SETS ((indicator, category), {})) \
          SELECT indicator, category, scope, code, n, mean, min, {}, max FROM grouped \
+         WHERE n >= {MIN_GROUP} AND code IS NOT NULL \
          ORDER BY indicator, category, scope, code",
-        selects.join(" UNION ALL "),
+        fractions.join(", "),
+        sets.join(", "),
         quantiles.join(", ")
     )
 }
