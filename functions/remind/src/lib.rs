@@ -223,6 +223,13 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> App<Q, S, M> {
     }
 }
 
+/// One unit of a run's sending: a structure's reminders, or an OG's digest (by index).
+#[derive(Clone, Copy)]
+enum Task {
+    Structure(usize),
+    OgDigest(usize),
+}
+
 /// What a run did (or, dry, would do).
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct RunSummary {
@@ -598,64 +605,60 @@ impl<Q: QuestionnaireStore + SendLog, S: AccountStore, M: Mailer> Reminders<Q, S
         // awaited, even after a storage failure: a send dropped between its claim and
         // its record would be left claimed, and never repeated.
         let concerned = &decision.structures;
-        let structures: Vec<Result<RunSummary, StoreError>> =
-            // By index: a closure taking a reference trips the compiler's proof that the
-            // handler's future is `Send`.
-            futures_util::stream::iter(0..concerned.len())
-                .map(|n| async move {
-                    let (entry, concerning) = &concerned[n];
-                    let mut part = RunSummary::default();
-                    if out_of_time() {
-                        part.remaining = 1;
-                        return Ok(part);
-                    }
-                    let concerning: Vec<&Occasion> = concerning.iter().collect();
-                    self.remind(
-                        year,
-                        day,
-                        definitions.for_kind(entry.kind),
-                        entry,
-                        &concerning,
-                        dry_run,
-                        interval,
-                        &mut part,
-                    )
-                    .await?;
-                    Ok(part)
-                })
-                .buffer_unordered(workers)
-                .collect()
-                .await;
         let late_by_og: Vec<(Finess, Vec<ProgressEntry>)> =
             decision.late_by_og.into_iter().collect();
         let late_by_og = &late_by_og;
-        let digests: Vec<Result<RunSummary, StoreError>> =
-            futures_util::stream::iter(0..late_by_og.len())
-                .map(|n| async move {
-                    let (og, late) = &late_by_og[n];
-                    let mut part = RunSummary::default();
-                    if out_of_time() {
-                        part.remaining = 1;
-                        return Ok(part);
+        // Each structure's reminders, then each OG's digest of its late ESMS, in one stream.
+        // By index: a closure taking a reference trips the compiler's proof that the
+        // handler's future is `Send`.
+        let tasks = (0..concerned.len())
+            .map(Task::Structure)
+            .chain((0..late_by_og.len()).map(Task::OgDigest));
+        let parts: Vec<Result<RunSummary, StoreError>> = futures_util::stream::iter(tasks)
+            .map(|task| async move {
+                let mut part = RunSummary::default();
+                if out_of_time() {
+                    part.remaining = 1;
+                    return Ok(part);
+                }
+                match task {
+                    Task::Structure(n) => {
+                        let (entry, concerning) = &concerned[n];
+                        let concerning: Vec<&Occasion> = concerning.iter().collect();
+                        self.remind(
+                            year,
+                            day,
+                            definitions.for_kind(entry.kind),
+                            entry,
+                            &concerning,
+                            dry_run,
+                            interval,
+                            &mut part,
+                        )
+                        .await?
                     }
-                    self.og_digest(
-                        year,
-                        day,
-                        definitions,
-                        *og,
-                        late,
-                        dry_run,
-                        interval,
-                        &mut part,
-                    )
-                    .await?;
-                    Ok(part)
-                })
-                .buffer_unordered(workers)
-                .collect()
-                .await;
+                    Task::OgDigest(n) => {
+                        let (og, late) = &late_by_og[n];
+                        self.og_digest(
+                            year,
+                            day,
+                            definitions,
+                            *og,
+                            late,
+                            dry_run,
+                            interval,
+                            &mut part,
+                        )
+                        .await?
+                    }
+                }
+                Ok(part)
+            })
+            .buffer_unordered(workers)
+            .collect()
+            .await;
         let mut failure = None;
-        for part in structures.into_iter().chain(digests) {
+        for part in parts {
             match part {
                 Ok(part) => summary.absorb(part),
                 Err(e) => {
