@@ -61,6 +61,13 @@ enum Command {
     /// Prints a new RSA signing key for access tokens (PKCS#8 PEM). Keep it as a secret:
     /// in AWS, in the Secrets Manager secret the template's JwtSigningKeySecret names.
     Keygen,
+    /// Prints the public keys (JWKS) of signing keys made by `tdb keygen`: the template's
+    /// `JwtPublicKeys`. Give the old key and the new one during a rotation (docs/deploy.md).
+    Jwks {
+        /// The keys' PKCS#8 PEM files.
+        #[arg(required = true)]
+        keys: Vec<PathBuf>,
+    },
     /// Creates a national, regional (ARS) or departmental (CD) administrator account and
     /// e-mails its activation link. Reads the accounts function's environment
     /// (ACCOUNTS_TABLE, LAKE_BUCKET, SENDER_EMAIL, JWT_SIGNING_KEY_SECRET, JWT_ISSUER, JWT_AUDIENCE,
@@ -159,6 +166,16 @@ fn main() -> Result<()> {
             runtime.block_on(provision(stack_name, sender))?;
         }
         Command::Keygen => print!("{}", accounts::generate_signing_key()),
+        Command::Jwks { keys } => {
+            let pems = keys
+                .iter()
+                .map(|path| {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            println!("{}", accounts::public_key_set(&pems)?);
+        }
         Command::Admin {
             email,
             last_name,

@@ -23,7 +23,7 @@ use tdb_domain::ports::{AccountStore, Lake, Mailer, StoreError};
 
 pub use config::{Config, ConfigError, UploadsConfig};
 pub use http::{OPENAPI_PATH, router};
-pub use secrets::{TokenSigner, generate_signing_key};
+pub use secrets::{TokenSigner, generate_signing_key, public_key_set};
 pub use tdb_api::{MAX_FILE_BODY, MAX_JSON_BODY};
 
 pub use tdb_api::{Clock, system_clock};
