@@ -3,12 +3,14 @@
 //! `infra/template.yaml` itself (the copy compiled into `tdb_aws::provision::TEMPLATE`), so
 //! what answers locally is what API Gateway would route to each function.
 //!
-//! It also stands in for S3 invoking a function when a file lands (`events`).
+//! It also stands in for S3 invoking a function when a file lands (`events`), and
+//! `local` assembles the whole over a local stack, for the binary and the end-to-end test.
 //!
 //! Locally the gateway also serves the password page (`/mot-de-passe`) that e-mailed links
 //! open; in a deployment the web client serves it at `PublicUrl`.
 
 pub mod events;
+pub mod local;
 
 use axum::Router;
 use axum::extract::Request;

@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use clap::Parser;
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -32,6 +31,35 @@ struct Args {
         default_value = "http://localhost:8080"
     )]
     web_origins: Vec<String>,
+    /// The day the campaign functions (collect, validate, remind) believe it is, such as
+    /// `2025-06-02`: the shipped 2025 campaign's calendar is over, and a demo walks it. The
+    /// clock starts at midday (UTC) of that day and runs from there. Today when absent.
+    #[arg(long, value_parser = parse_date)]
+    campaign_date: Option<time::Date>,
+}
+
+fn parse_date(text: &str) -> Result<time::Date, String> {
+    time::Date::parse(
+        text,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .map_err(|_| format!("{text:?} is not a date like 2025-06-02"))
+}
+
+/// The campaign functions' clock: the system's, or shifted so that it starts at midday of
+/// `date` and runs at the same pace.
+fn campaign_clock(date: Option<time::Date>) -> tdb_api::Clock {
+    let system = tdb_api::system_clock();
+    let Some(date) = date else {
+        return system;
+    };
+    let shift = date
+        .with_hms(12, 0, 0)
+        .expect("midday exists")
+        .assume_utc()
+        .unix_timestamp()
+        - system();
+    std::sync::Arc::new(move || system() + shift)
 }
 
 #[tokio::main]
@@ -47,71 +75,21 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let base = format!("http://{}", args.addr);
     let aws = tdb_aws::load_config().await;
-    let provisioned = tdb_aws::provision::provision_stack(&aws, &args.stack_name, &args.sender)
-        .await
-        .context("creating the stack's resources on the local AWS stack: is it started?")?;
     let signing_key = std::fs::read_to_string(&args.signing_key)
         .with_context(|| format!("reading {}", args.signing_key.display()))?;
-    // As deployed, the function reads its key from Secrets Manager (LocalStack's here).
-    let secret = format!("{}-jwt-signing-key", args.stack_name);
-    tdb_aws::secrets::put_secret_string(
-        &aws_sdk_secretsmanager::Client::new(&aws),
-        &secret,
-        &signing_key,
+    let local = tdb_gateway::local::start(
+        &aws,
+        tdb_gateway::local::Options {
+            stack_name: &args.stack_name,
+            sender: &args.sender,
+            signing_key: &signing_key,
+            base: &base,
+            web_origins: &args.web_origins,
+            campaign_clock: campaign_clock(args.campaign_date),
+        },
     )
-    .await
-    .context("storing the signing key in the local stack's Secrets Manager")?;
-    // Locally the gateway is the API's public address: the tokens' issuer (so discovery
-    // works as deployed) and the address e-mailed links point at.
-    // The public keys the other functions verify tokens with, as the template's
-    // `JwtPublicKeys` gives them in a deployment.
-    let public_keys = accounts::TokenSigner::from_pem(&signing_key, &base, "tdb-esms")
-        .context("the signing key")?
-        .jwks_json();
-    let local: BTreeMap<&str, String> = [
-        ("JWT_SIGNING_KEY_SECRET", secret),
-        ("JWT_ISSUER", base.clone()),
-        ("JWT_AUDIENCE", "tdb-esms".to_string()),
-        ("JWT_PUBLIC_KEYS", public_keys),
-        ("PUBLIC_URL", base.clone()),
-    ]
-    .into();
-    let lookup = |name: &str| {
-        local
-            .get(name)
-            .cloned()
-            .or_else(|| provisioned.environment.get(name).cloned())
-    };
-    let _relays = tdb_gateway::events::spawn_event_relays(&aws, &provisioned.event_queues, lookup)
-        .map_err(|e| anyhow::anyhow!(e))
-        .context("the event relays")?;
-    let mut functions = BTreeMap::new();
-    functions.insert(
-        "accounts".to_string(),
-        accounts::Config::from_lookup(lookup)?.router(&aws).await?,
-    );
-    functions.insert(
-        "collect".to_string(),
-        collect::Config::from_lookup(lookup)?.router(&aws)?,
-    );
-    functions.insert(
-        "validate".to_string(),
-        validate::Config::from_lookup(lookup)?.router(&aws)?,
-    );
-    // LocalStack's SES quota is one message a second: locally the rate is fixed.
-    functions.insert(
-        "remind".to_string(),
-        remind::Config::from_lookup(lookup)?.router(&aws, remind::SendRate::Fixed(50.0))?,
-    );
-    functions.insert(
-        "restitute".to_string(),
-        restitute::Config::from_lookup(lookup)?
-            .router(&aws)
-            .map_err(|e| anyhow::anyhow!(e))?,
-    );
-    let (router, missing) =
-        tdb_gateway::gateway(tdb_aws::provision::TEMPLATE, &functions, &args.web_origins)?;
-    for route in missing {
+    .await?;
+    for route in &local.missing {
         tracing::warn!(
             "{} {} ({}): function not built yet, answers 404",
             route.method.as_ref().map_or("ANY", |m| m.as_str()),
@@ -122,8 +100,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.addr)
         .await
         .with_context(|| format!("listening on {}", args.addr))?;
+    if let Some(date) = args.campaign_date {
+        tracing::info!("the campaign functions start on {date}, midday UTC");
+    }
     tracing::info!("serving on {base}");
-    axum::serve(listener, router)
+    axum::serve(listener, local.router)
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())

@@ -9,7 +9,6 @@
 use accounts::generate_signing_key;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,7 +20,7 @@ use tokio_tungstenite::tungstenite::Message;
 const SENDER: &str = "plage@tdb-esms.test";
 const WEB_ORIGIN: &str = "http://localhost:8080";
 
-/// A gateway serving the accounts function over a freshly provisioned stack, on a free port.
+/// The gateway as `tdb-gateway` serves it, over a freshly provisioned stack, on a free port.
 struct Served {
     base: String,
     config: accounts::Config,
@@ -33,49 +32,24 @@ async fn serve() -> Served {
     tdb_testkit::local_endpoint();
     let tag = tdb_testkit::unique_name("g");
     let aws = tdb_aws::load_config().await;
-    let provisioned = tdb_aws::provision::provision_stack(&aws, &tag, SENDER)
-        .await
-        .expect("the local stack answers");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let secret = format!("{tag}-jwt-signing-key");
-    tdb_aws::secrets::put_secret_string(
-        &aws_sdk_secretsmanager::Client::new(&aws),
-        &secret,
-        &generate_signing_key(),
+    let local = tdb_gateway::local::start(
+        &aws,
+        tdb_gateway::local::Options {
+            stack_name: &tag,
+            sender: SENDER,
+            signing_key: &generate_signing_key(),
+            base: &base,
+            web_origins: &[WEB_ORIGIN.to_string()],
+            campaign_clock: tdb_api::system_clock(),
+        },
     )
     .await
-    .unwrap();
-    let local: BTreeMap<&str, String> = [
-        ("JWT_SIGNING_KEY_SECRET", secret),
-        ("JWT_ISSUER", base.clone()),
-        ("JWT_AUDIENCE", "tdb-esms".into()),
-        ("PUBLIC_URL", base.clone()),
-    ]
-    .into();
-    let config = accounts::Config::from_lookup(|name| {
-        local
-            .get(name)
-            .cloned()
-            .or_else(|| provisioned.environment.get(name).cloned())
-    })
-    .unwrap();
-    let functions = [(
-        "accounts".to_string(),
-        config.clone().router(&aws).await.unwrap(),
-    )]
-    .into();
-    let (router, _) = tdb_gateway::gateway(
-        tdb_aws::provision::TEMPLATE,
-        &functions,
-        &[WEB_ORIGIN.to_string()],
-    )
-    .unwrap();
-    tdb_gateway::events::spawn_event_relays(&aws, &provisioned.event_queues, |name| {
-        provisioned.environment.get(name).cloned()
-    })
-    .unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    .expect("the local stack answers");
+    let config =
+        accounts::Config::from_lookup(|name| local.environment.get(name).cloned()).unwrap();
+    tokio::spawn(async move { axum::serve(listener, local.router).await.unwrap() });
     Served {
         base,
         config,

@@ -1,7 +1,7 @@
 //! The function's configuration, read once at cold start, and the router built from it
 //! with the real adapters.
 
-use crate::{App, router, system_clock};
+use crate::{App, Clock, router, system_clock};
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
@@ -42,6 +42,16 @@ impl Config {
         self,
         aws: &aws_config::SdkConfig,
     ) -> Result<App<CampaignTable, CampaignTable, AccountsTable>, ConfigError> {
+        self.app_with_clock(aws, system_clock())
+    }
+
+    /// The same over another clock, which decides the campaign's phases: the local
+    /// gateway's end-to-end test walks a campaign's calendar with it.
+    pub fn app_with_clock(
+        self,
+        aws: &aws_config::SdkConfig,
+        clock: Clock,
+    ) -> Result<App<CampaignTable, CampaignTable, AccountsTable>, ConfigError> {
         let verifier = TokenVerifier::from_jwks(&self.public_keys, &self.issuer, &self.audience)?;
         let campaigns = tdb_api::shipped_campaigns().map_err(ConfigError::Definition)?;
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
@@ -54,7 +64,7 @@ impl Config {
             AccountsTable::new(dynamo, self.accounts_table),
             campaigns,
             verifier,
-            system_clock(),
+            clock,
         ))
     }
 

@@ -1,7 +1,7 @@
 //! The function's configuration, read once at cold start, and the app built from it with
 //! the real adapters.
 
-use crate::{App, Reminders, SendRate, router, system_clock};
+use crate::{App, Clock, Reminders, SendRate, router, system_clock};
 use tdb_api::TokenVerifier;
 use tdb_aws::accounts::AccountsTable;
 use tdb_aws::dynamo::CampaignTable;
@@ -54,6 +54,17 @@ impl Config {
         public_url: &str,
         rate: SendRate,
     ) -> Result<Reminders<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
+        Config::reminders_with_clock(aws, tables, mailer, public_url, rate, system_clock())
+    }
+
+    fn reminders_with_clock(
+        aws: &aws_config::SdkConfig,
+        tables: (&str, &str),
+        mailer: SesMailer,
+        public_url: &str,
+        rate: SendRate,
+        clock: Clock,
+    ) -> Result<Reminders<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
         let campaigns = tdb_api::shipped_campaigns().map_err(ConfigError::Definition)?;
         let dynamo = aws_sdk_dynamodb::Client::new(aws);
         Ok(Reminders::new(
@@ -61,7 +72,7 @@ impl Config {
             AccountsTable::new(dynamo, tables.1),
             mailer,
             campaigns,
-            system_clock(),
+            clock,
             rate,
             public_url,
         ))
@@ -73,14 +84,26 @@ impl Config {
         aws: &aws_config::SdkConfig,
         rate: SendRate,
     ) -> Result<App<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
+        self.app_with_clock(aws, rate, system_clock())
+    }
+
+    /// The same over another clock, which decides the day reminded for: the local
+    /// gateway's end-to-end test walks a campaign's calendar with it.
+    pub fn app_with_clock(
+        self,
+        aws: &aws_config::SdkConfig,
+        rate: SendRate,
+        clock: Clock,
+    ) -> Result<App<CampaignTable, AccountsTable, SesMailer>, ConfigError> {
         let verifier = TokenVerifier::from_jwks(&self.public_keys, &self.issuer, &self.audience)?;
-        let reminders = Config::reminders(
+        let reminders = Config::reminders_with_clock(
             aws,
             (&self.campaign_table, &self.accounts_table),
             SesMailer::new(aws_sdk_ses::Client::new(aws), self.sender_email)
                 .reporting_to(self.configuration_set),
             &self.public_url,
             rate,
+            clock,
         )?;
         Ok(App::new(reminders, verifier))
     }
