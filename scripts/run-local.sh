@@ -4,6 +4,8 @@
 #   -> demo accounts for every role -> every function's router on one address (tdb-gateway).
 # Ctrl-C stops the gateway and the stack this script started. Running it again is harmless.
 # Environment: ESTABLISHMENTS (campaign size, default 2000), GATEWAY_ADDR (127.0.0.1:3000),
+#              CAMPAIGN_DATE (the day the campaign functions believe it is, default 2025-06-02:
+#              the 2025 campaign's collection; empty for today),
 #              WEB_ORIGINS (browser origins allowed by CORS, default http://localhost:8080).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,6 +76,8 @@ Try it:
 
 Ctrl-C stops the gateway$( [ "$stack_was_up" = false ] && echo " and the local AWS stack" ).
 EOF
-GATEWAY_ADDR=$addr "$CARGO_TARGET_DIR/debug/tdb-gateway" --stack-name tdb-local --signing-key "$key" &
+campaign_date=${CAMPAIGN_DATE-2025-06-02}
+GATEWAY_ADDR=$addr "$CARGO_TARGET_DIR/debug/tdb-gateway" --stack-name tdb-local --signing-key "$key" \
+  ${campaign_date:+--campaign-date "$campaign_date"} &
 gateway_pid=$!
 wait "$gateway_pid"
