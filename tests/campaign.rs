@@ -1709,8 +1709,20 @@ async fn closure_and_restitutions(w: &World, environment: &BTreeMap<String, Stri
         .get(&format!("/restitutions/2025/{og}"), w.token("gest-og"))
         .await;
     assert_eq!(
-        (status, of_og["finess"].as_str(), &of_og["indicators"]),
-        (200, Some(og.display().as_str()), &json!([])),
+        (
+            status,
+            of_og["finess"].as_str(),
+            of_og["category"].as_str(),
+            of_og["region"].as_str(),
+            &of_og["indicators"]
+        ),
+        (
+            200,
+            Some(og.display().as_str()),
+            Some("OG"),
+            Some("84"),
+            &json!([])
+        ),
         "{of_og}"
     );
 

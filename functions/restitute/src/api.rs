@@ -264,12 +264,33 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             .readable(caller, year, structure.kind.platform())
             .await?;
         let finess = structure.finess.to_string();
-        let Some(own) = self.own(&manifest, &finess).await? else {
+        let Some(mut own) = self.own(&manifest, &finess).await? else {
             return Err(ApiError::conflict(
                 "no_snapshot",
                 "the campaign has no snapshot yet",
             ));
         };
+        if own.values.is_empty() {
+            match structure.kind {
+                tdb_domain::category::RespondentKind::Esms(_) => {
+                    return Err(ApiError::new(
+                        404,
+                        "not_in_snapshot",
+                        "the structure had no questionnaire when the snapshot was taken",
+                    ));
+                }
+                // An OG's own questionnaire has no indicator (its ESMS' restitutions are
+                // theirs): it is named with its attributes, and no indicator.
+                tdb_domain::category::RespondentKind::Og => {
+                    own.category = structure.kind.key().to_string();
+                    own.peer_group = tdb_domain::restitution::peer_group(structure.kind, None);
+                    own.region = structure
+                        .departement()
+                        .region()
+                        .map(|r| format!("{:02}", r.code()));
+                }
+            }
+        }
         let mut ranks = self.ranks(&manifest, &finess).await?;
         let mut groups = self.groups(&manifest, &own).await?;
         let series = self.series(year, &finess).await?;
