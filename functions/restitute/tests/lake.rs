@@ -561,6 +561,32 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
     assert_eq!(status, 200, "{mine}");
     assert_eq!(mine["category"], "EHPAD");
     assert_eq!(mine["snapshot"], manifest.snapshot.as_str());
+    // A structure that came into the referential after the snapshot has no restitution:
+    // 404, not an empty one.
+    let newcomer = StructureRecord {
+        finess: tdb_domain::Finess::with_key(&format!("{}8888", &finess.as_str()[..4])).unwrap(),
+        ..record.clone()
+    };
+    assert!(
+        w.stored
+            .iter()
+            .all(|q| q.respondent.finess != newcomer.finess)
+    );
+    w.accounts
+        .create_structures(&[newcomer.clone()])
+        .await
+        .unwrap();
+    let (status, answer) = get(
+        &router,
+        &token(9, Role::NationalAdmin),
+        &format!("/restitutions/2025/{}", newcomer.finess),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_in_snapshot")),
+        "{answer}"
+    );
     let occupancy = mine["indicators"]
         .as_array()
         .unwrap()
