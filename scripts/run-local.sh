@@ -37,9 +37,9 @@ tdb=$CARGO_TARGET_DIR/debug/tdb
 # shellcheck disable=SC1091
 source $run/functions.env
 campaign=$run/campaign-${ESTABLISHMENTS:-2000}
-if [ ! -s "$campaign/questionnaires.jsonl" ]; then
-  "$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$campaign"
-fi
+# Generated again each time (deterministic, about a second): a campaign kept from an older
+# questionnaire definition would no longer load.
+"$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$campaign"
 "$tdb" load --from "$campaign"
 "$tdb" demo --from "$campaign"
 # The accounts function's signing key: made once, kept in the git-ignored run folder.
