@@ -573,7 +573,7 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
             .all(|q| q.respondent.finess != newcomer.finess)
     );
     w.accounts
-        .create_structures(&[newcomer.clone()])
+        .create_structures(std::slice::from_ref(&newcomer))
         .await
         .unwrap();
     let (status, answer) = get(
