@@ -19,7 +19,7 @@ if [ ! -x "$venv/bin/schemathesis" ] || ! "$venv/bin/schemathesis" --version | g
   "$venv/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$version"
 fi
 
-cargo build --locked -q -p tdb-cli -p tdb-gateway
+cargo build --locked -q -p tdb-cli -p tdb-gateway --features tdb-cli/lake
 tdb=$CARGO_TARGET_DIR/debug/tdb
 stack=tdb-fuzz-$$
 "$tdb" provision --stack-name "$stack" > $run/fuzz.env

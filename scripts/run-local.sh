@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs the platform locally and ends with the API serving in the foreground:
 #   local AWS stack (installed on first use) -> the template's resources -> a generated campaign
-#   -> demo accounts for every role -> every function's router on one address (tdb-gateway).
+#   told as a demo (last year's closed, this year's in every state, a login per role)
+#   -> every function's router on one address (tdb-gateway).
 # Ctrl-C stops the gateway and the stack this script started. Running it again is harmless.
 # Environment: ESTABLISHMENTS (campaign size, default 2000), GATEWAY_ADDR (127.0.0.1:3000),
-#              CAMPAIGN_DATE (the day the campaign functions believe it is, default 2025-06-02:
-#              the 2025 campaign's collection; empty for today),
+#              CAMPAIGN_DATE (the day the campaign functions believe it is, default 2025-07-15:
+#              the 2025 campaign's fiabilisation; empty for today),
 #              WEB_ORIGINS (browser origins allowed by CORS, default http://localhost:8080).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,8 +31,9 @@ trap 'exit 130' INT TERM
 bash localstack/start.sh
 # shellcheck disable=SC1091
 source $run/env
-# Debug builds, in the target folder the tests use: no release build on this path.
-cargo build --locked -p tdb-cli -p tdb-gateway
+# Debug builds, in the target folder the tests use: no release build on this path. The demo
+# writes last year's snapshot into the lake: `tdb` with the lake feature.
+cargo build --locked -p tdb-cli -p tdb-gateway --features tdb-cli/lake
 tdb=$CARGO_TARGET_DIR/debug/tdb
 "$tdb" provision --stack-name tdb-local > $run/functions.env
 # shellcheck disable=SC1091
@@ -40,7 +42,6 @@ campaign=$run/campaign-${ESTABLISHMENTS:-2000}
 # Generated again each time (deterministic, about a second): a campaign kept from an older
 # questionnaire definition would no longer load.
 "$tdb" generate --establishments "${ESTABLISHMENTS:-2000}" --out "$campaign"
-"$tdb" load --from "$campaign"
 "$tdb" demo --from "$campaign"
 # The accounts function's signing key: made once, kept in the git-ignored run folder.
 key=$run/jwt-signing-key.pem
@@ -76,7 +77,7 @@ Try it:
 
 Ctrl-C stops the gateway$( [ "$stack_was_up" = false ] && echo " and the local AWS stack" ).
 EOF
-campaign_date=${CAMPAIGN_DATE-2025-06-02}
+campaign_date=${CAMPAIGN_DATE-2025-07-15}
 GATEWAY_ADDR=$addr "$CARGO_TARGET_DIR/debug/tdb-gateway" --stack-name tdb-local --signing-key "$key" \
   ${campaign_date:+--campaign-date "$campaign_date"} &
 gateway_pid=$!

@@ -1579,10 +1579,10 @@ async fn closure_and_restitutions(w: &World, environment: &BTreeMap<String, Stri
         if status == 200 {
             break body;
         }
-        // Until the snapshot's manifest is written.
+        // Until the final snapshot's manifest is written: the platform is closed.
         assert_eq!(status, 409, "{body}");
         assert!(
-            ["not_closed", "no_snapshot"].contains(&body["error"]["code"].as_str().unwrap()),
+            ["snapshot_pending", "no_snapshot"].contains(&body["error"]["code"].as_str().unwrap()),
             "{body}"
         );
         assert!(Instant::now() < deadline, "no snapshot after the closure");

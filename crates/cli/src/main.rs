@@ -83,15 +83,23 @@ enum Command {
         #[arg(long)]
         role: String,
     },
-    /// Writes a generated campaign's structures into the accounts table and creates one demo
-    /// account per role (national, ARS, CD, OG's APE, ESMS' APE, Gestionnaire, Lecteur), all
-    /// with the password printed. For a local stack only. Running it again changes nothing.
+    /// Makes a demo of a generated campaign (for a local stack only): its structures in the
+    /// accounts table; last year's campaign (2024) closed, with its outliers' reference and
+    /// restitutions' snapshot; this year's (2025) questionnaires in every state; and one demo
+    /// login per role (national, ARS, CD, OG's APE, ESMS' APE, Gestionnaire, Lecteur) on the
+    /// region with most structures, all with the password printed. Built with
+    /// `--features lake`. Running it again creates only what is missing.
+    #[cfg(feature = "lake")]
     Demo {
         /// Folder written by `tdb generate`.
         #[arg(long)]
         from: PathBuf,
+        #[arg(long, env = "CAMPAIGN_TABLE")]
+        campaign_table: String,
         #[arg(long, env = "ACCOUNTS_TABLE")]
-        table: String,
+        accounts_table: String,
+        #[arg(long, env = "LAKE_BUCKET")]
+        bucket: String,
     },
     /// Opens a campaign, as `POST /questionnaires/{campaign}/opening` does: a "not started"
     /// questionnaire for every respondent of the referential that has none. Running it
@@ -185,9 +193,15 @@ fn main() -> Result<()> {
             let runtime = tokio::runtime::Runtime::new()?;
             runtime.block_on(admin(email, last_name, first_name, role))?;
         }
-        Command::Demo { from, table } => {
+        #[cfg(feature = "lake")]
+        Command::Demo {
+            from,
+            campaign_table,
+            accounts_table,
+            bucket,
+        } => {
             let runtime = tokio::runtime::Runtime::new()?;
-            runtime.block_on(demo(from, table))?;
+            runtime.block_on(demo(from, (campaign_table, accounts_table), bucket))?;
         }
         Command::Open {
             campaign,
@@ -536,21 +550,42 @@ async fn admin(email: String, last_name: String, first_name: String, role: Strin
 }
 
 /// The password of every demo account (local stacks only).
+#[cfg(feature = "lake")]
 const DEMO_PASSWORD: &str = "une visite du tableau de bord";
 
-async fn demo(from: PathBuf, table: String) -> Result<()> {
-    use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord};
-    use tdb_domain::email::EmailAddress;
-    use tdb_domain::ports::AccountStore;
-    use tdb_domain::rights::{Profile, Role};
-    use tdb_domain::{Finess, RespondentKind};
+/// Unix seconds at midday (UTC) of a day.
+#[cfg(feature = "lake")]
+fn midday(year: i32, month: u8, day: u8) -> Result<i64> {
+    let month = time::Month::try_from(month)?;
+    Ok(time::Date::from_calendar_date(year, month, day)?
+        .with_hms(12, 0, 0)?
+        .assume_utc()
+        .unix_timestamp())
+}
 
+#[cfg(feature = "lake")]
+async fn demo(from: PathBuf, tables: (String, String), bucket: String) -> Result<()> {
+    use std::collections::HashMap;
+    use tdb_domain::accounts::{Account, AccountId, Person, StructureRecord};
+    use tdb_domain::demo::{Stage, Steps, take_to};
+    use tdb_domain::email::EmailAddress;
+    use tdb_domain::generator::{GeneratorConfig, answer};
+    use tdb_domain::ports::{AccountStore, QuestionnaireStore, StoredQuestionnaire};
+    use tdb_domain::rights::{Profile, Role};
+    use tdb_domain::{CampaignYear, Finess, RespondentKind};
+
+    let (campaign_table, accounts_table) = tables;
+    let definitions = builtin::load(2025).context("the 2025 definition")??;
+    let (this_year, last_year) = (CampaignYear::new(2025)?, CampaignYear::new(2024)?);
     let referential: tdb_domain::Referential = serde_json::from_reader(std::io::BufReader::new(
         std::fs::File::open(from.join("referential.json")).context("referential.json")?,
     ))?;
     let config = tdb_aws::load_config().await;
-    let store =
-        tdb_aws::accounts::AccountsTable::new(aws_sdk_dynamodb::Client::new(&config), table);
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    let store = tdb_aws::accounts::AccountsTable::new(client.clone(), accounts_table);
+    let campaign = tdb_aws::dynamo::CampaignTable::new(client, campaign_table);
+
+    // The structures, as the referential's import writes them.
     let structures = StructureRecord::from_referential(&referential);
     let finess: Vec<Finess> = structures.iter().map(|s| s.finess).collect();
     let existing: std::collections::HashSet<Finess> = store
@@ -571,23 +606,100 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
         new.len()
     );
 
-    // The first OG managing at least two ESMS that answer, and its first such ESMS.
-    let og = referential
+    // This year's answers (`tdb generate`), and last year's: the same structures answering
+    // the same questionnaire (no 2024 definition is shipped: 2025's stands for it), complete.
+    let lines = std::fs::read_to_string(from.join("questionnaires.jsonl"))
+        .context("questionnaires.jsonl")?;
+    let mut answered = Vec::new();
+    for line in lines.lines() {
+        let row: serde_json::Value = serde_json::from_str(line)?;
+        let finess: Finess = serde_json::from_value(row["finess"].clone())?;
+        let kind: RespondentKind = serde_json::from_value(row["respondent"].clone())?;
+        let answers = row["answers"].as_object().cloned().unwrap_or_default();
+        answered.push((tdb_domain::Respondent { finess, kind }, answers));
+    }
+    let last = answer(
+        &definitions,
+        &referential,
+        &GeneratorConfig {
+            seed: 2024,
+            incomplete_share: 0.0,
+            incoherent_share: 0.0,
+            ..GeneratorConfig::default()
+        },
+    );
+    let previous: HashMap<Finess, _> = last
+        .iter()
+        .map(|q| (q.respondent.finess, &q.answers))
+        .collect();
+    let og_of = |respondent: &tdb_domain::Respondent| match respondent.kind {
+        RespondentKind::Og => None,
+        RespondentKind::Esms(_) => referential.og_of(&respondent.finess).map(|o| o.finess),
+    };
+
+    // The demo ESMS: one whose questionnaire, on the generic platform, can be validated as
+    // generated (so that the README's tour goes through), managed by an OG of at least two
+    // ESMS; preferably in the region with most respondents, and a nursing home (the
+    // category most structures are). Its region is the demo region.
+    let mut by_region: HashMap<tdb_domain::Region, usize> = HashMap::new();
+    for (respondent, _) in &answered {
+        if let Some(region) = respondent.finess.departement().region() {
+            *by_region.entry(region).or_default() += 1;
+        }
+    }
+    let largest = by_region
+        .iter()
+        .max_by_key(|(region, n)| (**n, std::cmp::Reverse(region.code())))
+        .map(|(region, _)| *region);
+    let validable = |respondent: &tdb_domain::Respondent,
+                     answers: &serde_json::Map<String, serde_json::Value>| {
+        let definition = definitions.for_kind(respondent.kind);
+        let parsed = definition.carry_over(respondent.kind, answers);
+        let evaluation = definition.evaluate(
+            respondent.kind,
+            &parsed,
+            previous.get(&respondent.finess).copied(),
+        );
+        evaluation.violations.is_empty()
+            && definition.parts_for(respondent.kind).all(|part| {
+                tdb_domain::workflow::obstacles(
+                    definition,
+                    &evaluation,
+                    &Default::default(),
+                    &part.id,
+                )
+                .is_empty()
+            })
+    };
+    let (og, esms) = referential
         .ogs()
-        .find(|og| {
-            referential
+        .flat_map(|og| {
+            let esms: Vec<_> = referential
                 .establishments_of(&og.finess)
                 .filter(|e| e.gets_questionnaire())
-                .count()
-                >= 2
+                .collect();
+            let managed = esms.len();
+            esms.into_iter()
+                .filter(move |_| managed >= 2)
+                .map(move |e| (og, e))
         })
-        .context("the generated referential has no OG managing two ESMS: generate more")?;
-    let esms = referential
-        .establishments_of(&og.finess)
-        .find(|e| e.gets_questionnaire())
-        .context("an ESMS of the OG")?;
+        .filter(|(_, e)| {
+            RespondentKind::Esms(e.category).platform() == tdb_domain::campaign::Platform::Generic
+                && answered
+                    .iter()
+                    .any(|(r, answers)| r.finess == e.finess && validable(r, answers))
+        })
+        .min_by_key(|(_, e)| {
+            (
+                e.region() != largest,
+                e.category != tdb_domain::Category::Ehpad,
+            )
+        })
+        .context("no OG's ESMS to validate in the generated campaign: generate more")?;
+    let region = esms.region().context("the demo ESMS' region")?;
+
+    // One demo login per role, on the demo OG, ESMS and territory.
     let departement = esms.departement();
-    let region = esms.region().context("the ESMS' region")?;
     let accounts = [
         ("national", Role::NationalAdmin),
         ("ars", Role::RegionalAdmin { region }),
@@ -619,40 +731,171 @@ async fn demo(from: PathBuf, table: String) -> Result<()> {
             },
         ),
     ];
-    println!("\nDemo logins (password for all: \"{DEMO_PASSWORD}\"):");
+    let mut ids = HashMap::new();
+    let mut logins = Vec::new();
     for (who, role) in accounts {
         let email = EmailAddress::parse(&format!("{who}@demo.tdb-esms.test"))?;
-        if store.account_by_email(&email).await?.is_none() {
-            let account = Account {
-                password_hash: Some(accounts::secrets::hash_password(DEMO_PASSWORD)),
-                ..Account::new(
-                    AccountId::from_random(accounts::secrets::random_bytes()),
-                    email.clone(),
-                    Person {
-                        last_name: "Démo".into(),
-                        first_name: who.into(),
-                        phone: None,
-                    },
-                    0,
-                )
-            };
-            store.create_account(&account, &role).await?;
-        }
+        let id = match store.account_by_email(&email).await? {
+            Some(account) => account.account.id,
+            None => {
+                let account = Account {
+                    password_hash: Some(accounts::secrets::hash_password(DEMO_PASSWORD)),
+                    ..Account::new(
+                        AccountId::from_random(accounts::secrets::random_bytes()),
+                        email.clone(),
+                        Person {
+                            last_name: "Démo".into(),
+                            first_name: who.into(),
+                            phone: None,
+                        },
+                        0,
+                    )
+                };
+                store.create_account(&account, &role).await?;
+                account.id
+            }
+        };
+        ids.insert(who, id.to_string());
         let on = match role {
             Role::NationalAdmin => "national administrator".to_string(),
-            Role::RegionalAdmin { region } => format!("ARS of region {}", region.code()),
+            Role::RegionalAdmin { region } => {
+                format!("ARS of region {} ({})", region.code(), region.name())
+            }
             Role::DepartementalAdmin { departement } => {
                 format!("CD of département {}", departement.insee_code())
             }
             Role::Ape { structure } | Role::Member { structure, .. } => {
                 let kind = match referential.establishment(&structure) {
-                    Some(e) => format!("{:?}", RespondentKind::Esms(e.category)),
+                    Some(e) => e.category.key().to_string(),
                     None => "OG".into(),
                 };
                 format!("{who} of {structure} ({kind})")
             }
         };
-        println!("  {:<40} {on}", email.as_str());
+        logins.push(format!("  {:<40} {on}", email.as_str()));
+    }
+
+    // Last year's campaign, closed: every questionnaire validated in June and checked in
+    // July, the closure recorded, the outliers' reference and the restitutions' snapshot.
+    let steps = Steps {
+        structure: "demo-structure".into(),
+        territory: ids["ars"].clone(),
+        validated_at: midday(2024, 6, 20)?,
+        reviewed_at: midday(2024, 7, 10)?,
+    };
+    let mut closed = Vec::with_capacity(last.len());
+    let mut collector = tdb_domain::outliers::PeerCollector::default();
+    for q in &last {
+        let definition = definitions.for_kind(q.respondent.kind);
+        let answers = definition.answers_to_json(&q.answers);
+        collector.add(definition, q.respondent.kind, &answers);
+        let mut stored = StoredQuestionnaire::loaded(
+            definition,
+            last_year,
+            q.respondent,
+            og_of(&q.respondent),
+            answers,
+            steps.validated_at,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        take_to(&mut stored, definition, None, Stage::Checked, &steps);
+        closed.push(stored);
+    }
+    campaign.create(&closed).await?;
+    let closed_at = midday(2024, 9, 1)?;
+    for platform in tdb_domain::campaign::Platform::ALL {
+        let mut counts = tdb_domain::progress::Counts::default();
+        for (key, c) in tdb_domain::progress::recount(&closed) {
+            if key.kind.platform() == platform {
+                counts.add(c);
+            }
+        }
+        let closure = tdb_domain::workflow::Closure {
+            by: ids["national"].clone(),
+            at: closed_at,
+            counts,
+        };
+        campaign.close(last_year, platform, &closure).await?;
+    }
+    let reference = collector.finish(last_year.value());
+    let lake = restitute::Lake::from_env(&bucket)?;
+    lake.put(
+        &validate::peers_key(last_year.value()),
+        serde_json::to_vec(&reference)?,
+    )
+    .await?;
+    let snapshot = restitute::snapshot::take(
+        &campaign,
+        &store,
+        &definitions,
+        &lake,
+        last_year,
+        restitute::SnapshotKind::Final,
+        closed_at,
+    )
+    .await?;
+    println!(
+        "campaign 2024: {} questionnaires, closed, snapshot {} in the lake",
+        closed.len(),
+        snapshot.manifest.snapshot
+    );
+
+    // This year's, in every state: validations in June, the ARS's reopenings and checks in
+    // July. The demo OG and ESMS are in progress, for the tour.
+    let steps = Steps {
+        structure: "demo-structure".into(),
+        territory: ids["ars"].clone(),
+        validated_at: midday(2025, 6, 20)?,
+        reviewed_at: midday(2025, 7, 8)?,
+    };
+    let mut current = Vec::with_capacity(answered.len());
+    let mut reached: HashMap<Stage, usize> = HashMap::new();
+    for (n, (respondent, answers)) in answered.into_iter().enumerate() {
+        let definition = definitions.for_kind(respondent.kind);
+        let mut stored = StoredQuestionnaire::loaded(
+            definition,
+            this_year,
+            respondent,
+            og_of(&respondent),
+            answers,
+            midday(2025, 6, 2)?,
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
+        let aimed = match Stage::aimed_at(n) {
+            _ if [og.finess, esms.finess].contains(&respondent.finess) => Stage::InProgress,
+            // The SAD platform collects until 31 July: no reopening or check before.
+            Stage::Reopened | Stage::Checked
+                if respondent.kind.platform() == tdb_domain::campaign::Platform::Sad =>
+            {
+                Stage::Validated
+            }
+            aimed => aimed,
+        };
+        let last = previous.get(&respondent.finess).copied();
+        let stage = take_to(&mut stored, definition, last, aimed, &steps);
+        stored.outliers = reference.outliers(respondent.kind, &stored.answers).len() as u32;
+        if respondent.finess.departement().region() == Some(region) {
+            *reached.entry(stage).or_default() += 1;
+        }
+        current.push(stored);
+    }
+    campaign.create(&current).await?;
+    let count = |stage| reached.get(&stage).copied().unwrap_or(0);
+    println!(
+        "campaign 2025: {} questionnaires; in region {} ({}): {} not started, {} in progress, {} validated, {} reopened, {} checked",
+        current.len(),
+        region.code(),
+        region.name(),
+        count(Stage::NotStarted),
+        count(Stage::InProgress),
+        count(Stage::Validated),
+        count(Stage::Reopened),
+        count(Stage::Checked),
+    );
+
+    println!("\nDemo logins (password for all: \"{DEMO_PASSWORD}\"):");
+    for line in logins {
+        println!("{line}");
     }
     Ok(())
 }

@@ -145,6 +145,32 @@ pub fn generate(
 ) -> GeneratedCampaign {
     let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
     let referential = build_referential(config, &mut rng);
+    let questionnaires = answer_with(definitions, &referential, config, &mut rng, &mut progress);
+    GeneratedCampaign {
+        referential,
+        questionnaires,
+    }
+}
+
+/// One questionnaire per respondent of `referential`, drawn from `config.seed` with
+/// `config`'s shares (its `establishments` is not read): the same structures answering
+/// another campaign, such as last year's.
+pub fn answer(
+    definitions: &CampaignDefinitions,
+    referential: &Referential,
+    config: &GeneratorConfig,
+) -> Vec<GeneratedQuestionnaire> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    answer_with(definitions, referential, config, &mut rng, &mut |_, _| {})
+}
+
+fn answer_with(
+    definitions: &CampaignDefinitions,
+    referential: &Referential,
+    config: &GeneratorConfig,
+    rng: &mut ChaCha8Rng,
+    progress: &mut impl FnMut(usize, usize),
+) -> Vec<GeneratedQuestionnaire> {
     let respondents: Vec<Respondent> = referential.respondents().collect();
     let total = respondents.len();
     let mut managed_by: HashMap<Finess, usize> = HashMap::new();
@@ -177,7 +203,7 @@ pub fn generate(
             capacity,
             managed,
             quality,
-            &mut rng,
+            rng,
         );
         questionnaires.push(GeneratedQuestionnaire {
             respondent,
@@ -188,10 +214,7 @@ pub fn generate(
             progress(n + 1, total);
         }
     }
-    GeneratedCampaign {
-        referential,
-        questionnaires,
-    }
+    questionnaires
 }
 
 /// Hands out unique FINESS numbers per département.

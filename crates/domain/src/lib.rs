@@ -8,6 +8,7 @@
 pub mod accounts;
 pub mod campaign;
 pub mod category;
+pub mod demo;
 pub mod email;
 #[cfg(feature = "fakes")]
 pub mod fakes;

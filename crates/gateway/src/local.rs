@@ -166,3 +166,144 @@ pub async fn functions(
     functions.insert("restitute".to_string(), restitute);
     Ok(functions)
 }
+
+/// The campaign functions' clock as `tdb-gateway` runs it: the system's, shifted to start
+/// at midday (UTC) of a chosen day and running from there. A demo walks the calendar
+/// (collection, fiabilisation, closure) by moving it with `PUT /_local/campaign-date`
+/// `{"date": "2025-09-01"}`; `GET` says which day it is. Local only: nothing deployed has
+/// this route, and the accounts function keeps the real time (tokens).
+#[derive(Clone, Default)]
+pub struct CampaignClock {
+    shift: std::sync::Arc<std::sync::atomic::AtomicI64>,
+}
+
+/// The route of [`CampaignClock`].
+pub const CAMPAIGN_DATE_PATH: &str = "/_local/campaign-date";
+
+impl CampaignClock {
+    /// The system clock, or shifted to midday of `date`.
+    pub fn starting(date: Option<time::Date>) -> CampaignClock {
+        let clock = CampaignClock::default();
+        if let Some(date) = date {
+            clock.set(date);
+        }
+        clock
+    }
+
+    /// From now on, it is midday of `date`.
+    pub fn set(&self, date: time::Date) {
+        let midday = date.midnight().assume_utc().unix_timestamp() + 12 * 3600;
+        let system = tdb_api::system_clock()();
+        self.shift
+            .store(midday - system, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The time the campaign functions read.
+    pub fn clock(&self) -> Clock {
+        let shift = self.shift.clone();
+        let system = tdb_api::system_clock();
+        std::sync::Arc::new(move || system() + shift.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn today(&self) -> time::Date {
+        time::OffsetDateTime::from_unix_timestamp(self.clock()())
+            .map_or(time::Date::MIN, |t| t.date())
+    }
+
+    /// `GET` and `PUT` [`CAMPAIGN_DATE_PATH`].
+    pub fn router(&self) -> Router {
+        use axum::extract::State;
+        use axum::routing::get;
+        async fn read(State(clock): State<CampaignClock>) -> axum::Json<serde_json::Value> {
+            axum::Json(serde_json::json!({ "date": iso(clock.today()) }))
+        }
+        async fn move_to(
+            State(clock): State<CampaignClock>,
+            tdb_api::JsonBody(body): tdb_api::JsonBody<serde_json::Value>,
+        ) -> Result<axum::Json<serde_json::Value>, tdb_api::ApiError> {
+            let date = body
+                .get("date")
+                .and_then(|d| d.as_str())
+                .and_then(|d| {
+                    time::Date::parse(d, time::macros::format_description!("[year]-[month]-[day]"))
+                        .ok()
+                })
+                .ok_or_else(|| tdb_api::ApiError::invalid("date", "a day like 2025-09-01"))?;
+            clock.set(date);
+            tracing::info!("the campaign functions now run on {}", iso(date));
+            Ok(read(State(clock)).await)
+        }
+        Router::new()
+            .route(CAMPAIGN_DATE_PATH, get(read).put(move_to))
+            .with_state(self.clone())
+    }
+}
+
+fn iso(date: time::Date) -> String {
+    format!(
+        "{:04}-{:02}-{:02}",
+        date.year(),
+        u8::from(date.month()),
+        date.day()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::Request;
+    use tower::ServiceExt;
+
+    async fn call(router: &Router, method: &str, body: &str) -> (u16, serde_json::Value) {
+        let response = router
+            .clone()
+            .oneshot(
+                Request::builder()
+                    .method(method)
+                    .uri(CAMPAIGN_DATE_PATH)
+                    .header("content-type", "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_campaign_date_moves_forward_for_every_reader_and_bad_dates_name_the_field() {
+        let start = time::macros::date!(2025 - 07 - 15);
+        let clock = CampaignClock::starting(Some(start));
+        let functions_clock = clock.clock();
+        let router = clock.router();
+        let midday = start.midnight().assume_utc().unix_timestamp() + 12 * 3600;
+        assert!((functions_clock() - midday).abs() < 5);
+        assert_eq!(
+            call(&router, "GET", "").await,
+            (200, serde_json::json!({"date": "2025-07-15"}))
+        );
+
+        let (status, body) = call(&router, "PUT", r#"{"date": "2025-09-01"}"#).await;
+        assert_eq!((status, body["date"].as_str()), (200, Some("2025-09-01")));
+        // The clock the functions were given before reads the new day.
+        let september = time::macros::date!(2025 - 09 - 01);
+        let midday = september.midnight().assume_utc().unix_timestamp() + 12 * 3600;
+        assert!((functions_clock() - midday).abs() < 5);
+
+        for bad in [
+            r#"{"date": "1er septembre"}"#,
+            r#"{"day": "2025-09-01"}"#,
+            "[]",
+        ] {
+            let (status, body) = call(&router, "PUT", bad).await;
+            assert_eq!(status, 400, "{bad}");
+            assert_eq!(body["error"]["field"], "date", "{bad}: {body}");
+        }
+        assert_eq!(call(&router, "GET", "").await.1["date"], "2025-09-01");
+    }
+}

@@ -33,7 +33,8 @@ struct Args {
     web_origins: Vec<String>,
     /// The day the campaign functions (collect, validate, remind) believe it is, such as
     /// `2025-06-02`: the shipped 2025 campaign's calendar is over, and a demo walks it. The
-    /// clock starts at midday (UTC) of that day and runs from there. Today when absent.
+    /// clock starts at midday (UTC) of that day and runs from there; `PUT
+    /// /_local/campaign-date` moves it. Today when absent.
     #[arg(long, value_parser = parse_date)]
     campaign_date: Option<time::Date>,
 }
@@ -44,22 +45,6 @@ fn parse_date(text: &str) -> Result<time::Date, String> {
         time::macros::format_description!("[year]-[month]-[day]"),
     )
     .map_err(|_| format!("{text:?} is not a date like 2025-06-02"))
-}
-
-/// The campaign functions' clock: the system's, or shifted so that it starts at midday of
-/// `date` and runs at the same pace.
-fn campaign_clock(date: Option<time::Date>) -> tdb_api::Clock {
-    let system = tdb_api::system_clock();
-    let Some(date) = date else {
-        return system;
-    };
-    let shift = date
-        .with_hms(12, 0, 0)
-        .expect("midday exists")
-        .assume_utc()
-        .unix_timestamp()
-        - system();
-    std::sync::Arc::new(move || system() + shift)
 }
 
 #[tokio::main]
@@ -77,6 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let aws = tdb_aws::load_config().await;
     let signing_key = std::fs::read_to_string(&args.signing_key)
         .with_context(|| format!("reading {}", args.signing_key.display()))?;
+    let clock = tdb_gateway::local::CampaignClock::starting(args.campaign_date);
     let local = tdb_gateway::local::start(
         &aws,
         tdb_gateway::local::Options {
@@ -85,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
             signing_key: &signing_key,
             base: &base,
             web_origins: &args.web_origins,
-            campaign_clock: campaign_clock(args.campaign_date),
+            campaign_clock: clock.clock(),
         },
     )
     .await?;
@@ -104,7 +90,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("the campaign functions start on {date}, midday UTC");
     }
     tracing::info!("serving on {base}");
-    axum::serve(listener, local.router)
+    axum::serve(listener, local.router.merge(clock.router()))
         .with_graceful_shutdown(shutdown())
         .await?;
     Ok(())

@@ -170,14 +170,19 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
         })
     }
 
-    /// A campaign's manifest, trusted for a minute by a warm instance. The absence of one
-    /// is trusted too for past campaigns only: a campaign's first snapshot shows at once.
+    /// A campaign's final manifest, trusted for a minute by a warm instance. The absence of
+    /// one is trusted too for past campaigns only, and a preview is read each time: the
+    /// closure's final snapshot shows at once.
     async fn manifest(&self, year: CampaignYear, past: bool) -> Result<Option<Manifest>, ApiError> {
         if let Some(manifest) = self.manifests.get(&year.value()) {
             return Ok(manifest);
         }
         let manifest = self.lake.manifest(year).await.map_err(lake_error)?;
-        if manifest.is_some() || past {
+        let last = match &manifest {
+            Some(m) => m.kind == SnapshotKind::Final.key(),
+            None => past,
+        };
+        if last {
             self.manifests.insert(year.value(), manifest.clone());
         }
         Ok(manifest)
@@ -230,15 +235,18 @@ impl<Q: QuestionnaireStore, S: AccountStore> App<Q, S> {
             .await
             .map_err(ApiError::from_store)?
             .is_some();
+        let national = caller
+            .authorize(Action::CloseCampaign, &Target::National)
+            .is_ok();
         match self.manifest(year, false).await? {
-            Some(m)
-                if closed
-                    || caller
-                        .authorize(Action::CloseCampaign, &Target::National)
-                        .is_ok() =>
-            {
-                Ok(m)
-            }
+            Some(m) if national => Ok(m),
+            Some(m) if closed && m.kind == SnapshotKind::Final.key() => Ok(m),
+            // The snapshot function takes a minute or so after the closure's event; a
+            // preview of the fiabilisation is not what structures are restituted.
+            _ if closed => Err(ApiError::conflict(
+                "snapshot_pending",
+                "the campaign is closed and its snapshot is being taken: try again in a minute",
+            )),
             _ => Err(ApiError::conflict(
                 "not_closed",
                 "restitutions open once the campaign is closed",

@@ -544,6 +544,25 @@ async fn restitutions_open_at_closure_to_whom_rights_allow_and_hide_small_groups
         )
         .await
         .unwrap();
+    // Closed, with only a preview of the fiabilisation in the lake: the structure waits for
+    // the final snapshot, which the closure's event is taking.
+    snapshot::take(
+        &w.campaign,
+        &w.accounts,
+        definitions(),
+        &w.lake,
+        year(),
+        SnapshotKind::Preview,
+        1_759_000_000,
+    )
+    .await
+    .unwrap();
+    let (status, answer) = get(&router, &own, &uri).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (409, Some("snapshot_pending")),
+        "{answer}"
+    );
     let manifest = restitute::api::on_event(
         &w.campaign,
         &w.accounts,

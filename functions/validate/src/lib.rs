@@ -701,10 +701,19 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
             }
             tracing::info!(finess = %next.respondent.finess, step = ?request.step, part = part.unwrap_or("subsidiarity"), version = next.version, "workflow step");
             let (notified, not_notified) = if request.step == Step::Reopen {
+                // The part is named when the questionnaire has several (SAD's care and aid).
+                let named = match definition.parts_for(structure.kind).count() {
+                    1 => None,
+                    _ => definition
+                        .parts()
+                        .iter()
+                        .find(|p| Some(p.id.as_str()) == part)
+                        .map(|p| p.label.as_str()),
+                };
                 let outcome = self
                     .notify_reopening(
                         &read.structure,
-                        part.unwrap_or_default(),
+                        named,
                         reason.as_deref().unwrap_or_default(),
                     )
                     .await;
@@ -763,7 +772,7 @@ impl<Q: QuestionnaireStore, S: AccountStore, M: Mailer, L: Lake> App<Q, S, M, L>
     async fn notify_reopening(
         &self,
         structure: &StructureRecord,
-        part: &str,
+        part: Option<&str>,
         reason: &str,
     ) -> Option<(usize, usize)> {
         let members = match self.accounts.members(structure.finess).await {

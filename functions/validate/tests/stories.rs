@@ -706,6 +706,8 @@ async fn a_reopening_is_emailed_to_the_structure_in_french() {
             "{text}"
         );
         assert!(text.contains("Bonjour"), "{text}");
+        // An EHPAD's questionnaire has one part: no part is named.
+        assert!(!text.contains("partie"), "{text}");
     }
     assert!(
         tdb_testkit::messages_to(&w.email("lect")).await.is_empty(),
